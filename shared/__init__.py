@@ -1,0 +1,70 @@
+"""The project's common library: settings, logs, errors, database, internal credential, health and
+metrics. No business logic lives here."""
+
+from shared._app import create_service_app
+from shared._database import Database, async_database_url, is_sqlite
+from shared._exceptions import (
+    BadGatewayError,
+    BadRequestError,
+    ConflictError,
+    ForbiddenError,
+    GatewayTimeoutError,
+    NotFoundError,
+    ProblemError,
+    ServiceUnavailableError,
+    SettingsError,
+    TooManyRequestsError,
+    UnauthorizedError,
+    UnprocessableError,
+)
+from shared._health import ReadinessCheck
+from shared._http import internal_client
+from shared._internal import (
+    INTERNAL_TOKEN_HEADER,
+    PUBLIC_ROUTE,
+    USER_EMAIL_HEADER,
+    USER_ID_HEADER,
+    internal_token_matches,
+)
+from shared._logging import configure_logging, get_logger
+from shared._migrations import run_alembic_env, upgrade_database
+from shared._problems import PROBLEM_MEDIA_TYPE, problem_response
+from shared._request_id import REQUEST_ID_HEADER, current_request_id
+from shared._serve import run_service
+from shared._settings import load_settings
+
+__all__ = [
+    "INTERNAL_TOKEN_HEADER",
+    "PROBLEM_MEDIA_TYPE",
+    "PUBLIC_ROUTE",
+    "REQUEST_ID_HEADER",
+    "USER_EMAIL_HEADER",
+    "USER_ID_HEADER",
+    "BadGatewayError",
+    "BadRequestError",
+    "ConflictError",
+    "Database",
+    "ForbiddenError",
+    "GatewayTimeoutError",
+    "NotFoundError",
+    "ProblemError",
+    "ReadinessCheck",
+    "ServiceUnavailableError",
+    "SettingsError",
+    "TooManyRequestsError",
+    "UnauthorizedError",
+    "UnprocessableError",
+    "async_database_url",
+    "configure_logging",
+    "create_service_app",
+    "current_request_id",
+    "get_logger",
+    "internal_client",
+    "internal_token_matches",
+    "is_sqlite",
+    "load_settings",
+    "problem_response",
+    "run_alembic_env",
+    "run_service",
+    "upgrade_database",
+]

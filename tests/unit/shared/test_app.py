@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import pytest
+from litestar import get
+from litestar.params import FromPath
+from litestar.testing import AsyncTestClient
+
+from shared import (
+    INTERNAL_TOKEN_HEADER,
+    PROBLEM_MEDIA_TYPE,
+    REQUEST_ID_HEADER,
+    Database,
+    NotFoundError,
+    create_service_app,
+)
+
+
+@get("/things/{thing_id:int}")
+async def get_thing(thing_id: FromPath[int]) -> dict[str, int]:
+    if thing_id != 1:
+        raise NotFoundError("No such thing.")
+    return {"id": thing_id}
+
+
+@pytest.fixture
+def app(database_url: str):  # type: ignore[no-untyped-def]
+    return create_service_app(
+        service="test",
+        route_handlers=[get_thing],
+        internal_token="s3cret-token",
+        database=Database(database_url),
+    )
+
+
+async def test_private_route_without_internal_credential_is_refused(app) -> None:  # type: ignore[no-untyped-def]
+    async with AsyncTestClient(app) as client:
+        response = await client.get("/things/1")
+    assert response.status_code == 401
+    assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
+    assert response.json()["status"] == 401
+
+
+async def test_private_route_with_wrong_internal_credential_is_refused(app) -> None:  # type: ignore[no-untyped-def]
+    async with AsyncTestClient(app) as client:
+        response = await client.get("/things/1", headers={INTERNAL_TOKEN_HEADER: "s3cret-tokeX"})
+    assert response.status_code == 401
+
+
+async def test_private_route_with_internal_credential_answers(app) -> None:  # type: ignore[no-untyped-def]
+    async with AsyncTestClient(app) as client:
+        response = await client.get("/things/1", headers={INTERNAL_TOKEN_HEADER: "s3cret-token"})
+    assert response.status_code == 200
+    assert response.json() == {"id": 1}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [("GET", "/nowhere", 404), ("DELETE", "/things/1", 405), ("GET", "/things/abc", 404),
+     ("GET", "/things/2", 404)],
+)
+async def test_errors_are_problem_json_with_request_id(app, method: str, path: str, status: int) -> None:  # type: ignore[no-untyped-def]
+    async with AsyncTestClient(app) as client:
+        response = await client.request(
+            method, path, headers={INTERNAL_TOKEN_HEADER: "s3cret-token", REQUEST_ID_HEADER: "abc-123"}
+        )
+    assert response.status_code == status
+    assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
+    body = response.json()
+    assert body["status"] == status
+    assert body["request_id"] == "abc-123"
+    assert response.headers[REQUEST_ID_HEADER] == "abc-123"
+    assert {"type", "title", "detail"} <= body.keys()
+
+
+async def test_unsafe_request_id_is_replaced(app) -> None:  # type: ignore[no-untyped-def]
+    async with AsyncTestClient(app) as client:
+        response = await client.get("/healthz", headers={REQUEST_ID_HEADER: "bad id\nwith newline"})
+    assert response.headers[REQUEST_ID_HEADER] != "bad id\nwith newline"
+    assert len(response.headers[REQUEST_ID_HEADER]) == 32
+
+
+async def test_health_ready_and_metrics_answer_without_credential(app) -> None:  # type: ignore[no-untyped-def]
+    async with AsyncTestClient(app) as client:
+        assert (await client.get("/healthz")).json() == {"status": "ok"}
+        ready = await client.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json()["checks"] == {"database": "ok"}
+        await client.get("/things/1", headers={INTERNAL_TOKEN_HEADER: "s3cret-token"})
+        metrics = await client.get("/metrics")
+    assert metrics.status_code == 200
+    assert "http_requests_total" in metrics.text
