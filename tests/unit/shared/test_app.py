@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from litestar import get
+from litestar import Litestar, get
 from litestar.params import FromPath
 from litestar.testing import AsyncTestClient
 
@@ -23,7 +23,7 @@ async def get_thing(thing_id: FromPath[int]) -> dict[str, int]:
 
 
 @pytest.fixture
-def app(database_url: str):  # type: ignore[no-untyped-def]
+def app(database_url: str) -> Litestar:
     return create_service_app(
         service="test",
         route_handlers=[get_thing],
@@ -32,7 +32,7 @@ def app(database_url: str):  # type: ignore[no-untyped-def]
     )
 
 
-async def test_private_route_without_internal_credential_is_refused(app) -> None:  # type: ignore[no-untyped-def]
+async def test_private_route_without_internal_credential_is_refused(app: Litestar) -> None:
     async with AsyncTestClient(app) as client:
         response = await client.get("/things/1")
     assert response.status_code == 401
@@ -40,13 +40,13 @@ async def test_private_route_without_internal_credential_is_refused(app) -> None
     assert response.json()["status"] == 401
 
 
-async def test_private_route_with_wrong_internal_credential_is_refused(app) -> None:  # type: ignore[no-untyped-def]
+async def test_private_route_with_wrong_internal_credential_is_refused(app: Litestar) -> None:
     async with AsyncTestClient(app) as client:
         response = await client.get("/things/1", headers={INTERNAL_TOKEN_HEADER: "s3cret-tokeX"})
     assert response.status_code == 401
 
 
-async def test_private_route_with_internal_credential_answers(app) -> None:  # type: ignore[no-untyped-def]
+async def test_private_route_with_internal_credential_answers(app: Litestar) -> None:
     async with AsyncTestClient(app) as client:
         response = await client.get("/things/1", headers={INTERNAL_TOKEN_HEADER: "s3cret-token"})
     assert response.status_code == 200
@@ -55,13 +55,21 @@ async def test_private_route_with_internal_credential_answers(app) -> None:  # t
 
 @pytest.mark.parametrize(
     ("method", "path", "status"),
-    [("GET", "/nowhere", 404), ("DELETE", "/things/1", 405), ("GET", "/things/abc", 404),
-     ("GET", "/things/2", 404)],
+    [
+        ("GET", "/nowhere", 404),
+        ("DELETE", "/things/1", 405),
+        ("GET", "/things/abc", 404),
+        ("GET", "/things/2", 404),
+    ],
 )
-async def test_errors_are_problem_json_with_request_id(app, method: str, path: str, status: int) -> None:  # type: ignore[no-untyped-def]
+async def test_errors_are_problem_json_with_request_id(
+    app: Litestar, method: str, path: str, status: int
+) -> None:
     async with AsyncTestClient(app) as client:
         response = await client.request(
-            method, path, headers={INTERNAL_TOKEN_HEADER: "s3cret-token", REQUEST_ID_HEADER: "abc-123"}
+            method,
+            path,
+            headers={INTERNAL_TOKEN_HEADER: "s3cret-token", REQUEST_ID_HEADER: "abc-123"},
         )
     assert response.status_code == status
     assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
@@ -72,14 +80,14 @@ async def test_errors_are_problem_json_with_request_id(app, method: str, path: s
     assert {"type", "title", "detail"} <= body.keys()
 
 
-async def test_unsafe_request_id_is_replaced(app) -> None:  # type: ignore[no-untyped-def]
+async def test_unsafe_request_id_is_replaced(app: Litestar) -> None:
     async with AsyncTestClient(app) as client:
         response = await client.get("/healthz", headers={REQUEST_ID_HEADER: "bad id\nwith newline"})
     assert response.headers[REQUEST_ID_HEADER] != "bad id\nwith newline"
     assert len(response.headers[REQUEST_ID_HEADER]) == 32
 
 
-async def test_health_ready_and_metrics_answer_without_credential(app) -> None:  # type: ignore[no-untyped-def]
+async def test_health_ready_and_metrics_answer_without_credential(app: Litestar) -> None:
     async with AsyncTestClient(app) as client:
         assert (await client.get("/healthz")).json() == {"status": "ok"}
         ready = await client.get("/readyz")
