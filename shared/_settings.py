@@ -27,6 +27,8 @@ def env_name(field: msgspec.structs.FieldInfo) -> str:
 
 def _is_sequence(annotation: Any) -> bool:
     origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _is_sequence(typing.get_args(annotation)[0])
     if origin in (list, tuple, frozenset, set):
         return True
     if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
@@ -41,7 +43,8 @@ def load_settings(cls: type[SettingsT], environ: Mapping[str, str] | None = None
         SettingsError: one line naming the first missing or malformed variable.
     """
     environ = os.environ if environ is None else environ
-    hints = typing.get_type_hints(cls)
+    # Extras kept: msgspec.Meta constraints (ge=, pattern=) are checked by convert below.
+    hints = typing.get_type_hints(cls, include_extras=True)
     values: dict[str, Any] = {}
     for field in msgspec.structs.fields(cls):
         name = env_name(field)
