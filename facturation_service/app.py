@@ -9,7 +9,7 @@ from typing import Any
 from litestar import Litestar
 from litestar.types import ControllerRouterHandler
 
-from facturation_service import routes
+from facturation_service import invoice_routes, routes, webhooks, worker
 from facturation_service.auth_client import AuthClient
 from facturation_service.catalog import Catalog, load_catalog
 from facturation_service.customers import UserLocks
@@ -22,11 +22,15 @@ __all__ = ["create_app", "load"]
 Lifespan = Callable[[Litestar], AbstractAsyncContextManager[Any]]
 
 # Each part of the service adds its handlers and background tasks to these two lists.
-ROUTE_HANDLERS: Sequence[ControllerRouterHandler] = [*routes.ROUTE_HANDLERS]
+ROUTE_HANDLERS: Sequence[ControllerRouterHandler] = [
+    *routes.ROUTE_HANDLERS,
+    *webhooks.ROUTE_HANDLERS,
+    *invoice_routes.ROUTE_HANDLERS,
+]
 
 
 def lifespans() -> list[Lifespan]:
-    return [clients]
+    return [clients, worker.webhook_worker]
 
 
 @asynccontextmanager

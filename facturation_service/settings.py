@@ -27,6 +27,17 @@ class FacturationSettings(msgspec.Struct, frozen=True, kw_only=True, rename="upp
     checkout_default_return_path: str = "/checkout/return?session_id={CHECKOUT_SESSION_ID}"
     catalog_path: str = ""
     """A JSON catalog file; empty means the packaged demo catalog."""
+    # --- webhooks (issue 4) ---
+    facturation_webhook_worker: bool = True
+    """Run the background worker that applies journaled events in this process."""
+    facturation_webhook_poll_seconds: float = 1.0
+    facturation_webhook_concurrency: int = 4
+    facturation_webhook_max_attempts: int = 8
+    facturation_webhook_retry_base_seconds: float = 2.0
+    facturation_webhook_lease_seconds: float = 60.0
+    """After this long, an event a crashed worker left ``processing`` is taken again."""
+    facturation_refetch_invoices: bool = False
+    """Read each invoice from Stripe instead of trusting the event's snapshot."""
 
     @property
     def stripe_api_key(self) -> str:

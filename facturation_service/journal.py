@@ -1,0 +1,260 @@
+"""The webhook journal: every verified Stripe event stored once by its id, then claimed, processed
+and marked by the worker.
+
+An event's life: ``pending`` → ``processing`` (claimed, under a lease) → ``processed`` |
+``ignored`` | back to ``pending`` with a later ``next_attempt_at`` after a failure | ``failed``
+once its attempts are spent. An event left ``processing`` by a crash is claimed again when its
+lease has run out.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import msgspec
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from facturation_service.models import WebhookEvent, utcnow
+
+__all__ = [
+    "ClaimedEvent",
+    "EventEnvelope",
+    "EventStatus",
+    "claim_events",
+    "finish_event",
+    "finish_event_as",
+    "list_events",
+    "oldest_unprocessed_received_at",
+    "record_event",
+    "record_failure",
+    "replay_event",
+]
+
+_MAX_ERROR_LENGTH = 2000
+
+
+class EventStatus(StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    PROCESSED = "processed"
+    FAILED = "failed"
+    IGNORED = "ignored"
+
+
+class EventEnvelope(msgspec.Struct):
+    """The fields of a Stripe event the journal needs; every other field is accepted and kept in
+    the raw payload."""
+
+    id: str
+    type: str
+    created: int
+    livemode: bool = False
+    api_version: str | None = None
+
+
+class ClaimedEvent(msgspec.Struct, frozen=True):
+    id: str
+    type: str
+    created: int
+    payload: str
+    attempts: int
+    claim_token: str
+
+
+def _insert(session: AsyncSession) -> Any:
+    """The dialect's INSERT, which knows ON CONFLICT."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(WebhookEvent)
+    return sqlite.insert(WebhookEvent)
+
+
+async def record_event(
+    session: AsyncSession, envelope: EventEnvelope, payload: str, *, handled: bool
+) -> bool:
+    """Store the event once; ``False`` when this id was already journaled. Commits."""
+    now = utcnow()
+    statement = (
+        _insert(session)
+        .values(
+            id=envelope.id,
+            type=envelope.type,
+            api_version=envelope.api_version,
+            created=envelope.created,
+            livemode=envelope.livemode,
+            payload=payload,
+            received_at=now,
+            status=EventStatus.PENDING if handled else EventStatus.IGNORED,
+            attempts=0,
+            next_attempt_at=now,
+            processed_at=None if handled else now,
+        )
+        .on_conflict_do_nothing(index_elements=["id"])
+        .returning(WebhookEvent.id)
+    )
+    inserted = (await session.execute(statement)).scalar_one_or_none()
+    await session.commit()
+    return inserted is not None
+
+
+async def claim_events(
+    session: AsyncSession, *, limit: int, lease: timedelta, now: datetime | None = None
+) -> list[ClaimedEvent]:
+    """Take up to ``limit`` due events for this worker. Commits.
+
+    PostgreSQL skips rows another replica is claiming (``FOR UPDATE SKIP LOCKED``); SQLite runs
+    the whole UPDATE under its single write lock, so one statement is as safe there.
+    """
+    now = now or utcnow()
+    due = or_(
+        and_(WebhookEvent.status == EventStatus.PENDING, WebhookEvent.next_attempt_at <= now),
+        and_(WebhookEvent.status == EventStatus.PROCESSING, WebhookEvent.locked_until < now),
+    )
+    candidates = (
+        select(WebhookEvent.id)
+        .where(due)
+        .order_by(WebhookEvent.next_attempt_at, WebhookEvent.created)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    token = secrets.token_hex(16)
+    statement = (
+        update(WebhookEvent)
+        .where(WebhookEvent.id.in_(candidates.scalar_subquery()), due)
+        .values(
+            status=EventStatus.PROCESSING,
+            attempts=WebhookEvent.attempts + 1,
+            locked_until=now + lease,
+            claim_token=token,
+        )
+        .returning(
+            WebhookEvent.id,
+            WebhookEvent.type,
+            WebhookEvent.created,
+            WebhookEvent.payload,
+            WebhookEvent.attempts,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    rows = (await session.execute(statement)).all()
+    await session.commit()
+    return [
+        ClaimedEvent(
+            id=row.id,
+            type=row.type,
+            created=row.created,
+            payload=row.payload,
+            attempts=row.attempts,
+            claim_token=token,
+        )
+        for row in rows
+    ]
+
+
+async def finish_event(session: AsyncSession, event: ClaimedEvent, status: EventStatus) -> bool:
+    """Mark the event done inside the transaction that applied it, so both commit or neither.
+
+    ``False`` when the lease was lost to another worker: the caller rolls back.
+    """
+    now = utcnow()
+    statement = (
+        update(WebhookEvent)
+        .where(WebhookEvent.id == event.id, WebhookEvent.claim_token == event.claim_token)
+        .values(status=status, processed_at=now, locked_until=None, claim_token=None)
+        .returning(WebhookEvent.id)
+        .execution_options(synchronize_session=False)
+    )
+    return (await session.execute(statement)).scalar_one_or_none() is not None
+
+
+async def finish_event_as(session: AsyncSession, event_id: str, status: EventStatus) -> None:
+    """Correct the outcome of an event finished earlier in the same transaction."""
+    await session.execute(
+        update(WebhookEvent)
+        .where(WebhookEvent.id == event_id)
+        .values(status=status)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def record_failure(
+    session: AsyncSession, event: ClaimedEvent, error: str, *, retry_at: datetime | None
+) -> None:
+    """Keep the error on the event; back to ``pending`` until ``retry_at``, else ``failed``."""
+    values: dict[str, Any] = {
+        "last_error": error[:_MAX_ERROR_LENGTH],
+        "locked_until": None,
+        "claim_token": None,
+    }
+    if retry_at is None:
+        values.update(status=EventStatus.FAILED, processed_at=utcnow())
+    else:
+        values.update(status=EventStatus.PENDING, next_attempt_at=retry_at)
+    await session.execute(
+        update(WebhookEvent)
+        .where(WebhookEvent.id == event.id, WebhookEvent.claim_token == event.claim_token)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    await session.commit()
+
+
+async def replay_event(session: AsyncSession, event_id: str) -> WebhookEvent | None:
+    """Queue a stored event again with a fresh attempt budget. Commits.
+
+    ``None`` when no such event exists or a worker holds it right now.
+    """
+    now = utcnow()
+    busy = and_(WebhookEvent.status == EventStatus.PROCESSING, WebhookEvent.locked_until >= now)
+    statement = (
+        update(WebhookEvent)
+        .where(WebhookEvent.id == event_id, ~busy)
+        .values(
+            status=EventStatus.PENDING,
+            attempts=0,
+            next_attempt_at=now,
+            processed_at=None,
+            locked_until=None,
+            claim_token=None,
+        )
+        .returning(WebhookEvent)
+        .execution_options(synchronize_session=False)
+    )
+    event = (await session.execute(statement)).scalar_one_or_none()
+    await session.commit()
+    return event
+
+
+async def get_event(session: AsyncSession, event_id: str) -> WebhookEvent | None:
+    return await session.get(WebhookEvent, event_id)
+
+
+async def list_events(
+    session: AsyncSession,
+    *,
+    status: EventStatus | None = None,
+    type_: str | None = None,
+    limit: int = 50,
+) -> list[WebhookEvent]:
+    """Newest received first."""
+    query = select(WebhookEvent).order_by(WebhookEvent.received_at.desc(), WebhookEvent.id.desc())
+    if status is not None:
+        query = query.where(WebhookEvent.status == status)
+    if type_ is not None:
+        query = query.where(WebhookEvent.type == type_)
+    return list((await session.scalars(query.limit(limit))).all())
+
+
+async def oldest_unprocessed_received_at(session: AsyncSession) -> datetime | None:
+    """When the oldest event still waiting (pending or in progress) arrived."""
+    query = select(func.min(WebhookEvent.received_at)).where(
+        WebhookEvent.status.in_([EventStatus.PENDING, EventStatus.PROCESSING])
+    )
+    value: datetime | None = (await session.execute(query)).scalar_one_or_none()
+    if value is not None and value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value

@@ -1,0 +1,68 @@
+"""The facturation app set up for webhook tests: signing secrets, a fast worker, and helpers to
+post signed events and read the journal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import func, select
+
+from facturation_service.models import Invoice, WebhookEvent
+from facturation_service.settings import FacturationSettings
+from shared import Database
+from tests.support import stripe_events
+
+INTERNAL_TOKEN = "unit-internal-token"
+OLD_WEBHOOK_SECRET = "whsec_test_rotated_out_0123456789abcdef"
+
+
+def webhook_settings(database_url: str, **overrides: Any) -> FacturationSettings:
+    values: dict[str, Any] = {
+        "facturation_database_url": database_url,
+        "internal_token": INTERNAL_TOKEN,
+        "stripe_secret_key": "sk_test_unit",
+        "stripe_api_base": "https://stripe.test",
+        "stripe_webhook_secret": [stripe_events.WEBHOOK_SECRET, OLD_WEBHOOK_SECRET],
+        "facturation_webhook_poll_seconds": 0.05,
+        "facturation_webhook_retry_base_seconds": 0.01,
+        "facturation_webhook_lease_seconds": 30.0,
+    }
+    values.update(overrides)
+    return FacturationSettings(**values)
+
+
+async def post_event(
+    client: AsyncTestClient[Litestar],
+    event: dict[str, Any],
+    *,
+    secret: str = stripe_events.WEBHOOK_SECRET,
+    timestamp: int | None = None,
+) -> Any:
+    body, headers = stripe_events.signed_request(event, secret, timestamp=timestamp)
+    return await client.post("/webhooks/stripe", content=body, headers=headers)
+
+
+async def count_events(database: Database, event_id: str | None = None) -> int:
+    query = select(func.count()).select_from(WebhookEvent)
+    if event_id is not None:
+        query = query.where(WebhookEvent.id == event_id)
+    async with database.sessionmaker() as session:
+        return int((await session.execute(query)).scalar_one())
+
+
+async def get_event(database: Database, event_id: str) -> WebhookEvent | None:
+    async with database.sessionmaker() as session:
+        return await session.get(WebhookEvent, event_id)
+
+
+async def get_invoice(database: Database, invoice_id: str) -> Invoice | None:
+    async with database.sessionmaker() as session:
+        return await session.get(Invoice, invoice_id)
+
+
+async def count_invoices(database: Database) -> int:
+    async with database.sessionmaker() as session:
+        query = select(func.count()).select_from(Invoice)
+        return int((await session.execute(query)).scalar_one())
