@@ -8,8 +8,8 @@ from typing import Annotated
 
 from litestar import Request, Response, get, post, put
 from litestar.datastructures import State
-from litestar.di import Provide
-from litestar.params import Parameter
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from facturation_service import checkout, customers
@@ -75,13 +75,15 @@ _with_user = {"identity": Provide(provide_identity), "services": Provide(provide
 
 
 @get("/products", dependencies={"services": Provide(provide_services)})
-async def list_products(services: Services) -> ProductList:
+async def list_products(services: NamedDependency[Services]) -> ProductList:
     return ProductList(products=services.catalog.products)
 
 
 @post("/basket/validate", dependencies=_with_user, status_code=HTTP_200_OK)
 async def validate_basket(
-    data: BasketRequest, identity: Identity, services: Services
+    data: JSONBody[BasketRequest],
+    identity: NamedDependency[Identity],
+    services: NamedDependency[Services],
 ) -> BasketResponse:
     basket = price_basket(services.catalog, data.items)
     user: AuthUser = await services.auth.get_user(identity.user_id)
@@ -95,7 +97,9 @@ async def validate_basket(
 
 
 @post("/billing/customer", dependencies=_with_user)
-async def create_customer(identity: Identity, services: Services) -> Response[CustomerResponse]:
+async def create_customer(
+    identity: NamedDependency[Identity], services: NamedDependency[Services]
+) -> Response[CustomerResponse]:
     ensured = await customers.ensure_customer(
         services.database,
         services.stripe,
@@ -111,7 +115,9 @@ async def create_customer(identity: Identity, services: Services) -> Response[Cu
 
 @put("/users/me/stripe-customer", dependencies=_with_user)
 async def store_stripe_customer(
-    data: StripeCustomerUpdate, identity: Identity, services: Services
+    data: JSONBody[StripeCustomerUpdate],
+    identity: NamedDependency[Identity],
+    services: NamedDependency[Services],
 ) -> CustomerResponse:
     await customers.confirm_customer_in_auth(
         services.database, services.auth, identity.user_id, data.user_stripe_id
@@ -121,7 +127,9 @@ async def store_stripe_customer(
 
 @post("/billing/checkout-sessions", dependencies=_with_user)
 async def create_checkout_session(
-    data: CheckoutRequest, identity: Identity, services: Services
+    data: JSONBody[CheckoutRequest],
+    identity: NamedDependency[Identity],
+    services: NamedDependency[Services],
 ) -> Response[CheckoutResponse]:
     basket = price_basket(services.catalog, data.items)
     return_url = checkout.checkout_return_url(
@@ -154,9 +162,9 @@ async def create_checkout_session(
 
 @get("/billing/checkout-sessions/{checkout_id:str}", dependencies=_with_user)
 async def get_checkout_session(
-    checkout_id: Annotated[str, Parameter(max_length=255)],
-    identity: Identity,
-    services: Services,
+    checkout_id: Annotated[FromPath[str], Parameter(max_length=255)],
+    identity: NamedDependency[Identity],
+    services: NamedDependency[Services],
 ) -> CheckoutStatus:
     return await checkout.checkout_status(
         services.database, services.stripe, user_id=identity.user_id, checkout_id=checkout_id
