@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 
+from argon2 import PasswordHasher
 from litestar import Litestar
 from sqlalchemy import delete
 
@@ -89,12 +90,19 @@ def create_app(settings: AuthSettings | None = None) -> Litestar:
         max_attempts_per_address=settings.login_max_attempts_per_address,
         window_seconds=settings.login_rate_window_seconds,
     )
+    passwords = Passwords(
+        PasswordHasher(
+            time_cost=settings.argon2_time_cost,
+            memory_cost=settings.argon2_memory_kib,
+            parallelism=settings.argon2_parallelism,
+        )
+    )
     return create_service_app(
         service=SERVICE,
         route_handlers=route_handlers,
         internal_token=settings.internal_token,
         database=database,
-        state={"passwords": Passwords(), "tokens": tokens, "login_rate_limiter": limiter},
+        state={"passwords": passwords, "tokens": tokens, "login_rate_limiter": limiter},
         dependencies=dependencies,
         lifespan=[_housekeeping(database, limiter)],
     )

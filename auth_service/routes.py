@@ -8,8 +8,8 @@ from typing import Any
 
 from litestar import Request, Response, get, post, put
 from litestar.datastructures import State
-from litestar.di import Provide
-from litestar.params import FromPath
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service.passwords import MAX_PASSWORD_LENGTH, Passwords
@@ -36,17 +36,17 @@ __all__ = ["dependencies", "route_handlers"]
 
 
 async def provide_passwords(state: State) -> Passwords:
-    passwords: Passwords = state.passwords
+    passwords: NamedDependency[Passwords] = state.passwords
     return passwords
 
 
 async def provide_tokens(state: State) -> Tokens:
-    tokens: Tokens = state.tokens
+    tokens: NamedDependency[Tokens] = state.tokens
     return tokens
 
 
 async def provide_limiter(state: State) -> LoginRateLimiter:
-    limiter: LoginRateLimiter = state.login_rate_limiter
+    limiter: NamedDependency[LoginRateLimiter] = state.login_rate_limiter
     return limiter
 
 
@@ -70,7 +70,9 @@ def client_address(request: Request[Any, Any, Any]) -> str:
 
 @post("/auth/register", status_code=201)
 async def register(
-    data: RegisterRequest, db_session: AsyncSession, passwords: Passwords
+    data: JSONBody[RegisterRequest],
+    db_session: NamedDependency[AsyncSession],
+    passwords: NamedDependency[Passwords],
 ) -> UserResponse:
     user = await register_user(
         db_session, passwords, email=data.email, password=data.password, name=data.name
@@ -81,11 +83,11 @@ async def register(
 @post("/auth/login", status_code=200)
 async def login(
     request: Request[Any, Any, Any],
-    data: LoginRequest,
-    db_session: AsyncSession,
-    passwords: Passwords,
-    tokens: Tokens,
-    limiter: LoginRateLimiter,
+    data: JSONBody[LoginRequest],
+    db_session: NamedDependency[AsyncSession],
+    passwords: NamedDependency[Passwords],
+    tokens: NamedDependency[Tokens],
+    limiter: NamedDependency[LoginRateLimiter],
 ) -> TokenResponse:
     email = normalise_email(data.email)
     await limiter.record_address_attempt(client_address(request))
@@ -102,19 +104,21 @@ async def login(
 
 
 @post("/auth/logout", status_code=204)
-async def logout(request: Request[Any, Any, Any], tokens: Tokens) -> None:
+async def logout(request: Request[Any, Any, Any], tokens: NamedDependency[Tokens]) -> None:
     # An already revoked token may log out again: logout is idempotent.
     claims = tokens.decode(bearer_token(request.headers.getall("authorization", [])))
     await tokens.revoke(claims)
 
 
 @get("/auth/jwks.json")
-async def jwks(tokens: Tokens) -> Response[dict[str, Any]]:
+async def jwks(tokens: NamedDependency[Tokens]) -> Response[dict[str, Any]]:
     return Response(tokens.keys.jwks(), headers={"Cache-Control": "public, max-age=300"})
 
 
 @get("/users/me")
-async def me(request: Request[Any, Any, Any], db_session: AsyncSession) -> UserResponse:
+async def me(
+    request: Request[Any, Any, Any], db_session: NamedDependency[AsyncSession]
+) -> UserResponse:
     user_id = request.headers.get(USER_ID_HEADER)
     if not user_id:
         raise UnauthorizedError(f"This route needs the caller's identity ({USER_ID_HEADER}).")
@@ -123,7 +127,7 @@ async def me(request: Request[Any, Any, Any], db_session: AsyncSession) -> UserR
 
 @get("/internal/v1/tokens/check")
 async def check_token(
-    request: Request[Any, Any, Any], tokens: Tokens
+    request: Request[Any, Any, Any], tokens: NamedDependency[Tokens]
 ) -> Response[TokenCheckResponse]:
     claims = await tokens.verify(bearer_token(request.headers.getall("authorization", [])))
     return Response(
@@ -135,13 +139,17 @@ async def check_token(
 
 
 @get("/internal/v1/users/{user_id:str}")
-async def internal_user(user_id: FromPath[str], db_session: AsyncSession) -> UserResponse:
+async def internal_user(
+    user_id: FromPath[str], db_session: NamedDependency[AsyncSession]
+) -> UserResponse:
     return UserResponse.of(await get_user(db_session, user_id))
 
 
 @put("/internal/v1/users/{user_id:str}/stripe-customer")
 async def put_stripe_customer(
-    user_id: FromPath[str], data: StripeCustomerRequest, db_session: AsyncSession
+    user_id: FromPath[str],
+    data: JSONBody[StripeCustomerRequest],
+    db_session: NamedDependency[AsyncSession],
 ) -> UserResponse:
     return UserResponse.of(await set_user_stripe_id(db_session, user_id, data.user_stripe_id))
 

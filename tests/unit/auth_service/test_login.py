@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+import jwt
+from argon2 import PasswordHasher
+from litestar.testing import AsyncTestClient
+
+from auth_service.passwords import Passwords
+from shared import PROBLEM_MEDIA_TYPE
+from tests.unit.auth_service.conftest import CHEAP_HASHER, PASSWORD, login, register
+from tests.unit.auth_service.tokens_support import AUDIENCE, ISSUER
+
+
+async def test_login_returns_a_bearer_token_signed_with_the_published_key(
+    client: AsyncTestClient[Any],
+) -> None:
+    user = (await register(client)).json()
+    before = int(time.time())
+    response = await login(client)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["token_type"] == "bearer"
+    assert body["expires_in"] == 900
+
+    jwks = (await client.get("/auth/jwks.json")).json()
+    [jwk] = jwks["keys"]
+    header = jwt.get_unverified_header(body["access_token"])
+    assert header["alg"] == "EdDSA"
+    assert header["kid"] == jwk["kid"]
+    public_key = jwt.PyJWK(jwk).key
+    claims = jwt.decode(
+        body["access_token"], public_key, algorithms=["EdDSA"], audience=AUDIENCE, issuer=ISSUER
+    )
+    assert claims["sub"] == user["id"]
+    assert claims["email"] == "ada@example.com"
+    assert before <= claims["iat"] <= claims["exp"] - 900 + 1
+    assert len(claims["jti"]) >= 32
+
+
+async def test_each_login_gets_its_own_token_id(client: AsyncTestClient[Any]) -> None:
+    await register(client)
+    first = jwt.decode(
+        (await login(client)).json()["access_token"], options={"verify_signature": False}
+    )
+    second = jwt.decode(
+        (await login(client)).json()["access_token"], options={"verify_signature": False}
+    )
+    assert first["jti"] != second["jti"]
+
+
+async def test_login_normalises_the_email(client: AsyncTestClient[Any]) -> None:
+    await register(client)
+    assert (await login(client, email="  ADA@Example.com ")).status_code == 200
+
+
+async def test_wrong_password_and_unknown_email_get_the_same_401(
+    client: AsyncTestClient[Any],
+) -> None:
+    await register(client)
+    wrong_password = await login(client, password="not the password")
+    unknown_email = await login(client, email="nobody@example.com")
+    for response in (wrong_password, unknown_email):
+        assert response.status_code == 401
+        assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
+        assert "access_token" not in response.text
+    assert wrong_password.json()["detail"] == unknown_email.json()["detail"]
+
+
+async def test_an_oversized_password_is_refused_without_hashing_it(
+    client: AsyncTestClient[Any],
+) -> None:
+    await register(client)
+    response = await login(client, password=PASSWORD + "x" * 2000)
+    assert response.status_code == 401
+
+
+async def test_an_unknown_user_costs_as_much_time_as_a_wrong_password() -> None:
+    # Costly enough that the hash, not scheduling noise, dominates each measurement.
+    passwords = Passwords(PasswordHasher(time_cost=2, memory_cost=8192, parallelism=1))
+    stored = await passwords.hash(PASSWORD)
+
+    async def timed(password_hash: str | None) -> float:
+        started = time.perf_counter()
+        assert not await passwords.verify(password_hash, "a wrong password")
+        return time.perf_counter() - started
+
+    wrong = statistics.median([await timed(stored) for _ in range(15)])
+    unknown = statistics.median([await timed(None) for _ in range(15)])
+    assert 0.5 < unknown / wrong < 2.0
+
+
+async def test_verify_accepts_the_right_password_only() -> None:
+    passwords = Passwords(CHEAP_HASHER)
+    stored = await passwords.hash(PASSWORD)
+    assert await passwords.verify(stored, PASSWORD)
+    assert not await passwords.verify(stored, PASSWORD + "!")
+    assert not await passwords.verify("not-a-hash", PASSWORD)
