@@ -13,12 +13,12 @@ from argon2 import PasswordHasher
 from litestar import Litestar
 from sqlalchemy import delete
 
-from auth_service.signing_keys import KeyRing
 from auth_service.models import RevokedToken
 from auth_service.passwords import Passwords
 from auth_service.ratelimit import LoginRateLimiter
 from auth_service.routes import dependencies, route_handlers
 from auth_service.settings import AuthSettings, ensure_sqlite_directory
+from auth_service.signing_keys import KeyRing
 from auth_service.tokens import Tokens
 from shared import Database, create_service_app, load_settings
 

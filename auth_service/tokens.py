@@ -17,8 +17,8 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from auth_service.signing_keys import ALGORITHM, KeyRing
 from auth_service.models import RevokedToken
+from auth_service.signing_keys import ALGORITHM, KeyRing
 from shared import UnauthorizedError
 
 __all__ = ["AccessToken", "TokenClaims", "Tokens", "bearer_token"]
