@@ -1,0 +1,306 @@
+// The demo single-page app: plain JavaScript, no build step. It talks only to the gateway
+// (/api/v1/...) with the user's bearer token, kept in sessionStorage for this tab only.
+(function () {
+  "use strict";
+
+  var config = window.FACTURATION_CONFIG || {};
+  var API = config.apiBase || "/api/v1";
+  var TOKEN_KEY = "facturation.token";
+  var state = { products: [], basket: null, checkout: null };
+
+  function $(selector) { return document.querySelector(selector); }
+
+  function show(id, visible) { $(id).hidden = !visible; }
+
+  function say(text, kind) {
+    var box = $("#message");
+    box.textContent = text || "";
+    box.className = kind === "info" ? "info" : "";
+    box.hidden = !text;
+  }
+
+  function money(amount, currency) {
+    try {
+      return new Intl.NumberFormat("en", { style: "currency", currency: currency.toUpperCase() })
+        .format(amount / 100);
+    } catch (e) {
+      return (amount / 100).toFixed(2) + " " + currency.toUpperCase();
+    }
+  }
+
+  function cell(row, text, className) {
+    var td = document.createElement("td");
+    td.textContent = text;
+    if (className) td.className = className;
+    row.appendChild(td);
+    return td;
+  }
+
+  function statusBadge(status) {
+    var span = document.createElement("span");
+    span.className = "status status-" + status;
+    span.textContent = status;
+    return span;
+  }
+
+  function token() { return sessionStorage.getItem(TOKEN_KEY); }
+
+  // fetch() with the token and problem+json errors turned into thrown Errors.
+  function api(method, path, body) {
+    var headers = { Accept: "application/json" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (token()) headers.Authorization = "Bearer " + token();
+    return fetch(API + path, {
+      method: method,
+      headers: headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    }).then(function (response) {
+      return response.text().then(function (text) {
+        var data = text ? JSON.parse(text) : null;
+        if (response.status === 401 && token()) {
+          sessionStorage.removeItem(TOKEN_KEY);
+          render();
+        }
+        if (!response.ok) {
+          var problem = data || {};
+          var error = new Error(problem.detail || problem.title || "HTTP " + response.status);
+          error.status = response.status;
+          throw error;
+        }
+        return data;
+      });
+    });
+  }
+
+  function login(email, password) {
+    return api("POST", "/auth/login", { email: email, password: password }).then(function (t) {
+      sessionStorage.setItem(TOKEN_KEY, t.access_token);
+    });
+  }
+
+  // --- views -------------------------------------------------------------------------------
+
+  function render() {
+    var loggedIn = Boolean(token());
+    var params = new URLSearchParams(window.location.search);
+    var returning = loggedIn && params.has("session_id");
+    show("#auth-view", !loggedIn);
+    show("#session", loggedIn);
+    show("#shop-view", loggedIn && !returning);
+    show("#return-view", returning);
+    show("#invoices-view", loggedIn);
+    if (!loggedIn) return;
+    api("GET", "/users/me").then(function (user) {
+      $("#user-email").textContent = user.email;
+    }).catch(function () {});
+    if (returning) {
+      showReturn(params.get("session_id"));
+    } else {
+      loadProducts();
+    }
+    loadInvoices();
+  }
+
+  function loadProducts() {
+    return api("GET", "/products").then(function (catalog) {
+      state.products = catalog.products;
+      var body = $("#products tbody");
+      body.innerHTML = "";
+      catalog.products.forEach(function (product) {
+        var row = document.createElement("tr");
+        var name = cell(row, product.name);
+        if (product.description) {
+          var hint = document.createElement("div");
+          hint.className = "hint";
+          hint.textContent = product.description;
+          name.appendChild(hint);
+        }
+        cell(row, product.unit_amount === 0 ? "free" : money(product.unit_amount, product.currency),
+          "amount");
+        var qty = document.createElement("input");
+        qty.type = "number";
+        qty.min = "0";
+        qty.max = "99";
+        qty.value = "0";
+        qty.dataset.productId = product.id;
+        qty.setAttribute("aria-label", "Quantity of " + product.name);
+        cell(row, "").appendChild(qty);
+        body.appendChild(row);
+      });
+    }).catch(function (error) { say("Could not load products: " + error.message); });
+  }
+
+  function basketItems() {
+    var items = [];
+    document.querySelectorAll("#products input[data-product-id]").forEach(function (input) {
+      var quantity = parseInt(input.value, 10);
+      if (quantity > 0) items.push({ product_id: input.dataset.productId, quantity: quantity });
+    });
+    return items;
+  }
+
+  function validateBasket() {
+    say("");
+    var items = basketItems();
+    if (items.length === 0) {
+      say("Pick at least one product.");
+      return Promise.resolve();
+    }
+    return api("POST", "/basket/validate", { items: items }).then(function (basket) {
+      state.basket = { items: items, priced: basket };
+      var body = $("#basket-lines tbody");
+      body.innerHTML = "";
+      basket.lines.forEach(function (line) {
+        var row = document.createElement("tr");
+        cell(row, line.name);
+        cell(row, String(line.quantity));
+        cell(row, money(line.amount, line.currency), "amount");
+        body.appendChild(row);
+      });
+      $("#basket-total").textContent = money(basket.amount_total, basket.currency);
+      $("#basket-customer").textContent = basket.needs_stripe_customer
+        ? "A Stripe customer will be created for you at checkout."
+        : "Billed to your Stripe customer " + basket.user.user_stripe_id + ".";
+      show("#basket", true);
+      show("#checkout-card", false);
+    }).catch(function (error) { say("Basket refused: " + error.message); });
+  }
+
+  function loadStripeJs() {
+    if (window.Stripe) return Promise.resolve(window.Stripe);
+    return new Promise(function (resolve, reject) {
+      var script = document.createElement("script");
+      script.src = config.stripeJsUrl;
+      script.onload = function () { resolve(window.Stripe); };
+      script.onerror = function () { reject(new Error("Stripe.js could not be loaded")); };
+      document.head.appendChild(script);
+    });
+  }
+
+  function startCheckout() {
+    say("");
+    if (!state.basket) return Promise.resolve();
+    $("#checkout-button").disabled = true;
+    var returnUrl = window.location.origin + "/?session_id={CHECKOUT_SESSION_ID}";
+    return api("POST", "/billing/checkout-sessions", {
+      items: state.basket.items,
+      return_url: returnUrl,
+    }).then(function (session) {
+      if (!session.client_secret) {
+        say("Nothing to pay: your free order is complete.", "info");
+        loadInvoices();
+        return null;
+      }
+      return loadStripeJs().then(function (Stripe) {
+        if (state.checkout) state.checkout.destroy();
+        return Stripe(config.stripePublishableKey).createEmbeddedCheckoutPage({
+          fetchClientSecret: function () { return Promise.resolve(session.client_secret); },
+        });
+      }).then(function (checkout) {
+        state.checkout = checkout;
+        show("#checkout-card", true);
+        checkout.mount("#checkout");
+      });
+    }).catch(function (error) {
+      say("Checkout failed: " + error.message);
+    }).then(function () {
+      $("#checkout-button").disabled = false;
+    });
+  }
+
+  function renderStatus(status) {
+    var target = $("#return-status");
+    target.textContent = status.status || "unknown";
+    target.dataset.status = status.status || "";
+    $("#return-payment-status").textContent = status.payment_status || "unknown";
+    $("#return-invoice").textContent = status.invoice_id || "not yet issued";
+  }
+
+  // Stripe redirects here before its webhooks have necessarily arrived: ask again for a while
+  // until the session is complete and its invoice is listed as paid.
+  function showReturn(sessionId, attempt) {
+    attempt = attempt || 0;
+    return api("GET", "/billing/checkout-sessions/" + encodeURIComponent(sessionId))
+      .then(function (status) {
+        renderStatus(status);
+        return loadInvoices().then(function (invoices) {
+          var paid = invoices.some(function (invoice) {
+            return invoice.id === status.invoice_id && invoice.status === "paid";
+          });
+          if (!(status.status === "complete" && paid) && attempt < 30) {
+            setTimeout(function () { showReturn(sessionId, attempt + 1); }, 1000);
+          }
+        });
+      })
+      .catch(function (error) { say("Could not read the payment: " + error.message); });
+  }
+
+  function loadInvoices() {
+    return api("GET", "/billing/invoices").then(function (page) {
+      var body = $("#invoices tbody");
+      body.innerHTML = "";
+      page.data.forEach(function (invoice) {
+        var row = document.createElement("tr");
+        row.dataset.invoiceId = invoice.id;
+        row.dataset.status = invoice.status || "";
+        var number = cell(row, "");
+        if (invoice.hosted_invoice_url) {
+          var link = document.createElement("a");
+          link.href = invoice.hosted_invoice_url;
+          link.target = "_blank";
+          link.rel = "noopener";
+          link.textContent = invoice.number || invoice.id;
+          number.appendChild(link);
+        } else {
+          number.textContent = invoice.number || invoice.id;
+        }
+        cell(row, new Date(invoice.created * 1000).toLocaleDateString());
+        cell(row, money(invoice.total, invoice.currency), "amount");
+        cell(row, money(invoice.amount_paid, invoice.currency), "amount");
+        cell(row, "").appendChild(statusBadge(invoice.status || "unknown"));
+        body.appendChild(row);
+      });
+      show("#no-invoices", page.data.length === 0);
+      return page.data;
+    }).catch(function (error) {
+      say("Could not load invoices: " + error.message);
+      return [];
+    });
+  }
+
+  // --- wiring ------------------------------------------------------------------------------
+
+  $("#login-form").addEventListener("submit", function (event) {
+    event.preventDefault();
+    say("");
+    login($("#login-email").value, $("#login-password").value)
+      .then(render)
+      .catch(function (error) { say("Login failed: " + error.message); });
+  });
+
+  $("#register-form").addEventListener("submit", function (event) {
+    event.preventDefault();
+    say("");
+    var email = $("#register-email").value;
+    var password = $("#register-password").value;
+    api("POST", "/auth/register", { name: $("#register-name").value, email: email,
+      password: password })
+      .then(function () { return login(email, password); })
+      .then(render)
+      .catch(function (error) { say("Registration failed: " + error.message); });
+  });
+
+  $("#logout").addEventListener("click", function () {
+    var done = function () {
+      sessionStorage.removeItem(TOKEN_KEY);
+      window.location.assign("/");
+    };
+    api("POST", "/auth/logout").then(done, done);
+  });
+
+  $("#validate-basket").addEventListener("click", validateBasket);
+  $("#checkout-button").addEventListener("click", startCheckout);
+  $("#refresh-invoices").addEventListener("click", loadInvoices);
+
+  render();
+})();
