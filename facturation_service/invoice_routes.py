@@ -12,8 +12,8 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import get
-from litestar.di import Provide
-from litestar.params import Parameter
+from litestar.di import NamedDependency, Provide
+from litestar.params import PathParameter, QueryParameter
 from sqlalchemy import ColumnElement, and_, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -150,19 +150,19 @@ _with_user = {"identity": Provide(provide_identity)}
 
 @get("/billing/invoices", dependencies=_with_user)
 async def list_invoices(
-    identity: Identity,
-    db_session: AsyncSession,
-    limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
-    cursor: Annotated[str | None, Parameter(max_length=600)] = None,
+    identity: NamedDependency[Identity],
+    db_session: NamedDependency[AsyncSession],
+    limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
+    cursor: Annotated[str | None, QueryParameter(max_length=600)] = None,
 ) -> InvoicePage:
     return await list_user_invoices(db_session, identity.user_id, limit=limit, cursor=cursor)
 
 
 @get("/billing/invoices/{invoice_id:str}", dependencies=_with_user)
 async def get_invoice(
-    invoice_id: Annotated[str, Parameter(max_length=255)],
-    identity: Identity,
-    db_session: AsyncSession,
+    invoice_id: Annotated[str, PathParameter(max_length=255)],
+    identity: NamedDependency[Identity],
+    db_session: NamedDependency[AsyncSession],
 ) -> InvoiceDetail:
     return await get_user_invoice(db_session, identity.user_id, invoice_id)
 

@@ -14,7 +14,8 @@ import msgspec
 import stripe
 from litestar import Request, get, post
 from litestar.datastructures import State
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import PathParameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -43,6 +44,7 @@ logger = logging.getLogger("facturation_service.webhooks")
 
 SIGNATURE_TOLERANCE_SECONDS = 300
 SIGNATURE_HEADER = "Stripe-Signature"
+_NO_MATCH = "no signature matches"
 
 
 class WebhookAck(msgspec.Struct):
@@ -69,15 +71,18 @@ def verify_signature(body: bytes, header: str | None, secrets: list[str]) -> Non
         text = body.decode("utf-8")
     except UnicodeDecodeError:
         raise BadRequestError("The webhook body is not UTF-8 text.") from None
-    reason = "no signature matches"
+    reason = _NO_MATCH
     for secret in secrets:
         try:
             stripe.WebhookSignature.verify_header(
                 text, header, secret, tolerance=SIGNATURE_TOLERANCE_SECONDS
             )
         except stripe.SignatureVerificationError as exc:
-            # The message names the failed check, never the secret.
-            reason = str(exc.user_message or exc)
+            # The message names the failed check, never the secret. A stale timestamp is only
+            # reported once the signature matched, so it is the more useful reason to keep.
+            message = str(exc.user_message or exc)
+            if "tolerance" in message or reason == _NO_MATCH:
+                reason = message
             continue
         return
     raise BadRequestError(f"Invalid {SIGNATURE_HEADER}: {reason}.")
@@ -97,7 +102,7 @@ def _envelope(body: bytes) -> EventEnvelope:
     summary="Receive a Stripe event",
 )
 async def receive_stripe_event(
-    request: Request[Any, Any, State], db_session: AsyncSession
+    request: Request[Any, Any, State], db_session: NamedDependency[AsyncSession]
 ) -> WebhookAck:
     # Verified over the exact bytes Stripe signed; JSON is parsed only afterwards.
     body = await request.body()
@@ -151,10 +156,10 @@ class WebhookEventList(msgspec.Struct):
 
 @get("/internal/v1/webhook-events", summary="List journaled Stripe events, newest first")
 async def list_webhook_events(
-    db_session: AsyncSession,
-    status: EventStatus | None = None,
-    event_type: Annotated[str | None, Parameter(query="type", max_length=128)] = None,
-    limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
+    db_session: NamedDependency[AsyncSession],
+    status: Annotated[EventStatus | None, QueryParameter()] = None,
+    event_type: Annotated[str | None, QueryParameter(name="type", max_length=128)] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
 ) -> WebhookEventList:
     events = await journal.list_events(db_session, status=status, type_=event_type, limit=limit)
     return WebhookEventList(data=[WebhookEventView.of(event) for event in events])
@@ -166,8 +171,8 @@ async def list_webhook_events(
     summary="Apply a journaled Stripe event again",
 )
 async def replay_webhook_event(
-    event_id: Annotated[str, Parameter(max_length=255)],
-    db_session: AsyncSession,
+    event_id: Annotated[str, PathParameter(max_length=255)],
+    db_session: NamedDependency[AsyncSession],
     request: Request[Any, Any, State],
 ) -> WebhookEventView:
     event = await journal.replay_event(db_session, event_id)

@@ -152,7 +152,7 @@ class WebhookWorker:
         self.handlers = dict(handlers) if handlers is not None else event_handlers()
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
-        self._last_housekeeping = 0.0
+        self._lasthousekeeping = 0.0
         self._stopping = False
 
     def notify(self) -> None:
@@ -235,11 +235,11 @@ class WebhookWorker:
             # The lease runs out and the event is claimed again: nothing is lost.
             logger.exception("could not record the failure", extra={"event_id": claimed.id})
 
-    async def _housekeeping(self) -> None:
+    async def housekeeping(self) -> None:
         now = time.monotonic()
-        if now - self._last_housekeeping < self.config.poll_interval:
+        if now - self._lasthousekeeping < self.config.poll_interval:
             return
-        self._last_housekeeping = now
+        self._lasthousekeeping = now
         async with self.database.sessionmaker() as session:
             async with session.begin():
                 await link_invoices_to_users(session)
@@ -260,7 +260,7 @@ class WebhookWorker:
         while not self._stopping:
             self._wake.clear()
             try:
-                await self._housekeeping()
+                await self.housekeeping()
                 free = self.config.concurrency - len(self._in_flight)
                 claimed: list[ClaimedEvent] = []
                 if free > 0:

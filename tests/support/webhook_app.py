@@ -3,14 +3,20 @@ post signed events and read the journal."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import msgspec
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select
 
+from facturation_service.journal import EventEnvelope, record_event
 from facturation_service.models import Invoice, WebhookEvent
 from facturation_service.settings import FacturationSettings
+from facturation_service.worker import HANDLED_EVENT_TYPES
 from shared import Database
 from tests.support import stripe_events
 
@@ -66,3 +72,27 @@ async def count_invoices(database: Database) -> int:
     async with database.sessionmaker() as session:
         query = select(func.count()).select_from(Invoice)
         return int((await session.execute(query)).scalar_one())
+
+
+async def wait_until(
+    read: Callable[[], Awaitable[Any]], *, within: float = 10.0, **expected: Any
+) -> Any:
+    """Poll ``read()`` until the object it returns has the ``expected`` attribute values."""
+    deadline = time.monotonic() + within
+    while True:
+        value = await read()
+        if value is not None and all(getattr(value, k) == v for k, v in expected.items()):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {expected}; last value: {value!r}")
+        await asyncio.sleep(0.02)
+
+
+async def journal_event(database: Database, event: dict[str, Any]) -> None:
+    """Store an event as the receiver does after verifying it."""
+    body = stripe_events.encode(event)
+    envelope = msgspec.json.decode(body, type=EventEnvelope)
+    async with database.sessionmaker() as session:
+        await record_event(
+            session, envelope, body.decode(), handled=envelope.type in HANDLED_EVENT_TYPES
+        )

@@ -1,0 +1,218 @@
+"""The worker: retries with backoff, failures kept on the event, crashed attempts taken again,
+and claims that never hand one event to two workers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import update
+
+from facturation_service import journal
+from facturation_service.models import WebhookEvent
+from facturation_service.worker import (
+    EVENTS_PROCESSED,
+    Handler,
+    StripeEvent,
+    WebhookWorker,
+    WorkerConfig,
+    event_handlers,
+)
+from shared import Database
+from tests.support import stripe_events
+from tests.support.webhook_app import get_event, get_invoice, journal_event
+
+FAST = WorkerConfig(poll_interval=0.02, retry_base=0.0, max_attempts=5, lease=30.0)
+
+
+@pytest.fixture
+async def database(facturation_url: str) -> AsyncIterator[Database]:
+    database = Database(facturation_url)
+    yield database
+    await database.dispose()
+
+
+def failing_first(times: int, real: Handler) -> tuple[Handler, list[int]]:
+    calls: list[int] = []
+
+    async def handler(session: object, event: StripeEvent) -> bool:
+        calls.append(1)
+        if len(calls) <= times:
+            raise ConnectionError(f"database hiccup #{len(calls)}")
+        return await real(session, event)  # type: ignore[arg-type]
+
+    return handler, calls
+
+
+async def test_a_handler_that_fails_twice_then_succeeds_ends_processed_with_three_attempts(
+    database: Database,
+) -> None:
+    real = event_handlers()["invoice.paid"]
+    handler, calls = failing_first(2, real)
+    worker = WebhookWorker(database, FAST, handlers={"invoice.paid": handler})
+    invoice = stripe_events.invoice("paid")
+    event = stripe_events.event("invoice.paid", invoice)
+    await journal_event(database, event)
+
+    await worker.drain()
+
+    stored = await get_event(database, event["id"])
+    assert stored is not None
+    assert (stored.status, stored.attempts) == ("processed", 3)
+    assert stored.last_error == "ConnectionError: database hiccup #2"
+    assert len(calls) == 3
+    stored_invoice = await get_invoice(database, invoice["id"])
+    assert stored_invoice is not None
+    assert stored_invoice.status == "paid"
+
+
+async def test_a_failure_waits_for_its_backoff_before_the_next_attempt(database: Database) -> None:
+    handler, calls = failing_first(1, event_handlers()["invoice.paid"])
+    config = WorkerConfig(retry_base=60.0, max_attempts=5)
+    worker = WebhookWorker(database, config, handlers={"invoice.paid": handler})
+    event = stripe_events.event("invoice.paid", stripe_events.invoice("paid"))
+    await journal_event(database, event)
+
+    await worker.drain()
+
+    stored = await get_event(database, event["id"])
+    assert stored is not None
+    assert (stored.status, stored.attempts, len(calls)) == ("pending", 1, 1)
+    assert stored.next_attempt_at - stored.received_at > timedelta(seconds=50)
+
+
+async def test_an_event_that_keeps_failing_is_marked_failed_with_its_error(
+    database: Database,
+) -> None:
+    handler, calls = failing_first(100, event_handlers()["invoice.paid"])
+    worker = WebhookWorker(database, FAST, handlers={"invoice.paid": handler})
+    event = stripe_events.event("invoice.paid", stripe_events.invoice("paid"))
+    await journal_event(database, event)
+    failed_before = EVENTS_PROCESSED.labels(type="invoice.paid", outcome="failed")._value.get()
+
+    await worker.drain()
+
+    stored = await get_event(database, event["id"])
+    assert stored is not None
+    assert (stored.status, stored.attempts, len(calls)) == ("failed", 5, 5)
+    assert stored.last_error == "ConnectionError: database hiccup #5"
+    failed_after = EVENTS_PROCESSED.labels(type="invoice.paid", outcome="failed")._value.get()
+    assert failed_after == failed_before + 1
+
+
+async def test_an_invoice_event_without_an_invoice_fails_at_once_without_retries(
+    database: Database,
+) -> None:
+    event = stripe_events.event("invoice.paid", {"id": "in_broken", "object": "invoice"})
+    await journal_event(database, event)
+
+    await WebhookWorker(database, FAST).drain()
+
+    stored = await get_event(database, event["id"])
+    assert stored is not None
+    assert (stored.status, stored.attempts) == ("failed", 1)
+    assert stored.last_error is not None
+    assert "PermanentEventError" in stored.last_error
+
+
+async def test_an_event_left_processing_by_a_crashed_worker_is_processed_after_its_lease(
+    database: Database,
+) -> None:
+    invoice = stripe_events.invoice("paid")
+    event = stripe_events.event("invoice.paid", invoice)
+    await journal_event(database, event)
+    # The crashed worker claimed the event, then died before committing anything else.
+    async with database.sessionmaker() as session:
+        crashed = await journal.claim_events(session, limit=1, lease=timedelta(seconds=0.3))
+    assert [claimed.id for claimed in crashed] == [event["id"]]
+    restarted = WebhookWorker(database, FAST)
+
+    assert await restarted.run_once() == 0  # the lease still holds
+    await asyncio.sleep(0.4)
+    await restarted.drain()
+
+    stored = await get_event(database, event["id"])
+    assert stored is not None
+    assert (stored.status, stored.attempts) == ("processed", 2)
+    stored_invoice = await get_invoice(database, invoice["id"])
+    assert stored_invoice is not None
+    assert stored_invoice.status == "paid"
+
+
+async def test_a_worker_whose_lease_was_taken_over_does_not_mark_the_event(
+    database: Database,
+) -> None:
+    event = stripe_events.event("invoice.paid", stripe_events.invoice("paid"))
+    await journal_event(database, event)
+    async with database.sessionmaker() as session:
+        (slow,) = await journal.claim_events(session, limit=1, lease=timedelta(seconds=-1))
+        (fast,) = await journal.claim_events(session, limit=1, lease=timedelta(seconds=30))
+    assert slow.claim_token != fast.claim_token
+
+    await WebhookWorker(database, FAST).process(slow)
+
+    stored = await get_event(database, event["id"])
+    assert stored is not None
+    assert (stored.status, stored.claim_token) == ("processing", fast.claim_token)
+
+
+async def test_concurrent_claims_never_hand_one_event_to_two_workers(database: Database) -> None:
+    events = [stripe_events.event("invoice.paid", stripe_events.invoice("paid")) for _ in range(40)]
+    for event in events:
+        await journal_event(database, event)
+
+    async def claimer() -> list[str]:
+        taken: list[str] = []
+        while True:
+            async with database.sessionmaker() as session:
+                claimed = await journal.claim_events(session, limit=3, lease=timedelta(seconds=30))
+            if not claimed:
+                return taken
+            taken.extend(event.id for event in claimed)
+
+    results = await asyncio.gather(*(claimer() for _ in range(6)))
+
+    taken = [event_id for result in results for event_id in result]
+    assert sorted(taken) == sorted(event["id"] for event in events)
+
+
+async def test_the_running_loop_is_woken_by_notify_and_stops_cleanly(database: Database) -> None:
+    worker = WebhookWorker(database, WorkerConfig(poll_interval=30.0))
+    event = stripe_events.event("invoice.paid", stripe_events.invoice("paid"))
+    loop = asyncio.create_task(worker.run())
+    await asyncio.sleep(0.1)
+
+    await journal_event(database, event)
+    worker.notify()
+    for _ in range(100):
+        stored = await get_event(database, event["id"])
+        if stored is not None and stored.status == "processed":
+            break
+        await asyncio.sleep(0.02)
+    await worker.stop()
+    await asyncio.wait_for(loop, 5)
+
+    assert stored is not None
+    assert stored.status == "processed"
+
+
+async def test_replay_queues_a_processed_event_again(database: Database) -> None:
+    event = stripe_events.event("invoice.paid", stripe_events.invoice("paid"))
+    await journal_event(database, event)
+    await WebhookWorker(database, FAST).drain()
+    async with database.sessionmaker() as session:
+        await session.execute(
+            update(WebhookEvent).where(WebhookEvent.id == event["id"]).values(attempts=4)
+        )
+        await session.commit()
+        replayed = await journal.replay_event(session, event["id"])
+    assert replayed is not None
+    assert (replayed.status, replayed.attempts) == ("pending", 0)
+
+    await WebhookWorker(database, FAST).drain()
+
+    stored = await get_event(database, event["id"])
+    assert stored is not None
+    assert (stored.status, stored.attempts) == ("processed", 1)
