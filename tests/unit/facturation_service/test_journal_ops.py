@@ -1,0 +1,114 @@
+"""The private journal routes and the worker's Prometheus metrics."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from facturation_service.app import create_app
+from shared import Database
+from tests.support import stripe_events
+from tests.support.webhook_app import (
+    INTERNAL_TOKEN,
+    get_event,
+    post_event,
+    wait_until,
+    webhook_settings,
+)
+
+
+@pytest.fixture
+async def database(facturation_url: str) -> AsyncIterator[Database]:
+    database = Database(facturation_url)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+async def client(facturation_url: str) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    app = create_app(webhook_settings(facturation_url))
+    async with AsyncTestClient(app) as test_client:
+        test_client.headers["X-Internal-Token"] = INTERNAL_TOKEN
+        yield test_client
+
+
+async def test_events_are_listed_by_status_and_type(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    paid = stripe_events.event("invoice.paid", stripe_events.invoice("paid"))
+    other = stripe_events.customer_event("customer.created")
+    await post_event(client, paid)
+    await post_event(client, other)
+    await wait_until(lambda: get_event(database, paid["id"]), status="processed")
+
+    everything = (await client.get("/internal/v1/webhook-events")).json()["data"]
+    ignored = (await client.get("/internal/v1/webhook-events?status=ignored")).json()["data"]
+    by_type = (await client.get("/internal/v1/webhook-events?type=invoice.paid")).json()["data"]
+
+    assert {event["id"] for event in everything} == {paid["id"], other["id"]}
+    assert [event["id"] for event in ignored] == [other["id"]]
+    assert [(event["id"], event["status"]) for event in by_type] == [(paid["id"], "processed")]
+    assert "payload" not in by_type[0]
+
+
+async def test_an_unknown_status_filter_is_refused(client: AsyncTestClient[Litestar]) -> None:
+    response = await client.get("/internal/v1/webhook-events?status=lost")
+
+    assert response.status_code == 400
+
+
+async def test_replay_applies_a_stored_event_again(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    event = stripe_events.event("invoice.paid", stripe_events.invoice("paid"))
+    await post_event(client, event)
+    first = await wait_until(lambda: get_event(database, event["id"]), status="processed")
+
+    response = await client.post(f"/internal/v1/webhook-events/{event['id']}/replay")
+
+    assert response.status_code == 202
+    assert response.json()["status"] == "pending"
+    again = await wait_until(lambda: get_event(database, event["id"]), status="processed")
+    assert again.processed_at > first.processed_at
+
+
+async def test_replaying_an_unknown_event_is_a_404(client: AsyncTestClient[Litestar]) -> None:
+    response = await client.post("/internal/v1/webhook-events/evt_unknown/replay")
+
+    assert response.status_code == 404
+
+
+async def test_the_journal_routes_need_the_internal_credential(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    response = await client.get(
+        "/internal/v1/webhook-events", headers={"X-Internal-Token": "wrong"}
+    )
+
+    assert response.status_code == 401
+
+
+async def test_metrics_count_processed_events_and_expose_the_oldest_pending_age(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    event = stripe_events.event("invoice.finalized", stripe_events.invoice("open"))
+    await post_event(client, event)
+    await wait_until(lambda: get_event(database, event["id"]), status="processed")
+
+    metrics = (await client.get("/metrics")).text
+
+    assert (
+        'facturation_webhook_events_processed_total{outcome="processed",type="invoice.finalized"}'
+        in metrics
+    )
+    assert "facturation_webhook_oldest_pending_event_age_seconds " in metrics
+
+
+def test_several_apps_build_in_one_process_without_registering_metrics_twice(
+    facturation_url: str,
+) -> None:
+    create_app(webhook_settings(facturation_url))
+    create_app(webhook_settings(facturation_url))
