@@ -54,6 +54,8 @@ class FakeStripe:
     requests: list[RecordedRequest] = field(default_factory=list)
     scripted: dict[tuple[str, str], list[httpx.Response | Exception]] = field(default_factory=dict)
     """Outcomes served before the normal answer (respx mode): a 500, a connection error..."""
+    latency: float = 0.0
+    """Seconds before each answer in respx mode, so that concurrent calls really overlap."""
     _replays: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
 
     def handle(
@@ -183,7 +185,9 @@ class FakeStripe:
     def script(self, method: str, path: str, *outcomes: httpx.Response | Exception) -> None:
         self.scripted.setdefault((method, path), []).extend(outcomes)
 
-    def respx_handler(self, request: httpx.Request) -> httpx.Response:
+    async def respx_handler(self, request: httpx.Request) -> httpx.Response:
+        if self.latency:
+            await asyncio.sleep(self.latency)
         queue = self.scripted.get((request.method, request.url.path))
         if queue:
             body_text = request.content.decode()

@@ -3,16 +3,18 @@ and auth replaced by an in-memory double with the same two methods as ``AuthClie
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
 import respx
 import stripe
 from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
 from facturation_service.app import create_app
 from facturation_service.auth_client import AuthUser
@@ -125,15 +127,44 @@ def app(settings: FacturationSettings) -> Litestar:
     return create_app(settings)
 
 
+@asynccontextmanager
+async def running(app: Litestar, fake_auth: FakeAuth) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with its lifespan, on this event loop. Unlike Litestar's test client, which sends
+    one request at a time, concurrent requests really run concurrently here."""
+    started, stop = asyncio.Event(), asyncio.Event()
+
+    async def lifespan() -> None:
+        # Entered and left in one task: the app's task groups insist on it.
+        async with app.lifespan():
+            started.set()
+            await stop.wait()
+
+    task = asyncio.create_task(lifespan())
+    waiter = asyncio.create_task(started.wait())
+    await asyncio.wait([task, waiter], return_when="FIRST_COMPLETED")
+    waiter.cancel()
+    if task.done():
+        task.result()
+    try:
+        await app.state.auth.close()
+        app.state.auth = fake_auth
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://facturation.test",
+            headers={INTERNAL_TOKEN_HEADER: INTERNAL_TOKEN},
+        ) as http:
+            yield http
+    finally:
+        stop.set()
+        await task
+
+
 @pytest.fixture
 async def client(
     app: Litestar, fake_auth: FakeAuth, stripe_http: respx.MockRouter
-) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    async with AsyncTestClient(app) as test_client:
-        test_client.headers[INTERNAL_TOKEN_HEADER] = INTERNAL_TOKEN
-        await app.state.auth.close()
-        app.state.auth = fake_auth
-        yield test_client
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with running(app, fake_auth) as http:
+        yield http
 
 
 def as_user(user_id: str) -> dict[str, str]:

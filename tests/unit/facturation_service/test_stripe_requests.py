@@ -7,8 +7,6 @@ from urllib.parse import parse_qsl
 import httpx
 import pytest
 import stripe
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select
 
 from facturation_service.models import Order, StripeCustomer
@@ -30,7 +28,7 @@ async def count(db: Database, model: type[Order] | type[StripeCustomer]) -> int:
         return int(await session.scalar(select(func.count()).select_from(model)) or 0)
 
 
-async def checkout(client: AsyncTestClient[Litestar], user_id: str) -> httpx.Response:
+async def checkout(client: httpx.AsyncClient, user_id: str) -> httpx.Response:
     return await client.post(
         "/billing/checkout-sessions",
         json={
@@ -46,7 +44,7 @@ async def checkout(client: AsyncTestClient[Litestar], user_id: str) -> httpx.Res
 
 
 async def test_customer_creation_sends_email_metadata_and_an_idempotency_key_from_the_user(
-    client: AsyncTestClient[Litestar], fake_auth: FakeAuth, fake_stripe: FakeStripe
+    client: httpx.AsyncClient, fake_auth: FakeAuth, fake_stripe: FakeStripe
 ) -> None:
     user_id = fake_auth.add_user("ada@example.com")
 
@@ -66,7 +64,7 @@ async def test_customer_creation_sends_email_metadata_and_an_idempotency_key_fro
 
 
 async def test_checkout_session_request_is_embedded_with_invoice_customer_and_server_prices(
-    client: AsyncTestClient[Litestar],
+    client: httpx.AsyncClient,
     fake_auth: FakeAuth,
     fake_stripe: FakeStripe,
     db: Database,
@@ -123,7 +121,7 @@ async def test_checkout_session_request_is_embedded_with_invoice_customer_and_se
 
 
 async def test_retry_after_stripe_500_reuses_the_idempotency_key(
-    client: AsyncTestClient[Litestar],
+    client: httpx.AsyncClient,
     fake_auth: FakeAuth,
     fake_stripe: FakeStripe,
     db: Database,
@@ -147,7 +145,7 @@ async def test_retry_after_stripe_500_reuses_the_idempotency_key(
 
 
 async def test_retry_after_connection_error_reuses_the_idempotency_key(
-    client: AsyncTestClient[Litestar], fake_auth: FakeAuth, fake_stripe: FakeStripe
+    client: httpx.AsyncClient, fake_auth: FakeAuth, fake_stripe: FakeStripe
 ) -> None:
     user_id = fake_auth.add_user()
     fake_stripe.script("POST", CUSTOMERS, httpx.ConnectError("connection refused"))
@@ -162,7 +160,7 @@ async def test_retry_after_connection_error_reuses_the_idempotency_key(
 
 
 async def test_card_error_is_402_with_stripes_message_and_request_id_and_no_order(
-    client: AsyncTestClient[Litestar],
+    client: httpx.AsyncClient,
     fake_auth: FakeAuth,
     fake_stripe: FakeStripe,
     db: Database,
@@ -196,7 +194,7 @@ async def test_card_error_is_402_with_stripes_message_and_request_id_and_no_orde
 
 
 async def test_invalid_request_is_422_with_stripes_message_and_request_id_and_no_order(
-    client: AsyncTestClient[Litestar],
+    client: httpx.AsyncClient,
     fake_auth: FakeAuth,
     fake_stripe: FakeStripe,
     db: Database,
@@ -228,7 +226,7 @@ async def test_invalid_request_is_422_with_stripes_message_and_request_id_and_no
 
 
 async def test_stripe_unreachable_after_retries_is_502_and_leaves_no_row(
-    client: AsyncTestClient[Litestar],
+    client: httpx.AsyncClient,
     fake_auth: FakeAuth,
     fake_stripe: FakeStripe,
     db: Database,
@@ -248,7 +246,7 @@ async def test_stripe_unreachable_after_retries_is_502_and_leaves_no_row(
 
 @pytest.mark.parametrize("failure", [httpx.ReadTimeout("slow"), httpx.ConnectTimeout("slow")])
 async def test_stripe_timing_out_after_retries_is_504_and_leaves_no_order(
-    client: AsyncTestClient[Litestar],
+    client: httpx.AsyncClient,
     fake_auth: FakeAuth,
     fake_stripe: FakeStripe,
     failure: Exception,
