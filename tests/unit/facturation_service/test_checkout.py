@@ -1,0 +1,185 @@
+"""Embedded Checkout: the session, the free path, the return URL allowlist and the status page."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from facturation_service.models import Order
+from shared import PROBLEM_MEDIA_TYPE, Database
+from tests.support.fake_stripe import FakeStripe
+from tests.unit.facturation_service.conftest import RETURN_ORIGIN, FakeAuth, as_user
+
+PAID = [{"product_id": "pro-month", "quantity": 1}]
+RETURN_URL = f"{RETURN_ORIGIN}/checkout/return?session_id={{CHECKOUT_SESSION_ID}}"
+
+
+async def orders(db: Database) -> list[Order]:
+    async with db.sessionmaker() as session:
+        return list(await session.scalars(select(Order)))
+
+
+async def test_checkout_creates_the_customer_first_and_stores_it_in_auth(
+    client: httpx.AsyncClient, fake_auth: FakeAuth, fake_stripe: FakeStripe
+) -> None:
+    user_id = fake_auth.add_user()
+
+    response = await client.post(
+        "/billing/checkout-sessions",
+        json={"items": PAID, "return_url": RETURN_URL},
+        headers=as_user(user_id),
+    )
+
+    assert response.status_code == 201
+    assert [(r.method, r.path) for r in fake_stripe.requests] == [
+        ("POST", "/v1/customers"),
+        ("POST", "/v1/checkout/sessions"),
+    ]
+    [customer] = fake_stripe.customers
+    assert fake_auth.users[user_id].user_stripe_id == customer
+    assert fake_stripe.sessions[response.json()["id"]]["customer"] == customer
+
+
+async def test_a_basket_of_free_products_completes_without_stripe(
+    client: httpx.AsyncClient, fake_auth: FakeAuth, fake_stripe: FakeStripe, db: Database
+) -> None:
+    user_id = fake_auth.add_user()
+
+    response = await client.post(
+        "/billing/checkout-sessions",
+        json={"items": [{"product_id": "starter-guide", "quantity": 2}]},
+        headers=as_user(user_id),
+    )
+    status = await client.get(
+        f"/billing/checkout-sessions/{response.json()['id']}", headers=as_user(user_id)
+    )
+
+    assert response.status_code == 201
+    body = response.json()
+    assert body["client_secret"] is None
+    assert body["amount_total"] == 0
+    assert body["status"] == "complete"
+    assert body["id"] == body["order_id"]
+    assert status.json() == {
+        "status": "complete",
+        "payment_status": "no_payment_required",
+        "invoice_id": None,
+    }
+    assert fake_stripe.requests == []
+    [order] = await orders(db)
+    assert (order.status, order.stripe_checkout_session_id) == ("complete", None)
+
+
+async def test_without_return_url_the_first_allowed_origin_is_used(
+    client: httpx.AsyncClient, fake_auth: FakeAuth, fake_stripe: FakeStripe
+) -> None:
+    user_id = fake_auth.add_user()
+
+    response = await client.post(
+        "/billing/checkout-sessions", json={"items": PAID}, headers=as_user(user_id)
+    )
+
+    assert response.status_code == 201
+    [sent] = fake_stripe.posts("/v1/checkout/sessions")
+    assert dict(parse_qsl(sent.raw_body))["return_url"] == (
+        f"{RETURN_ORIGIN}/checkout/return?session_id={{CHECKOUT_SESSION_ID}}"
+    )
+
+
+@pytest.mark.parametrize(
+    "return_url",
+    [
+        "https://evil.example/return?session_id={CHECKOUT_SESSION_ID}",
+        "https://shop.example.evil.example/r?session_id={CHECKOUT_SESSION_ID}",
+        "https://shop.example@evil.example/r?session_id={CHECKOUT_SESSION_ID}",
+        "https://user:pw@shop.example/r?session_id={CHECKOUT_SESSION_ID}",
+        "http://shop.example/r?session_id={CHECKOUT_SESSION_ID}",
+        "https://shop.example:8443/r?session_id={CHECKOUT_SESSION_ID}",
+        "//evil.example/r?session_id={CHECKOUT_SESSION_ID}",
+        "/r?session_id={CHECKOUT_SESSION_ID}",
+        "javascript:alert(1)//{CHECKOUT_SESSION_ID}",
+        "https://shop.example\\@evil.example/{CHECKOUT_SESSION_ID}",
+        "https://shop.example/return",
+    ],
+)
+async def test_a_return_url_off_the_allowlist_is_422_and_reaches_no_one(
+    client: httpx.AsyncClient,
+    fake_auth: FakeAuth,
+    fake_stripe: FakeStripe,
+    db: Database,
+    return_url: str,
+) -> None:
+    user_id = fake_auth.add_user()
+
+    response = await client.post(
+        "/billing/checkout-sessions",
+        json={"items": PAID, "return_url": return_url},
+        headers=as_user(user_id),
+    )
+
+    assert response.status_code == 422
+    assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
+    assert fake_stripe.requests == []
+    assert await orders(db) == []
+
+
+async def test_allowed_origin_matches_with_an_explicit_default_port_and_any_case(
+    client: httpx.AsyncClient, fake_auth: FakeAuth
+) -> None:
+    user_id = fake_auth.add_user()
+
+    response = await client.post(
+        "/billing/checkout-sessions",
+        json={"items": PAID, "return_url": "HTTPS://Shop.Example:443/r?s={CHECKOUT_SESSION_ID}"},
+        headers=as_user(user_id),
+    )
+
+    assert response.status_code == 201
+
+
+async def test_session_status_is_read_from_stripe_for_its_owner(
+    client: httpx.AsyncClient, fake_auth: FakeAuth, fake_stripe: FakeStripe
+) -> None:
+    user_id = fake_auth.add_user()
+    created = await client.post(
+        "/billing/checkout-sessions", json={"items": PAID}, headers=as_user(user_id)
+    )
+    session_id = created.json()["id"]
+
+    before = await client.get(f"/billing/checkout-sessions/{session_id}", headers=as_user(user_id))
+    fake_stripe.complete(session_id, invoice_id="in_test_123")
+    after = await client.get(f"/billing/checkout-sessions/{session_id}", headers=as_user(user_id))
+
+    assert before.json() == {"status": "open", "payment_status": "unpaid", "invoice_id": None}
+    assert after.json() == {
+        "status": "complete",
+        "payment_status": "paid",
+        "invoice_id": "in_test_123",
+    }
+
+
+async def test_someone_elses_session_is_404_and_stripe_is_not_asked(
+    client: httpx.AsyncClient, fake_auth: FakeAuth, fake_stripe: FakeStripe
+) -> None:
+    owner, intruder = fake_auth.add_user(), fake_auth.add_user()
+    created = await client.post(
+        "/billing/checkout-sessions", json={"items": PAID}, headers=as_user(owner)
+    )
+    requests_before = len(fake_stripe.requests)
+
+    stolen = await client.get(
+        f"/billing/checkout-sessions/{created.json()['id']}", headers=as_user(intruder)
+    )
+    stolen_by_order_id = await client.get(
+        f"/billing/checkout-sessions/{created.json()['order_id']}", headers=as_user(intruder)
+    )
+    missing = await client.get("/billing/checkout-sessions/cs_test_nope", headers=as_user(owner))
+
+    for response in (stolen, stolen_by_order_id, missing):
+        assert response.status_code == 404
+        assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
+    assert stolen.json()["detail"] == missing.json()["detail"]
+    assert len(fake_stripe.requests) == requests_before
