@@ -310,7 +310,7 @@ async def webhook_worker(app: Litestar) -> AsyncIterator[None]:
 
         async def fetch_invoice(invoice_id: str) -> dict[str, Any]:
             invoice = await stripe_api.retrieve_invoice(invoice_id)
-            return invoice.to_dict(recursive=True)
+            return invoice.to_dict(recursive=True, for_json=True)
 
     instance = WebhookWorker(
         app.state.database,
