@@ -34,7 +34,7 @@ from tests.e2e.conftest import (
     request_id,
 )
 from tests.support.processes import free_port
-from tests.support.stack import Stack, start_stack
+from tests.support.stack import Stack, another_gateway, start_stack
 
 
 def _hs256_with_public_key(forge: TokenForge) -> str:
@@ -206,24 +206,19 @@ async def test_encoded_dot_segments_are_not_forwarded(
 # --- revocation: a logged-out token stops working within the cache bound -------------------
 
 
-@pytest_asyncio.fixture(loop_scope="function")
-async def uncached_stack(tmp_path: Path) -> AsyncIterator[Stack]:
-    async with start_stack(
-        tmp_path, auth_env=AUTH_ENV, gateway_env={"GATEWAY_TOKEN_CACHE_SECONDS": "0"}
-    ) as running:
+@pytest_asyncio.fixture
+async def uncached_stack(stack: Stack, tmp_path: Path) -> AsyncIterator[Stack]:
+    async with another_gateway(stack, tmp_path, {"GATEWAY_TOKEN_CACHE_SECONDS": "0"}) as running:
         yield running
 
 
 CACHE_SECONDS = 3.0
 
 
-@pytest_asyncio.fixture(loop_scope="function")
-async def short_cache_stack(tmp_path: Path) -> AsyncIterator[Stack]:
-    async with start_stack(
-        tmp_path,
-        auth_env=AUTH_ENV,
-        gateway_env={"GATEWAY_TOKEN_CACHE_SECONDS": str(CACHE_SECONDS)},
-    ) as running:
+@pytest_asyncio.fixture
+async def short_cache_stack(stack: Stack, tmp_path: Path) -> AsyncIterator[Stack]:
+    env = {"GATEWAY_TOKEN_CACHE_SECONDS": str(CACHE_SECONDS)}
+    async with another_gateway(stack, tmp_path, env) as running:
         yield running
 
 
@@ -262,7 +257,7 @@ async def test_revoked_token_is_refused_once_the_cache_bound_passes(
 # --- failure modes: fail closed, never forward -----------------------------------------------
 
 
-@pytest_asyncio.fixture(loop_scope="function")
+@pytest_asyncio.fixture
 async def fragile_stack(tmp_path: Path) -> AsyncIterator[Stack]:
     async with start_stack(
         tmp_path,
@@ -308,11 +303,11 @@ async def test_auth_slow_or_stopped_is_503_and_nothing_is_forwarded(fragile_stac
         assert ready.status_code == 503
 
 
-async def test_upstream_down_is_502_problem(tmp_path: Path) -> None:
-    dead = f"http://127.0.0.1:{free_port()}"
+async def test_upstream_down_is_502_problem(stack: Stack, tmp_path: Path) -> None:
+    dead = {"FACTURATION_URL": f"http://127.0.0.1:{free_port()}"}
     async with (
-        start_stack(tmp_path, auth_env=AUTH_ENV, facturation_url=dead) as stack,
-        httpx.AsyncClient(base_url=stack.url, timeout=10) as http,
+        another_gateway(stack, tmp_path, dead) as broken,
+        httpx.AsyncClient(base_url=broken.url, timeout=10) as http,
     ):
         response = await http.get("/api/v1/products", headers={"X-Request-ID": "rid-502"})
     assert response.status_code == 502

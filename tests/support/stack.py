@@ -19,7 +19,7 @@ import asyncio
 import secrets
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -28,7 +28,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from tests.support.databases import fresh_database
 from tests.support.processes import ServiceProcess
 
-__all__ = ["JWT_AUDIENCE", "JWT_ISSUER", "Stack", "signing_key_pem", "start_stack"]
+__all__ = [
+    "JWT_AUDIENCE",
+    "JWT_ISSUER",
+    "Stack",
+    "another_gateway",
+    "signing_key_pem",
+    "start_stack",
+]
 
 JWT_ISSUER = "facturation-auth-e2e"
 JWT_AUDIENCE = "facturation-api-e2e"
@@ -67,6 +74,25 @@ class Stack:
             process.stop()
 
 
+@asynccontextmanager
+async def another_gateway(
+    stack: Stack, tmp_path: Path, env: Mapping[str, str], *, args: tuple[str, ...] = ()
+) -> AsyncIterator[Stack]:
+    """One more gateway process in front of ``stack``'s services, with other settings (starting
+    a process is much cheaper than a whole stack); yields the stack seen through it."""
+    gateway = ServiceProcess("gateway", {**stack.gateway.env, **env}, tmp_path, args=args)
+    try:
+        await asyncio.to_thread(gateway.start)
+        yield replace(
+            stack,
+            gateway=gateway,
+            facturation_url=env.get("FACTURATION_URL", stack.facturation_url),
+            processes=[gateway],
+        )
+    finally:
+        await asyncio.to_thread(gateway.stop)
+
+
 async def _start(process: ServiceProcess, stack: list[ServiceProcess]) -> ServiceProcess:
     stack.append(process)
     await asyncio.to_thread(process.start)
@@ -91,7 +117,11 @@ async def start_stack(
     gateway_args: tuple[str, ...] = (),
 ) -> AsyncIterator[Stack]:
     """Start the system; ``facturation_url`` is None for the echo upstream, ``"start"`` for the
-    real facturation_service, or any URL to use as is. ``extra_env`` goes to every process."""
+    real facturation_service, or any URL to use as is. ``extra_env`` goes to every process.
+
+    Ports are chosen up front, so migrations run side by side and then every process starts at
+    once (none needs another to pass its ``/healthz``).
+    """
     internal_token = secrets.token_urlsafe(24)
     private_key = signing_key_pem()
     common = {"INTERNAL_TOKEN": internal_token, "LOG_LEVEL": "WARNING", **(extra_env or {})}
@@ -111,13 +141,10 @@ async def start_stack(
                 },
                 tmp_path,
             )
-            await _migrate(auth)
-            await _start(auth, processes)
-
+            migrations = [_migrate(auth)]
             facturation: ServiceProcess | None = None
             if facturation_url is None:
-                facturation = await _start(ServiceProcess(ECHO_MODULE, common, tmp_path), processes)
-                facturation_url = facturation.url
+                facturation = ServiceProcess(ECHO_MODULE, common, tmp_path)
             elif facturation_url == "start":
                 database = await exits.enter_async_context(fresh_database("facturation", tmp_path))
                 facturation = ServiceProcess(
@@ -130,9 +157,11 @@ async def start_stack(
                     },
                     tmp_path,
                 )
-                await _migrate(facturation)
-                await _start(facturation, processes)
+                migrations.append(_migrate(facturation))
+            if facturation is not None:
                 facturation_url = facturation.url
+            assert facturation_url is not None
+            await asyncio.gather(*migrations)
 
             gateway = ServiceProcess(
                 "gateway",
@@ -145,7 +174,8 @@ async def start_stack(
                 tmp_path,
                 args=gateway_args,
             )
-            await _start(gateway, processes)
+            services = [auth, *([facturation] if facturation else []), gateway]
+            await asyncio.gather(*(_start(process, processes) for process in services))
             yield Stack(
                 gateway=gateway,
                 auth=auth,
