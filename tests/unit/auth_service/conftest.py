@@ -1,18 +1,23 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from argon2 import PasswordHasher
 from litestar.testing import AsyncTestClient
+from sqlalchemy.engine import make_url
 
 import auth_service
 from auth_service import AuthSettings, create_app, generate_private_key_pem
-from shared import INTERNAL_TOKEN_HEADER
-from tests.support.databases import migrated_database
+from auth_service.models import Base
+from shared import INTERNAL_TOKEN_HEADER, Database, upgrade_database
+from tests.support.databases import TEST_DATABASE_URL, _dsn, using_postgres
 
 MIGRATIONS_DIR = Path(auth_service.__file__).resolve().parent / "migrations"
 INTERNAL_TOKEN = "test-internal-token"
@@ -25,10 +30,44 @@ def private_key_pem() -> str:
     return generate_private_key_pem()
 
 
-@pytest.fixture
-async def auth_database_url(tmp_path: Path) -> AsyncIterator[str]:
-    async with migrated_database("auth", MIGRATIONS_DIR, tmp_path) as url:
+async def _admin(statement: str) -> None:
+    connection = await asyncpg.connect(_dsn(TEST_DATABASE_URL))
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The auth schema, migrated once per session."""
+    if not using_postgres():
+        url = f"sqlite:///{tmp_path_factory.mktemp('auth-template') / 'template.db'}"
+        upgrade_database(MIGRATIONS_DIR, url)
         yield url
+        return
+    name = f"t_authtpl_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        url = make_url(TEST_DATABASE_URL).set(database=name).render_as_string(hide_password=False)
+        upgrade_database(MIGRATIONS_DIR, url)
+        yield url
+    finally:
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+async def auth_database_url(migrated_template: str) -> str:
+    """The session's migrated database, emptied: far cheaper than migrating for every test
+    (``test_migrations.py`` covers the migrations themselves on fresh databases)."""
+    database = Database(migrated_template)
+    try:
+        async with database.engine.begin() as connection:
+            for table in reversed(Base.metadata.sorted_tables):
+                await connection.execute(table.delete())
+    finally:
+        await database.dispose()
+    return migrated_template
 
 
 @pytest.fixture
