@@ -1,0 +1,171 @@
+from __future__ import annotations
+
+import time
+
+import httpx
+import msgspec
+import pytest
+
+from gateway.headers import Identity
+from gateway.proxy import Upstream
+from gateway.token_check import DecisionCache, TokenChecker, bearer_token
+from shared import ServiceUnavailableError, UnauthorizedError
+
+TOKEN = b"eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ1In0.c2lnbmF0dXJl"
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        None,
+        b"",
+        b"Bearer",
+        b"Basic dXNlcjpw",
+        b"Bearer a.b",
+        b"Bearer a.b.c.d",
+        b"Bearer a b.c.d",
+        b"Bearer " + b"a" * 5000 + b".b.c",
+        b"Bearer a.b.c\x00",
+    ],
+)
+def test_malformed_authorization_is_refused_without_asking_auth(
+    authorization: bytes | None,
+) -> None:
+    with pytest.raises(UnauthorizedError):
+        bearer_token(authorization)
+
+
+def test_bearer_scheme_is_case_insensitive() -> None:
+    assert bearer_token(b"bearer " + TOKEN) == TOKEN
+
+
+def test_cache_keeps_a_decision_for_its_ttl_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = DecisionCache(ttl=5, max_entries=10)
+    now = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    key = DecisionCache.key(TOKEN)
+    cache.put(key, Identity("u", "u@example.com"), exp=int(time.time()) + 3600)
+    now[0] += 4.9
+    assert cache.get(key) is not None
+    now[0] += 0.2
+    assert cache.get(key) is None
+    assert len(cache) == 0
+
+
+def test_cache_never_outlives_the_token() -> None:
+    cache = DecisionCache(ttl=30, max_entries=10)
+    key = DecisionCache.key(TOKEN)
+    cache.put(key, Identity("u", "u@example.com"), exp=int(time.time()))  # expires now
+    assert cache.get(key) is None
+    cache.put(key, Identity("u", "u@example.com"), exp=int(time.time()) + 1)
+    entry_deadline = cache._entries[key][0]
+    assert entry_deadline <= time.monotonic() + 1
+
+
+def test_cache_is_bounded_and_drops_the_oldest() -> None:
+    cache = DecisionCache(ttl=30, max_entries=3)
+    exp = int(time.time()) + 600
+    keys = [DecisionCache.key(bytes([n])) for n in range(5)]
+    for key in keys:
+        cache.put(key, Identity("u", "e"), exp)
+    assert len(cache) == 3
+    assert cache.get(keys[0]) is None
+    assert cache.get(keys[4]) is not None
+
+
+def test_cache_key_is_a_hash_not_the_token() -> None:
+    key = DecisionCache.key(TOKEN)
+    assert TOKEN not in key
+    assert len(key) == 32
+
+
+class FakeAuth(httpx.AsyncBaseTransport):
+    """Auth's token check as a transport: counts calls, answers what the test sets."""
+
+    def __init__(self) -> None:
+        self.calls: list[httpx.Request] = []
+        self.status = 200
+        self.body = msgspec.json.encode(
+            {"user_id": "u-1", "email": "u@example.com", "exp": int(time.time()) + 900, "jti": "j"}
+        )
+        self.error: Exception | None = None
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.calls.append(request)
+        if self.error is not None:
+            raise self.error
+        return httpx.Response(self.status, content=self.body)
+
+
+def checker(auth: FakeAuth, ttl: float) -> TokenChecker:
+    upstream = Upstream("auth", "http://auth", connect_timeout=1, timeout=1, max_connections=1)
+    upstream._transport = auth  # type: ignore[assignment]
+    return TokenChecker(
+        upstream, internal_token="internal", timeout=1, cache=DecisionCache(ttl, 100)
+    )
+
+
+async def test_a_cached_decision_is_not_asked_again() -> None:
+    auth = FakeAuth()
+    check = checker(auth, ttl=30)
+    first = await check.identity(b"Bearer " + TOKEN, b"rid")
+    second = await check.identity(b"Bearer " + TOKEN, b"rid")
+    assert (first.user_id, first.email) == ("u-1", "u@example.com")
+    assert second is first
+    assert len(auth.calls) == 1
+    sent = auth.calls[0]
+    assert sent.url.path == "/internal/v1/tokens/check"
+    assert sent.headers["x-internal-token"] == "internal"
+    assert sent.headers["authorization"] == "Bearer " + TOKEN.decode()
+    assert sent.headers["x-request-id"] == "rid"
+
+
+async def test_cache_zero_asks_auth_every_time() -> None:
+    auth = FakeAuth()
+    check = checker(auth, ttl=0)
+    await check.identity(b"Bearer " + TOKEN, b"rid")
+    await check.identity(b"Bearer " + TOKEN, b"rid")
+    assert len(auth.calls) == 2
+    assert len(check.cache) == 0
+
+
+async def test_refusals_are_not_cached() -> None:
+    auth = FakeAuth()
+    auth.status, auth.body = 401, b'{"status": 401}'
+    check = checker(auth, ttl=30)
+    for _ in range(2):
+        with pytest.raises(UnauthorizedError):
+            await check.identity(b"Bearer " + TOKEN, b"rid")
+    assert len(auth.calls) == 2
+
+
+async def test_forget_drops_the_decision() -> None:
+    auth = FakeAuth()
+    check = checker(auth, ttl=30)
+    await check.identity(b"Bearer " + TOKEN, b"rid")
+    check.forget(b"Bearer " + TOKEN)
+    await check.identity(b"Bearer " + TOKEN, b"rid")
+    assert len(auth.calls) == 2
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "error"),
+    [
+        (200, b"{}", None),
+        (200, b"not json", None),
+        (200, b'{"user_id": "u\\r\\nX-Evil: 1", "email": "e", "exp": 1, "jti": "j"}', None),
+        (500, b"", None),
+        (429, b"", None),
+        (200, b"", httpx.ConnectError("refused")),
+        (200, b"", httpx.ReadTimeout("slow")),
+    ],
+)
+async def test_auth_without_a_usable_answer_fails_closed(
+    status: int, body: bytes, error: Exception | None
+) -> None:
+    auth = FakeAuth()
+    auth.status, auth.body, auth.error = status, body, error
+    check = checker(auth, ttl=30)
+    with pytest.raises(ServiceUnavailableError):
+        await check.identity(b"Bearer " + TOKEN, b"rid")
+    assert len(check.cache) == 0
