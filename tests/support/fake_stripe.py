@@ -79,6 +79,9 @@ class FakeStripe:
             return 200, self._create_customer(form)
         if method == "POST" and path == "/v1/checkout/sessions":
             return self._create_session(form)
+        if method == "GET" and path == "/v1/customers":
+            customers = list(reversed(self.customers.values()))
+            return 200, {"object": "list", "data": customers, "has_more": False, "url": path}
         match = re.fullmatch(r"/v1/checkout/sessions/([^/]+)", path)
         if method == "GET" and match:
             found = self.sessions.get(match.group(1))
