@@ -1,0 +1,209 @@
+"""The demo SPA in headless Chromium (Debian's package, driven by Selenium) against the whole
+offline stack: the gateway serves the SPA, the sandbox serves Stripe.js and takes the payment,
+then delivers its signed webhooks to the gateway. Screenshots of each final page are kept under
+artifacts/screenshots/."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
+
+from stripe_sandbox import DECLINED_CARD, SUCCEEDING_CARD
+from tests.support.offline_stack import PUBLISHABLE_KEY, OfflineStack, start_offline_stack
+from tests.support.processes import ROOT
+
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
+
+SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+WAIT_SECONDS = 30
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def offline(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[OfflineStack]:
+    tmp_path = tmp_path_factory.mktemp("browser")
+    spa = tmp_path / "spa"
+    shutil.copytree(ROOT / "spa", spa)
+    async with start_offline_stack(tmp_path, spa_dir=spa) as running:
+        # As a deployment does: config.js names this stack's Stripe.js and publishable key.
+        (spa / "config.js").write_text(
+            "window.FACTURATION_CONFIG = {\n"
+            '  apiBase: "/api/v1",\n'
+            f'  stripeJsUrl: "{running.sandbox.url}/v3/",\n'
+            f'  stripePublishableKey: "{PUBLISHABLE_KEY}",\n'
+            "};\n"
+        )
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[WebDriver]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,1400",
+    ):
+        options.add_argument(flag)
+    # Explicit paths: selenium-manager must never look for or download a driver.
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@dataclass
+class Purchase:
+    token: str
+    product_id: str
+    unit_amount: int
+
+
+def wait(driver: WebDriver) -> WebDriverWait[WebDriver]:
+    return WebDriverWait(driver, WAIT_SECONDS)
+
+
+def register_and_open_checkout(driver: WebDriver, base_url: str, product_id: str) -> str:
+    """A new user registers in the SPA, buys one ``product_id`` and gets the card form."""
+    driver.get(base_url + "/")
+    driver.execute_script("window.sessionStorage.clear()")
+    driver.get(base_url + "/")
+    email = f"browser-{uuid.uuid4().hex[:10]}@example.com"
+    wait(driver).until(ec.visibility_of_element_located((By.ID, "register-form")))
+    driver.find_element(By.ID, "register-name").send_keys("Browser Buyer")
+    driver.find_element(By.ID, "register-email").send_keys(email)
+    driver.find_element(By.ID, "register-password").send_keys("browser-password-123")
+    driver.find_element(By.ID, "register-submit").click()
+    quantity = wait(driver).until(
+        ec.visibility_of_element_located(
+            (By.CSS_SELECTOR, f"#products input[data-product-id='{product_id}']")
+        )
+    )
+    quantity.clear()
+    quantity.send_keys("1")
+    driver.find_element(By.ID, "validate-basket").click()
+    wait(driver).until(ec.visibility_of_element_located((By.ID, "checkout-button"))).click()
+    wait(driver).until(ec.visibility_of_element_located((By.ID, "sandbox-card-number")))
+    token: str = driver.execute_script("return window.sessionStorage.getItem('facturation.token')")
+    return token
+
+
+def pay_with(driver: WebDriver, card: str) -> None:
+    driver.find_element(By.ID, "sandbox-card-number").send_keys(card)
+    driver.find_element(By.ID, "sandbox-card-expiry").send_keys("12 / 34")
+    driver.find_element(By.ID, "sandbox-card-cvc").send_keys("123")
+    driver.find_element(By.ID, "sandbox-pay").click()
+
+
+def paid_product(base_url: str) -> tuple[str, int]:
+    products = httpx.get(f"{base_url}/api/v1/products", timeout=10).json()["products"]
+    product = next(p for p in products if p["unit_amount"] > 0)
+    return product["id"], product["unit_amount"]
+
+
+def buy(driver: WebDriver, base_url: str, card: str) -> Purchase:
+    product_id, unit_amount = paid_product(base_url)
+    token = register_and_open_checkout(driver, base_url, product_id)
+    pay_with(driver, card)
+    return Purchase(token=token, product_id=product_id, unit_amount=unit_amount)
+
+
+def invoices_of(base_url: str, token: str) -> list[dict[str, object]]:
+    response = httpx.get(
+        f"{base_url}/api/v1/billing/invoices",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    data: list[dict[str, object]] = response.json()["data"]
+    return data
+
+
+def screenshot(driver: WebDriver, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / name
+    assert driver.save_screenshot(str(path))
+    return path
+
+
+async def test_a_new_user_pays_with_4242_and_sees_the_return_page_complete_and_invoice_paid(
+    offline: OfflineStack, browser: WebDriver
+) -> None:
+    def scenario() -> Purchase:
+        purchase = buy(browser, offline.url, SUCCEEDING_CARD)
+        wait(browser).until(ec.url_contains("session_id=cs_test_"))
+        wait(browser).until(
+            ec.text_to_be_present_in_element_attribute(
+                (By.ID, "return-status"), "data-status", "complete"
+            )
+        )
+        # The return page polls until the webhooks have turned into a paid invoice.
+        paid_row = wait(browser).until(
+            ec.visibility_of_element_located((By.CSS_SELECTOR, "#invoices tr[data-status='paid']"))
+        )
+        assert "paid" in paid_row.text
+        assert f"{purchase.unit_amount / 100:.2f}" in paid_row.text
+        screenshot(browser, "checkout-paid.png")
+        return purchase
+
+    purchase = await asyncio.to_thread(scenario)
+
+    assert browser.find_element(By.ID, "return-payment-status").text == "paid"
+    (invoice,) = invoices_of(offline.url, purchase.token)
+    assert invoice["status"] == "paid"
+    assert invoice["amount_paid"] == purchase.unit_amount
+    assert invoice["amount_remaining"] == 0
+    assert (SCREENSHOTS / "checkout-paid.png").stat().st_size > 0
+
+
+async def sandbox_event_ids(offline: OfflineStack) -> list[str]:
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.get(f"{offline.sandbox.url}/sandbox/events")
+    return [event["id"] for event in response.json()["data"]]
+
+
+async def test_a_declined_card_shows_the_error_and_creates_no_paid_invoice(
+    offline: OfflineStack, browser: WebDriver
+) -> None:
+    events_before = await sandbox_event_ids(offline)
+
+    def scenario() -> Purchase:
+        purchase = buy(browser, offline.url, DECLINED_CARD)
+        wait(browser).until(
+            ec.text_to_be_present_in_element(
+                (By.ID, "sandbox-checkout-error"), "Your card was declined."
+            )
+        )
+        screenshot(browser, "checkout-declined.png")
+        return purchase
+
+    purchase = await asyncio.to_thread(scenario)
+
+    assert "session_id=" not in browser.current_url
+    assert browser.find_element(By.ID, "sandbox-pay").is_enabled()
+    await asyncio.sleep(1)  # room for any (wrong) webhook delivery to land
+    assert await sandbox_event_ids(offline) == events_before
+    assert invoices_of(offline.url, purchase.token) == []
