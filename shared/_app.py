@@ -77,6 +77,9 @@ def create_service_app(
         cors_config=cors_config,
         request_max_body_size=request_max_body_size,
         openapi_config=OpenAPIConfig(title=service, version="1", path="/schema"),
+        # Logging is configure_logging's (JSON, LOG_LEVEL); Litestar's default config would
+        # replace the root handler at start-up with a plain-text one at INFO.
+        logging_config=None,
         debug=debug,
     )
     # Outermost, so 404s, CORS answers and exception responses all carry the request id.
