@@ -42,7 +42,9 @@ def load() -> AuthSettings:
 
 async def _purge_expired(database: Database, limiter: LoginRateLimiter) -> None:
     async with database.engine.begin() as connection:
-        await connection.execute(delete(RevokedToken).where(RevokedToken.expires_at < time.time()))
+        await connection.execute(
+            delete(RevokedToken).where(RevokedToken.expires_at < int(time.time()))
+        )
     await limiter.purge()
 
 

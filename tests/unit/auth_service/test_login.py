@@ -5,12 +5,22 @@ import time
 from typing import Any
 
 import jwt
+import msgspec
 from argon2 import PasswordHasher
 from litestar.testing import AsyncTestClient
+from sqlalchemy import select
 
+from auth_service import AuthSettings, create_app
+from auth_service.models import User
 from auth_service.passwords import Passwords
-from shared import PROBLEM_MEDIA_TYPE
-from tests.unit.auth_service.conftest import CHEAP_HASHER, PASSWORD, login, register
+from shared import INTERNAL_TOKEN_HEADER, PROBLEM_MEDIA_TYPE, Database
+from tests.unit.auth_service.conftest import (
+    CHEAP_HASHER,
+    INTERNAL_TOKEN,
+    PASSWORD,
+    login,
+    register,
+)
 from tests.unit.auth_service.tokens_support import AUDIENCE, ISSUER
 
 
@@ -98,3 +108,23 @@ async def test_verify_accepts_the_right_password_only() -> None:
     assert await passwords.verify(stored, PASSWORD)
     assert not await passwords.verify(stored, PASSWORD + "!")
     assert not await passwords.verify("not-a-hash", PASSWORD)
+
+
+async def test_login_upgrades_a_hash_made_with_weaker_parameters(
+    settings: AuthSettings, auth_database_url: str
+) -> None:
+    async with AsyncTestClient(create_app(settings)) as weak:
+        weak.headers[INTERNAL_TOKEN_HEADER] = INTERNAL_TOKEN
+        await register(weak)
+    stronger = msgspec.structs.replace(settings, argon2_time_cost=2)
+    async with AsyncTestClient(create_app(stronger)) as client:
+        client.headers[INTERNAL_TOKEN_HEADER] = INTERNAL_TOKEN
+        assert (await login(client)).status_code == 200
+    database = Database(auth_database_url)
+    try:
+        async with database.sessionmaker() as session:
+            stored = await session.scalar(select(User.password_hash))
+    finally:
+        await database.dispose()
+    assert stored is not None
+    assert ",t=2," in stored
