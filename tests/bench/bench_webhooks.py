@@ -1,0 +1,202 @@
+"""Webhook intake benchmark: N distinct signed Stripe events posted through the real gateway to the
+real facturation service on PostgreSQL, at 32 concurrent connections; then pgbench with a
+one-row INSERT transaction at the same concurrency on the same server, for comparison.
+
+    .venv/bin/python -m tests.bench.bench_webhooks [--events 5000] [--connections 32]
+
+Uses TEST_DATABASE_URL (default ``postgresql://postgres@127.0.0.1:5432/test``) as the server
+where fresh databases are created. Prints accepted events/s, acknowledgement latency
+percentiles, the time until the worker has processed every event, and pgbench's TPS.
+Targets: events/s >= half of pgbench's TPS; p99 acknowledgement < 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+
+from facturation_service.models import WebhookEvent
+from shared import Database
+from tests.support import stripe_events
+from tests.support.databases import fresh_database
+from tests.support.stack import start_stack
+
+DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+async def _post_all(
+    url: str, requests: list[tuple[bytes, str]], connections: int
+) -> tuple[list[float], int]:
+    """Keep-alive HTTP/1.1 over raw streams, so the load generator costs little CPU."""
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    queue: asyncio.Queue[tuple[bytes, str]] = asyncio.Queue()
+    for item in requests:
+        queue.put_nowait(item)
+    latencies: list[float] = []
+    failures = 0
+
+    async def connection() -> None:
+        nonlocal failures
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            while True:
+                try:
+                    body, signature = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                head = (
+                    f"POST /webhooks/stripe HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                    f"Content-Type: application/json\r\nStripe-Signature: {signature}\r\n"
+                    f"Content-Length: {len(body)}\r\n\r\n"
+                ).encode()
+                started = time.perf_counter()
+                writer.write(head + body)
+                status_line = await reader.readline()
+                length = 0
+                while (line := await reader.readline()) not in (b"\r\n", b""):
+                    name, _, value = line.decode("latin-1").partition(":")
+                    if name.lower() == "content-length":
+                        length = int(value)
+                await reader.readexactly(length)
+                latencies.append(time.perf_counter() - started)
+                if b" 200 " not in status_line:
+                    failures += 1
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(connection() for _ in range(connections)))
+    return latencies, failures
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def _pgbench(database_url: str, clients: int, seconds: int) -> float:
+    binary = shutil.which("pgbench") or next(
+        (str(p) for p in sorted(Path("/usr/lib/postgresql").glob("*/bin/pgbench"))), None
+    )
+    if binary is None:
+        raise SystemExit("pgbench not found (Debian: postgresql-contrib / postgresql-client)")
+    url = make_url(database_url)
+    env = {**os.environ, "PGPASSWORD": url.password or ""}
+    connection = [
+        "-h", url.host or "127.0.0.1", "-p", str(url.port or 5432), "-U", url.username or "postgres"
+    ]  # fmt: skip
+    subprocess.run(
+        ["psql", *connection, "-q", "-c",
+         "CREATE TABLE bench_insert (id bigserial PRIMARY KEY, payload text NOT NULL)",
+         url.database or "postgres"],
+        env=env, check=True,
+    )  # fmt: skip
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as script:
+        script.write("INSERT INTO bench_insert (payload) VALUES ('one row');\n")
+    result = subprocess.run(
+        [binary, *connection, "-n", "-c", str(clients), "-j", "2", "-T", str(seconds),
+         "-f", script.name, url.database or "postgres"],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    Path(script.name).unlink()
+    match = re.search(r"tps = ([\d.]+)", result.stdout)
+    if match is None:
+        raise SystemExit(f"unexpected pgbench output:\n{result.stdout}{result.stderr}")
+    return float(match.group(1))
+
+
+async def _count_processed(database: Database) -> int:
+    async with database.sessionmaker() as session:
+        query = select(func.count()).where(WebhookEvent.status == "processed")
+        return int((await session.execute(query)).scalar_one())
+
+
+async def main(events: int, connections: int, workers: int, pgbench_seconds: int) -> int:
+    os.environ.setdefault("TEST_DATABASE_URL", DEFAULT_SERVER)
+    server = os.environ["TEST_DATABASE_URL"]
+    import tests.support.databases as databases
+
+    databases.TEST_DATABASE_URL = server  # read at import time; the bench always uses PostgreSQL
+    secret = stripe_events.WEBHOOK_SECRET
+    print(f"preparing {events} distinct signed invoice events ...", flush=True)
+    requests = []
+    for index in range(events):
+        invoice = stripe_events.invoice("paid", customer=f"cus_Bench{index % 200:05d}")
+        body = stripe_events.encode(stripe_events.event("invoice.paid", invoice))
+        requests.append((body, stripe_events.sign(body, secret)))
+    size = sum(len(body) for body, _ in requests) // events
+
+    with tempfile.TemporaryDirectory() as tmp:
+        async with start_stack(
+            Path(tmp),
+            facturation_url="start",
+            extra_env={"LOG_LEVEL": "WARNING"},
+            facturation_env={
+                "STRIPE_API_BASE": "http://127.0.0.1:9",
+                "STRIPE_WEBHOOK_SECRET": secret,
+                "WORKERS": str(workers),
+                "FACTURATION_WEBHOOK_CONCURRENCY": "8",
+            },
+            gateway_env={"WORKERS": str(workers)},
+        ) as stack:
+            assert stack.facturation is not None
+            database = Database(stack.facturation.env["FACTURATION_DATABASE_URL"])
+            warmup = requests[: min(200, events // 10)]
+            await _post_all(stack.url, warmup, connections)
+            measured = requests[len(warmup) :]
+            started = time.perf_counter()
+            latencies, failures = await _post_all(stack.url, measured, connections)
+            accepted_in = time.perf_counter() - started
+            while await _count_processed(database) < events:  # noqa: ASYNC110 - another process
+                await asyncio.sleep(0.05)
+            processed_in = time.perf_counter() - started
+            await database.dispose()
+
+    async with fresh_database("pgbench", Path(tempfile.gettempdir())) as bench_url:
+        tps = await asyncio.to_thread(_pgbench, bench_url, connections, pgbench_seconds)
+
+    rate = len(measured) / accepted_in
+    p50, p99 = _percentile(latencies, 0.50) * 1000, _percentile(latencies, 0.99) * 1000
+    print(f"events: {len(measured)} measured (+{len(warmup)} warm-up), ~{size} bytes each")
+    print(f"connections: {connections}, gateway and facturation workers: {workers} each")
+    print(f"failed acknowledgements: {failures}")
+    print(f"accepted: {rate:.0f} events/s")
+    print(
+        f"acknowledgement: p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {max(latencies) * 1000:.1f} ms"
+    )
+    print(f"all {events} processed after {processed_in:.2f} s (accepting took {accepted_in:.2f} s)")
+    print(f"pgbench one-row INSERT, {connections} clients: {tps:.0f} tps")
+    print(f"events/s vs pgbench/2 ({tps / 2:.0f}): {'met' if rate >= tps / 2 else 'MISSED'}")
+    print(f"p99 < 50 ms: {'met' if p99 < 50 else 'MISSED'}")
+    return 0 if failures == 0 else 1
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn workers per service")
+    parser.add_argument("--pgbench-seconds", type=int, default=10)
+    arguments = parser.parse_args()
+    sys.exit(
+        asyncio.run(
+            main(
+                arguments.events,
+                arguments.connections,
+                arguments.workers,
+                arguments.pgbench_seconds,
+            )
+        )
+    )
