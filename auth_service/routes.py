@@ -7,7 +7,7 @@ import ipaddress
 from typing import Any
 
 from litestar import Request, Response, get, post, put
-from litestar.datastructures import State
+from litestar.datastructures import CacheControlHeader, State
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,6 +33,8 @@ from auth_service.users import (
 from shared import USER_EMAIL_HEADER, USER_ID_HEADER, UnauthorizedError
 
 __all__ = ["dependencies", "route_handlers"]
+
+NO_STORE = CacheControlHeader(no_store=True)
 
 
 async def provide_passwords(state: State) -> Passwords:
@@ -80,7 +82,8 @@ async def register(
     return UserResponse.of(user)
 
 
-@post("/auth/login", status_code=200)
+# RFC 6749 §5.1: a token response must not be stored by any cache.
+@post("/auth/login", status_code=200, cache_control=NO_STORE)
 async def login(
     request: Request[Any, Any, Any],
     data: JSONBody[LoginRequest],
@@ -110,7 +113,7 @@ async def logout(request: Request[Any, Any, Any], tokens: NamedDependency[Tokens
     await tokens.revoke(claims)
 
 
-@get("/auth/jwks.json")
+@get(["/auth/jwks.json", "/.well-known/jwks.json"])
 async def jwks(tokens: NamedDependency[Tokens]) -> Response[dict[str, Any]]:
     return Response(tokens.keys.jwks(), headers={"Cache-Control": "public, max-age=300"})
 
@@ -125,7 +128,7 @@ async def me(
     return UserResponse.of(await get_user(db_session, user_id))
 
 
-@get("/internal/v1/tokens/check")
+@get("/internal/v1/tokens/check", cache_control=NO_STORE)
 async def check_token(
     request: Request[Any, Any, Any], tokens: NamedDependency[Tokens]
 ) -> Response[TokenCheckResponse]:

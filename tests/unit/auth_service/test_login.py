@@ -33,6 +33,7 @@ async def test_login_returns_a_bearer_token_signed_with_the_published_key(
     assert response.status_code == 200
     body = response.json()
     assert body["token_type"] == "bearer"
+    assert response.headers["cache-control"] == "no-store"
     assert body["expires_in"] == 900
 
     jwks = (await client.get("/auth/jwks.json")).json()

@@ -67,6 +67,7 @@ async def test_me_without_the_internal_credential_ignores_the_identity_header(
 async def test_jwks_publishes_the_public_key_only(client: AsyncTestClient[Any]) -> None:
     response = await client.get("/auth/jwks.json")
     assert response.status_code == 200
+    assert (await client.get("/.well-known/jwks.json")).json() == response.json()
     [key] = response.json()["keys"]
     assert key.keys() == {"kty", "crv", "x", "kid", "alg", "use"}
     assert (key["kty"], key["crv"], key["alg"], key["use"]) == ("OKP", "Ed25519", "EdDSA", "sig")

@@ -53,6 +53,7 @@ async def test_a_valid_token_answers_the_identity_in_headers_and_body(
     }
     assert response.headers["x-user-id"] == payload["sub"]
     assert response.headers["x-user-email"] == "ada@example.com"
+    assert response.headers["cache-control"] == "no-store"
     assert me["keys"][0]["kid"] == jwt.get_unverified_header(token)["kid"]
 
 
