@@ -14,10 +14,15 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# newman runs the Postman collection in the suite; installed beside the repo, never committed.
+NEWMAN := node_modules/.bin/newman
+$(NEWMAN):
+	npm install --no-save --no-package-lock --no-audit --no-fund --loglevel=error newman@6
+
 dev: $(STAMP)
 	$(PY) scripts/dev.py
 
-test: $(STAMP)
+test: $(STAMP) $(NEWMAN)
 	$(PY) -m pytest
 
 lint: $(STAMP)
