@@ -38,17 +38,17 @@ NO_STORE = CacheControlHeader(no_store=True)
 
 
 async def provide_passwords(state: State) -> Passwords:
-    passwords: NamedDependency[Passwords] = state.passwords
+    passwords: Passwords = state.passwords
     return passwords
 
 
 async def provide_tokens(state: State) -> Tokens:
-    tokens: NamedDependency[Tokens] = state.tokens
+    tokens: Tokens = state.tokens
     return tokens
 
 
 async def provide_limiter(state: State) -> LoginRateLimiter:
-    limiter: NamedDependency[LoginRateLimiter] = state.login_rate_limiter
+    limiter: LoginRateLimiter = state.login_rate_limiter
     return limiter
 
 
