@@ -113,6 +113,7 @@ async def start_stack(
     extra_env: Mapping[str, str] | None = None,
     auth_env: Mapping[str, str] | None = None,
     facturation_env: Mapping[str, str] | None = None,
+    facturation_args: tuple[str, ...] = (),
     gateway_env: Mapping[str, str] | None = None,
     gateway_args: tuple[str, ...] = (),
 ) -> AsyncIterator[Stack]:
@@ -156,6 +157,7 @@ async def start_stack(
                         **(facturation_env or {}),
                     },
                     tmp_path,
+                    args=facturation_args,
                 )
                 migrations.append(_migrate(facturation))
             if facturation is not None:
