@@ -27,10 +27,15 @@ STRIPE_SECRET_KEY = "sk_test_e2e_" + secrets.token_hex(8)
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def sandbox(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ServiceProcess]:
-    """The Stripe sandbox with its own webhook delivery off: this test signs the events."""
+    """The Stripe sandbox, its own webhook delivery off until a test turns it on."""
     process = ServiceProcess(
         "stripe_sandbox",
-        {"SANDBOX_WEBHOOK_URL": "", "LOG_LEVEL": "WARNING"},
+        {
+            "SANDBOX_WEBHOOK_URL": "",
+            "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "SANDBOX_WEBHOOK_RETRY_BASE_MS": "100",
+            "LOG_LEVEL": "WARNING",
+        },
         tmp_path_factory.mktemp("sandbox"),
     )
     await asyncio.to_thread(process.start)
@@ -175,3 +180,43 @@ async def test_through_the_gateway_a_tampered_event_is_refused_and_a_duplicate_s
     assert (first.status_code, first.json()["duplicate"]) == (200, False)
     assert (again.status_code, again.json()["duplicate"]) == (200, True)
     assert [entry["id"] for entry in journal.json()["data"]].count(event["id"]) == 1
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_checkout_paid_in_the_sandbox_is_delivered_signed_and_applied(
+    stack: Stack, sandbox: ServiceProcess
+) -> None:
+    """The sandbox's own events (its invoice and session objects) through the gateway."""
+    async with (
+        httpx.AsyncClient(base_url=stack.url, timeout=10) as http,
+        httpx.AsyncClient(base_url=sandbox.url, timeout=10) as stripe_sandbox,
+    ):
+        configured = await stripe_sandbox.post(
+            "/sandbox/config", json={"webhook_url": f"{stack.url}/webhooks/stripe"}
+        )
+        assert configured.status_code == 200, configured.text
+        buyer = await new_user(http)
+        created = await checkout(http, buyer)
+        paid = await stripe_sandbox.post(
+            f"/sandbox/checkout/sessions/{created['id']}/complete",
+            json={"client_secret": created["client_secret"]},
+        )
+        assert paid.status_code == 200, paid.text
+        invoice_id = paid.json()["invoice"]
+
+        deadline = time.monotonic() + 20
+        listed: list[dict[str, Any]] = []
+        order = None
+        while time.monotonic() < deadline:
+            order = await order_of(stack, created["id"])
+            page = await http.get("/api/v1/billing/invoices", headers=buyer.bearer)
+            listed = page.json()["data"]
+            settled = order is not None and order.status == "paid"
+            if settled and listed and listed[0]["status"] == "paid":
+                break
+            await asyncio.sleep(0.2)
+
+    assert order is not None
+    assert (order.status, order.stripe_invoice_id) == ("paid", invoice_id)
+    assert [(item["id"], item["status"]) for item in listed] == [(invoice_id, "paid")]
+    assert listed[0]["amount_paid"] == created["amount_total"]
