@@ -508,6 +508,13 @@ pm.request.headers.upsert({ key: "Stripe-Signature", value: "t=" + now + ",v1=" 
 
 ACCEPTED_TESTS = """
 pm.test("accepted (2xx)", () => pm.expect(pm.response.code).to.be.within(200, 299));
+pm.test("acknowledges this event, DUPLICATE_TEXT", () => {
+    const sent = JSON.parse(pm.variables.replaceIn(pm.request.body.raw));
+    const ack = pm.response.json();
+    pm.expect(ack.id).to.eql(sent.id);
+    pm.expect(ack.duplicate).to.eql(DUPLICATE);
+    pm.expect(ack.handled).to.eql(true);
+});
 """
 
 
@@ -532,7 +539,8 @@ def webhooks() -> list[Obj]:
         invoice_var = "invoicePaidId" if name.startswith("paid") else "invoiceVoidId"
         which = {"invoicePaidId": " (invoice to pay)", "invoiceVoidId": " (invoice to void)"}
         label = "" if event_type.startswith("checkout") else which[invoice_var]
-        title = event_type + label + (", duplicate delivery" if name in seen else "")
+        duplicate = name in seen
+        title = event_type + label + (", duplicate delivery" if duplicate else "")
         seen.add(name)
         invoice_note = f" of invoice {{{{{invoice_var}}}}}" if label else ""
         items.append(
@@ -542,7 +550,9 @@ def webhooks() -> list[Obj]:
                 "/webhooks/stripe",
                 auth=False,
                 body=_raw_event(event_type, obj, name),
-                tests=ACCEPTED_TESTS,
+                tests=ACCEPTED_TESTS.replace(
+                    "DUPLICATE_TEXT", "stored once" if duplicate else "new"
+                ).replace("DUPLICATE", "true" if duplicate else "false"),
                 description=f"A signed `{event_type}` event{invoice_note}, as Stripe sends it.",
             )
         )
@@ -573,7 +583,7 @@ def invoices_after_events() -> list[Obj]:
             prerequest="""
 // Events are processed in the background: from the second try on, wait a little first.
 if (Number(pm.collectionVariables.get("pollAttempt") || 0) > 0) {
-    setTimeout(() => {}, 250);
+    setTimeout(() => {}, 500);
 }
 """,
             tests="""
@@ -583,7 +593,7 @@ const paid = page.data.find((i) => i.id === pm.collectionVariables.get("invoiceP
 const voided = page.data.find((i) => i.id === pm.collectionVariables.get("invoiceVoidId"));
 const settled = paid && paid.status === "paid" && voided && voided.status === "void";
 const attempt = Number(pm.collectionVariables.get("pollAttempt") || 0);
-if (!settled && attempt < 40) {
+if (!settled && attempt < 60) {
     pm.collectionVariables.set("pollAttempt", String(attempt + 1));
     pm.execution.setNextRequest(pm.info.requestName);
 } else {
