@@ -12,6 +12,7 @@ from contextlib import AbstractAsyncContextManager
 from argon2 import PasswordHasher
 from litestar import Litestar
 from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth_service.models import RevokedToken
 from auth_service.passwords import Passwords
@@ -19,7 +20,7 @@ from auth_service.ratelimit import LoginRateLimiter
 from auth_service.routes import dependencies, route_handlers
 from auth_service.settings import AuthSettings, ensure_sqlite_directory
 from auth_service.signing_keys import KeyRing
-from auth_service.tokens import Tokens
+from auth_service.tokens import Tokens, revocation_engine
 from shared import Database, create_service_app, load_settings
 
 __all__ = ["create_app", "load"]
@@ -49,9 +50,10 @@ async def _purge_expired(database: Database, limiter: LoginRateLimiter) -> None:
 
 
 def _housekeeping(
-    database: Database, limiter: LoginRateLimiter
+    database: Database, limiter: LoginRateLimiter, lookup_engine: AsyncEngine
 ) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
-    """Lifespan: drop revocations of expired tokens and login attempts out of the window."""
+    """Lifespan: drop revocations of expired tokens and login attempts out of the window; close
+    the revocation lookup's own pool at the end."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
@@ -70,6 +72,8 @@ def _housekeeping(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            if lookup_engine.sync_engine.pool is not database.engine.sync_engine.pool:
+                await lookup_engine.dispose()
 
     return lifespan
 
@@ -79,12 +83,14 @@ def create_app(settings: AuthSettings | None = None) -> Litestar:
     ensure_sqlite_directory(settings.database_url)
     database = Database(settings.database_url)
     keys = KeyRing.from_pems(settings.jwt_private_key, settings.jwt_previous_public_keys)
+    lookup_engine = revocation_engine(database)
     tokens = Tokens(
         keys,
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         ttl_seconds=settings.jwt_ttl_seconds,
         engine=database.engine,
+        lookup_engine=lookup_engine,
     )
     limiter = LoginRateLimiter(
         database.engine,
@@ -106,5 +112,5 @@ def create_app(settings: AuthSettings | None = None) -> Litestar:
         database=database,
         state={"passwords": passwords, "tokens": tokens, "login_rate_limiter": limiter},
         dependencies=dependencies,
-        lifespan=[_housekeeping(database, limiter)],
+        lifespan=[_housekeeping(database, limiter, lookup_engine)],
     )

@@ -14,20 +14,38 @@ from typing import Any
 
 import jwt
 from sqlalchemy import insert, select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from auth_service.models import RevokedToken
 from auth_service.signing_keys import ALGORITHM, KeyRing
-from shared import UnauthorizedError
+from shared import Database, ServiceUnavailableError, UnauthorizedError
 
-__all__ = ["AccessToken", "TokenClaims", "Tokens", "bearer_token"]
+__all__ = ["AccessToken", "TokenClaims", "Tokens", "bearer_token", "revocation_engine"]
 
 REQUIRED_CLAIMS = ["sub", "email", "iss", "aud", "iat", "exp", "jti"]
 # RFC 6750 b64token, as three dot-separated JWS parts; bounded so garbage is rejected cheaply.
 _BEARER = re.compile(r"^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$", re.IGNORECASE)
 _MAX_AUTHORIZATION_LENGTH = 4096
 _CHALLENGE = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+
+
+def revocation_engine(database: Database) -> AsyncEngine:
+    """The check route's own pool: autocommit and no pre-ping, so a lookup is one round trip.
+
+    The service's main pool pings every checkout (on asyncpg: BEGIN, ping, ROLLBACK) and wraps a
+    lone SELECT in BEGIN/ROLLBACK: six round trips where one does. SQLite has no such cost and
+    keeps its one engine (and its pragmas).
+    """
+    if database.is_sqlite:
+        return database.engine.execution_options(isolation_level="AUTOCOMMIT")
+    return create_async_engine(
+        database.url,
+        isolation_level="AUTOCOMMIT",
+        pool_size=10,
+        max_overflow=10,
+        pool_recycle=1800,
+    )
 
 
 def invalid_token(detail: str) -> UnauthorizedError:
@@ -62,13 +80,25 @@ class TokenClaims:
 
 class Tokens:
     def __init__(
-        self, keys: KeyRing, *, issuer: str, audience: str, ttl_seconds: int, engine: AsyncEngine
+        self,
+        keys: KeyRing,
+        *,
+        issuer: str,
+        audience: str,
+        ttl_seconds: int,
+        engine: AsyncEngine,
+        lookup_engine: AsyncEngine | None = None,
     ) -> None:
+        """Args:
+        lookup_engine: where the hot-path revocation lookup runs (see ``revocation_engine``);
+            ``engine`` by default.
+        """
         self.keys = keys
         self.issuer = issuer
         self.audience = audience
         self.ttl_seconds = ttl_seconds
         self._engine = engine
+        self._lookup_engine = lookup_engine or engine
 
     def issue(self, *, user_id: str, email: str) -> AccessToken:
         now = int(time.time())
@@ -119,13 +149,23 @@ class Tokens:
     async def verify(self, token: str) -> TokenClaims:
         """:meth:`decode`, then refuse a revoked token."""
         claims = self.decode(token)
-        async with self._engine.connect() as connection:
-            revoked = await connection.scalar(
-                select(RevokedToken.jti).where(RevokedToken.jti == claims.jti)
-            )
-        if revoked is not None:
+        if await self._is_revoked(claims.jti):
             raise invalid_token("The token has been revoked.")
         return claims
+
+    async def _is_revoked(self, jti: str, *, retry: bool = True) -> bool:
+        query = select(RevokedToken.jti).where(RevokedToken.jti == jti)
+        try:
+            async with self._lookup_engine.connect() as connection:
+                return await connection.scalar(query) is not None
+        except DBAPIError as exc:
+            # Without pre-ping a pooled connection may have died (database restart); SQLAlchemy
+            # has invalidated it, and one retry takes a fresh one.
+            if retry and exc.connection_invalidated:
+                return await self._is_revoked(jti, retry=False)
+            raise ServiceUnavailableError("The revocation list is unreachable.") from None
+        except (SQLAlchemyError, OSError):
+            raise ServiceUnavailableError("The revocation list is unreachable.") from None
 
     async def revoke(self, claims: TokenClaims) -> None:
         """Idempotent: revoking twice keeps one row, kept until the token's own expiry."""

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import jwt
 import msgspec
@@ -12,9 +14,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from litestar.testing import AsyncTestClient
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from auth_service import AuthSettings, create_app, generate_private_key_pem
+from auth_service.tokens import Tokens
 from shared import INTERNAL_TOKEN_HEADER, PROBLEM_MEDIA_TYPE
+from tests.support.databases import TEST_DATABASE_URL, _dsn, using_postgres
 from tests.unit.auth_service.conftest import INTERNAL_TOKEN, access_token
 from tests.unit.auth_service.tokens_support import claims, kid_of, private_key, signed, unsigned
 
@@ -217,3 +223,46 @@ async def test_a_token_of_a_retired_key_is_refused(
     async with AsyncTestClient(create_app(rotated)) as client:
         client.headers[INTERNAL_TOKEN_HEADER] = INTERNAL_TOKEN
         assert_refused_without_identity(await check(client, old_token))
+
+
+async def test_the_check_fails_closed_when_the_revocation_list_is_unreachable(
+    client: AsyncTestClient[Any], tmp_path: Path
+) -> None:
+    token = await access_token(client)
+    tokens: Tokens = client.app.state.tokens
+    unreachable = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'x.db'}")
+    original = tokens._lookup_engine
+    tokens._lookup_engine = unreachable
+    try:
+        response = await check(client, token)
+    finally:
+        tokens._lookup_engine = original
+        await unreachable.dispose()
+    assert response.status_code == 503
+    assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
+    assert "x-user-id" not in response.headers
+
+
+async def test_the_check_survives_its_database_connections_being_dropped(
+    client: AsyncTestClient[Any], auth_database_url: str
+) -> None:
+    """A database restart kills pooled connections; the lookup pool has no pre-ping, so the
+    check must notice and retry on a fresh connection. (On SQLite there is no server to drop
+    connections, so there the check simply keeps answering.)"""
+    token = await access_token(client)
+    assert (await check(client, token)).status_code == 200
+    if using_postgres():
+        name = make_url(auth_database_url).database
+        connection = await asyncpg.connect(_dsn(TEST_DATABASE_URL))
+        try:
+            terminated = await connection.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = $1 AND pid <> pg_backend_pid()",
+                name,
+            )
+        finally:
+            await connection.close()
+        assert terminated >= 1
+    response = await check(client, token)
+    assert response.status_code == 200
+    assert response.headers["x-user-id"] == response.json()["user_id"]
