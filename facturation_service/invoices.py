@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from sqlalchemy import and_, delete, func, insert, or_, select, update
+from sqlalchemy import String, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -110,10 +110,60 @@ class InvoiceSnapshot(msgspec.Struct):
         return self.customer
 
 
-def _upsert(session: AsyncSession) -> Any:
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(Invoice)
-    return sqlite.insert(Invoice)
+_INVOICES = Invoice.__table__
+_SNAPSHOT_COLUMNS = (
+    "id",
+    "customer",
+    "number",
+    "status",
+    "currency",
+    "amount_due",
+    "amount_paid",
+    "amount_remaining",
+    "subtotal",
+    "total",
+    "hosted_invoice_url",
+    "invoice_pdf",
+    "period_start",
+    "period_end",
+    "created",
+    "status_transitions",
+    "raw",
+    "snapshot_created",
+    "status_rank",
+    "updated_at",
+)
+
+
+def _build_upsert(dialect: Any) -> Any:
+    """The conditional upsert, built once per dialect so each event only binds parameters."""
+    columns = _INVOICES.c
+    # An invoice whose customer is not mapped yet keeps user_id NULL until the mapping appears.
+    user_of_customer = (
+        select(StripeCustomer.user_id)
+        .where(StripeCustomer.user_stripe_id == bindparam("p_customer", type_=String()))
+        .scalar_subquery()
+    )
+    values: dict[str, Any] = {
+        name: bindparam(f"p_{name}", type_=columns[name].type) for name in _SNAPSHOT_COLUMNS
+    }
+    statement = dialect.insert(_INVOICES).values(**values, user_id=user_of_customer)
+    excluded = statement.excluded
+    newer = or_(
+        columns.snapshot_created < excluded.snapshot_created,
+        and_(
+            columns.snapshot_created == excluded.snapshot_created,
+            columns.status_rank <= excluded.status_rank,
+        ),
+    )
+    updates = {name: excluded[name] for name in _SNAPSHOT_COLUMNS if name != "id"}
+    updates["user_id"] = func.coalesce(columns.user_id, excluded.user_id)
+    return statement.on_conflict_do_update(
+        index_elements=[columns.id], set_=updates, where=newer
+    ).returning(columns.id)
+
+
+_UPSERTS = {"postgresql": _build_upsert(postgresql), "sqlite": _build_upsert(sqlite)}
 
 
 async def apply_invoice_snapshot(
@@ -128,16 +178,9 @@ async def apply_invoice_snapshot(
         msgspec.ValidationError: the object is not an invoice this service can store.
     """
     snapshot = msgspec.convert(raw, InvoiceSnapshot)
-    customer = snapshot.customer_id
-    # An invoice whose customer is not mapped yet keeps user_id NULL until the mapping appears.
-    user_of_customer = (
-        select(StripeCustomer.user_id)
-        .where(StripeCustomer.user_stripe_id == customer)
-        .scalar_subquery()
-    )
     values: dict[str, Any] = {
         "id": snapshot.id,
-        "customer": customer,
+        "customer": snapshot.customer_id,
         "number": snapshot.number,
         "status": snapshot.status,
         "currency": snapshot.currency,
@@ -157,21 +200,9 @@ async def apply_invoice_snapshot(
         "status_rank": status_rank(snapshot.status),
         "updated_at": utcnow(),
     }
-    statement = _upsert(session).values(**values, user_id=user_of_customer)
-    excluded = statement.excluded
-    newer = or_(
-        Invoice.snapshot_created < excluded.snapshot_created,
-        and_(
-            Invoice.snapshot_created == excluded.snapshot_created,
-            Invoice.status_rank <= excluded.status_rank,
-        ),
-    )
-    updates = {name: excluded[name] for name in values if name != "id"}
-    updates["user_id"] = func.coalesce(Invoice.user_id, excluded.user_id)
-    statement = statement.on_conflict_do_update(
-        index_elements=[Invoice.id], set_=updates, where=newer
-    ).returning(Invoice.id)
-    applied = (await session.execute(statement)).scalar_one_or_none() is not None
+    statement = _UPSERTS[session.get_bind().dialect.name]
+    parameters = {f"p_{name}": value for name, value in values.items()}
+    applied = (await session.execute(statement, parameters)).scalar_one_or_none() is not None
     if applied:
         raw_lines = raw.get("lines", {}).get("data", [])
         await _replace_lines(session, snapshot, raw_lines)
@@ -201,7 +232,7 @@ async def _replace_lines(
         )
     ]
     if rows:
-        await session.execute(insert(InvoiceLine), rows)
+        await session.execute(insert(InvoiceLine.__table__), rows)
 
 
 async def link_invoices_to_users(session: AsyncSession, *, customer: str | None = None) -> int:

@@ -28,6 +28,7 @@ __all__ = [
     "claim_events",
     "finish_event",
     "finish_event_as",
+    "get_event",
     "list_events",
     "oldest_unprocessed_received_at",
     "record_event",

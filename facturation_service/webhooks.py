@@ -116,7 +116,7 @@ async def receive_stripe_event(
         stored = await journal.record_event(
             db_session, envelope, body.decode("utf-8"), handled=handled
         )
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, OSError) as exc:
         logger.error(
             "webhook journal write failed",
             extra={"event_id": envelope.id, "error": type(exc).__name__},

@@ -81,6 +81,25 @@ async def _post_all(
     return latencies, failures
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its finished children (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = sum(int(value) for value in fields[11:15])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _postgres_cpu_seconds() -> float:
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        if "(postgres)" in text:
+            total += _cpu_seconds(int(stat.parent.name))
+    return total
+
+
 def _percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
@@ -156,12 +175,22 @@ async def main(events: int, connections: int, workers: int, pgbench_seconds: int
             warmup = requests[: min(200, events // 10)]
             await _post_all(stack.url, warmup, connections)
             measured = requests[len(warmup) :]
+            assert stack.gateway.process is not None
+            assert stack.facturation.process is not None
+            pids = {
+                "gateway": stack.gateway.process.pid,
+                "facturation": stack.facturation.process.pid,
+            }
+            cpu_before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+            cpu_before["postgres"] = _postgres_cpu_seconds()
             started = time.perf_counter()
             latencies, failures = await _post_all(stack.url, measured, connections)
             accepted_in = time.perf_counter() - started
             while await _count_processed(database) < events:  # noqa: ASYNC110 - another process
                 await asyncio.sleep(0.05)
             processed_in = time.perf_counter() - started
+            cpu = {name: _cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+            cpu["postgres"] = _postgres_cpu_seconds() - cpu_before["postgres"]
             await database.dispose()
 
     async with fresh_database("pgbench", Path(tempfile.gettempdir())) as bench_url:
@@ -177,6 +206,11 @@ async def main(events: int, connections: int, workers: int, pgbench_seconds: int
         f"acknowledgement: p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {max(latencies) * 1000:.1f} ms"
     )
     print(f"all {events} processed after {processed_in:.2f} s (accepting took {accepted_in:.2f} s)")
+    per_event = ", ".join(
+        f"{name} {seconds * 1000 / len(measured):.2f} ms" for name, seconds in cpu.items()
+    )
+    print(f"CPU per event (receive + process): {per_event}")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"pgbench one-row INSERT, {connections} clients: {tps:.0f} tps")
     print(f"events/s vs pgbench/2 ({tps / 2:.0f}): {'met' if rate >= tps / 2 else 'MISSED'}")
     print(f"p99 < 50 ms: {'met' if p99 < 50 else 'MISSED'}")
