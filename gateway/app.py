@@ -71,7 +71,7 @@ def create_app(settings: GatewaySettings | None = None) -> Litestar:
             yield
         finally:
             for upstream in upstreams.values():
-                await upstream.aclose()
+                upstream.close()
 
     route_handlers: list[ControllerRouterHandler] = [
         asgi(API_PREFIX, is_mount=True, copy_scope=False, name="api")(proxy.__call__),

@@ -17,7 +17,9 @@ HOP_BY_HOP = frozenset(
     {b"connection", b"keep-alive", b"te", b"trailer", b"transfer-encoding", b"upgrade"}
 )
 # Set by the gateway itself; a client-sent value must never reach a private service.
-_REQUEST_OWNED = frozenset({b"x-internal-token", b"x-request-id", b"host", b"forwarded"})
+# ``Expect: 100-continue`` was already answered by our own server; forwarded, it would make the
+# upstream send an interim 1xx answer.
+_REQUEST_OWNED = frozenset({b"x-internal-token", b"x-request-id", b"host", b"forwarded", b"expect"})
 _REQUEST_OWNED_PREFIXES = (b"proxy-", b"x-user-", b"x-forwarded-")
 # The ASGI server and the request id middleware write their own; never leak the credential.
 _RESPONSE_OWNED = frozenset({b"date", b"server", b"x-request-id", b"x-internal-token"})

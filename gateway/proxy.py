@@ -1,22 +1,23 @@
 """The forwarding itself: one raw ASGI handler behind the route table.
 
-It works on ASGI header pairs and httpx's transport directly: no Litestar request or response
-objects and no httpx client layer (whose cookie jar would carry one user's ``Set-Cookie`` into the
-next user's request), so the per-request work is the route lookup, the token decision, the header
-filter and the two streams.
+It works on ASGI header pairs and a lean keep-alive HTTP/1.1 pool (``gateway.http1``): no
+Litestar request or response objects and no client-side cookie jar (which would carry one user's
+``Set-Cookie`` into the next user's request), so the per-request work is the route lookup, the
+token decision, the header filter and the two streams.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, cast
+from urllib.parse import urlsplit
 
-import httpx
 from litestar.exceptions import HTTPException
 from litestar.types import Empty
 from litestar.utils.scope.state import ScopeState
 
 from gateway.headers import request_headers, response_headers
+from gateway.http1 import ConnectionPool, UpstreamError, UpstreamResponse, UpstreamTimeoutError
 from gateway.routes import match_route
 from gateway.token_check import TokenChecker
 from shared import BadGatewayError, GatewayTimeoutError, current_request_id, get_logger
@@ -39,7 +40,7 @@ class _ClientGoneError(Exception):
 
 
 class Upstream:
-    """One private service: its base URL and the gateway's connection pool to it."""
+    """One private service: its address and the gateway's connection pool to it."""
 
     def __init__(
         self,
@@ -52,32 +53,58 @@ class Upstream:
     ) -> None:
         self.name = name
         self.base_url = base_url.rstrip("/")
-        self.timeouts = {
-            "connect": connect_timeout,
-            "read": timeout,
-            "write": timeout,
-            "pool": connect_timeout,
-        }
+        address = urlsplit(self.base_url)
+        self.host = address.hostname or "127.0.0.1"
+        self.port = address.port or 80
+        self.connect_timeout = connect_timeout
+        self.timeout = timeout
         self.max_connections = max_connections
-        self._transport: httpx.AsyncHTTPTransport | None = None
+        self._pool: ConnectionPool | None = None
 
     def open(self) -> None:
         """Create the connection pool (from the app's lifespan; connections open on demand)."""
-        self._transport = httpx.AsyncHTTPTransport(
-            limits=httpx.Limits(
-                max_connections=self.max_connections,
-                max_keepalive_connections=self.max_connections,
-            ),
-            retries=0,
+        self._pool = ConnectionPool(
+            self.host,
+            self.port,
+            max_connections=self.max_connections,
+            connect_timeout=self.connect_timeout,
         )
 
     @property
-    def transport(self) -> httpx.AsyncHTTPTransport:
-        if self._transport is None:
+    def pool(self) -> ConnectionPool:
+        if self._pool is None:
             raise RuntimeError(f"the {self.name} connection pool is not open")
-        return self._transport
+        return self._pool
 
-    async def send(self, request: httpx.Request) -> httpx.Response:
+    async def request(
+        self,
+        method: str,
+        target: str,
+        headers: Sequence[tuple[bytes, bytes]],
+        body: bytes | AsyncIterator[bytes] | None = None,
+        *,
+        read_timeout: float | None = None,
+        content_length: bool = False,
+    ) -> UpstreamResponse:
+        """Raises ``UpstreamError``; :meth:`send` maps it to the gateway's answer."""
+        return await self.pool.request(
+            method,
+            target,
+            headers,
+            body,
+            read_timeout=self.timeout if read_timeout is None else read_timeout,
+            content_length=content_length,
+        )
+
+    async def send(
+        self,
+        method: str,
+        target: str,
+        headers: Sequence[tuple[bytes, bytes]],
+        body: bytes | AsyncIterator[bytes] | None,
+        *,
+        content_length: bool,
+    ) -> UpstreamResponse:
         """The upstream's answer, its body not read yet.
 
         Raises:
@@ -85,11 +112,11 @@ class Upstream:
             GatewayTimeoutError: no connection or no answer in time.
         """
         try:
-            return await self.transport.handle_async_request(request)
-        except httpx.TimeoutException:
+            return await self.request(method, target, headers, body, content_length=content_length)
+        except UpstreamTimeoutError:
             logger.warning("upstream timeout", extra={"upstream": self.name})
             raise GatewayTimeoutError(f"The {self.name} service did not answer in time.") from None
-        except httpx.TransportError as exc:
+        except UpstreamError as exc:
             logger.warning(
                 "upstream unreachable", extra={"upstream": self.name, "error": type(exc).__name__}
             )
@@ -97,18 +124,15 @@ class Upstream:
 
     async def healthy(self) -> None:
         """For ``/readyz``: raises unless the service answers its ``/healthz`` with 200."""
-        response = await self.send(
-            httpx.Request("GET", f"{self.base_url}/healthz", extensions={"timeout": self.timeouts})
-        )
-        await response.aread()
-        await response.aclose()
-        if response.status_code != 200:
-            raise RuntimeError(f"{self.name} /healthz answered {response.status_code}")
+        response = await self.request("GET", "/healthz", (), read_timeout=self.connect_timeout)
+        await response.read()
+        if response.status != 200:
+            raise RuntimeError(f"{self.name} /healthz answered {response.status}")
 
-    async def aclose(self) -> None:
-        if self._transport is not None:
-            await self._transport.aclose()
-            self._transport = None
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
 
 async def _request_body(
@@ -196,38 +220,33 @@ class Proxy:
                 content = _request_body(first, receive, self.max_body_bytes)
 
         upstream = self.upstreams[route.upstream]
+        target = route.upstream_path(path)
         query: bytes = scope.get("query_string", b"")
-        target = upstream.base_url + route.upstream_path(path)
         if query:
             target += "?" + query.decode("latin-1")
-        request = httpx.Request(
-            method,
-            target,
-            headers=headers,
-            content=content,
-            extensions={"timeout": upstream.timeouts},
-        )
         try:
-            response = await upstream.send(request)
+            response = await upstream.send(
+                method, target, headers, content, content_length=content_length >= 0
+            )
         except _ClientGoneError:
             return
         try:
             await send(
                 {
                     "type": "http.response.start",
-                    "status": response.status_code,
-                    "headers": response_headers(response.headers.raw),
+                    "status": response.status,
+                    "headers": response_headers(response.headers),
                 }
             )
-            async for chunk in response.aiter_raw():
+            async for chunk in response.stream():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except httpx.TransportError as exc:
+        except UpstreamError as exc:
             # Headers are out: all that is left is to cut the connection short.
             logger.warning(
                 "upstream body cut", extra={"upstream": upstream.name, "error": type(exc).__name__}
             )
         finally:
-            await response.aclose()
-        if route.revokes_token and response.status_code < 300:
+            response.close()
+        if route.revokes_token and response.status < 300:
             self.token_checker.forget(authorization)

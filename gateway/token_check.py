@@ -16,10 +16,10 @@ import re
 import time
 from typing import TYPE_CHECKING, Annotated
 
-import httpx
 import msgspec
 
 from gateway.headers import Identity
+from gateway.http1 import UpstreamError
 
 if TYPE_CHECKING:
     from gateway.proxy import Upstream
@@ -126,9 +126,8 @@ class TokenChecker:
         cache: DecisionCache,
     ) -> None:
         self.auth = auth
-        self.url = httpx.URL(auth.base_url + TOKEN_CHECK_PATH)
         self.internal_token = internal_token.encode()
-        self.timeouts = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
+        self.timeout = timeout
         self.cache = cache
 
     async def identity(self, authorization: bytes | None, request_id: bytes) -> Identity:
@@ -155,31 +154,25 @@ class TokenChecker:
                 self.cache.discard(DecisionCache.key(bearer_token(authorization)))
 
     async def _ask_auth(self, token: bytes, request_id: bytes) -> tuple[Identity, int]:
-        request = httpx.Request(
-            "GET",
-            self.url,
-            headers=[
-                (b"authorization", b"Bearer " + token),
-                (b"x-internal-token", self.internal_token),
-                (b"x-request-id", request_id),
-            ],
-            extensions={"timeout": self.timeouts},
+        headers = (
+            (b"authorization", b"Bearer " + token),
+            (b"x-internal-token", self.internal_token),
+            (b"x-request-id", request_id),
         )
         try:
-            response = await self.auth.transport.handle_async_request(request)
-            try:
-                body = await response.aread()
-            finally:
-                await response.aclose()
-        except httpx.TransportError as exc:
+            response = await self.auth.request(
+                "GET", TOKEN_CHECK_PATH, headers, read_timeout=self.timeout
+            )
+            body = await response.read()
+        except UpstreamError as exc:
             logger.warning("token check failed", extra={"error": type(exc).__name__})
             raise ServiceUnavailableError(
                 "The authentication service is unavailable; retry later."
             ) from None
-        if response.status_code == 401:
+        if response.status == 401:
             raise unauthorized("The access token is invalid, expired or revoked.")
-        if response.status_code != 200:
-            logger.warning("token check refused", extra={"auth_status": response.status_code})
+        if response.status != 200:
+            logger.warning("token check refused", extra={"auth_status": response.status})
             raise ServiceUnavailableError("The authentication service could not check the token.")
         try:
             check = _decode_check(body)

@@ -91,8 +91,11 @@ class Result:
 
 
 def _ms(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if match is None:
+        return float("nan")
+    value, unit = match.groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
 
 
 def wrk(name: str, url: str, token: str, connections: int, duration: float) -> Result:
@@ -103,9 +106,20 @@ def wrk(name: str, url: str, token: str, connections: int, duration: float) -> R
     out = subprocess.run(
         [*base, "-d", f"{duration:g}s", url], capture_output=True, text=True, check=True
     ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    found = {
+        key: re.search(pattern, out)
+        for key, pattern in (
+            ("rps", r"Requests/sec:\s+([\d.]+)"),
+            ("p50", r"50%\s+(\S+)"),
+            ("p99", r"99%\s+(\S+)"),
+        )
+    }
+    if any(match is None for match in found.values()):
+        print(f"unexpected wrk output for {name}:\n{out}", file=sys.stderr)
+        return Result(name, connections, 0.0, float("nan"), float("nan"), "no result")
+    rps = float(found["rps"].group(1))  # type: ignore[union-attr]
+    p50 = _ms(found["p50"].group(1))  # type: ignore[union-attr]
+    p99 = _ms(found["p99"].group(1))  # type: ignore[union-attr]
     errors = []
     if match := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
         errors.append(f"{match.group(1)} non-2xx")

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
-import httpx
 import msgspec
 import pytest
 
 from gateway.headers import Identity
+from gateway.http1 import UpstreamConnectError, UpstreamProtocolError, UpstreamTimeoutError
 from gateway.proxy import Upstream
 from gateway.token_check import DecisionCache, TokenChecker, bearer_token
 from shared import ServiceUnavailableError, UnauthorizedError
@@ -79,30 +80,38 @@ def test_cache_key_is_a_hash_not_the_token() -> None:
     assert len(key) == 32
 
 
-class FakeAuth(httpx.AsyncBaseTransport):
-    """Auth's token check as a transport: counts calls, answers what the test sets."""
+class FakeAnswer:
+    def __init__(self, status: int, body: bytes) -> None:
+        self.status = status
+        self.body = body
+
+    async def read(self) -> bytes:
+        return self.body
+
+
+class FakeAuth(Upstream):
+    """Auth's token check without a network: counts calls, answers what the test sets."""
 
     def __init__(self) -> None:
-        self.calls: list[httpx.Request] = []
+        super().__init__("auth", "http://auth", connect_timeout=1, timeout=1, max_connections=1)
+        self.calls: list[tuple[str, str, dict[bytes, bytes]]] = []
         self.status = 200
         self.body = msgspec.json.encode(
             {"user_id": "u-1", "email": "u@example.com", "exp": int(time.time()) + 900, "jti": "j"}
         )
         self.error: Exception | None = None
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self.calls.append(request)
+    async def request(  # type: ignore[override]
+        self, method: str, target: str, headers: Any, body: Any = None, **_: Any
+    ) -> FakeAnswer:
+        self.calls.append((method, target, dict(headers)))
         if self.error is not None:
             raise self.error
-        return httpx.Response(self.status, content=self.body)
+        return FakeAnswer(self.status, self.body)
 
 
 def checker(auth: FakeAuth, ttl: float) -> TokenChecker:
-    upstream = Upstream("auth", "http://auth", connect_timeout=1, timeout=1, max_connections=1)
-    upstream._transport = auth  # type: ignore[assignment]
-    return TokenChecker(
-        upstream, internal_token="internal", timeout=1, cache=DecisionCache(ttl, 100)
-    )
+    return TokenChecker(auth, internal_token="internal", timeout=1, cache=DecisionCache(ttl, 100))
 
 
 async def test_a_cached_decision_is_not_asked_again() -> None:
@@ -113,11 +122,11 @@ async def test_a_cached_decision_is_not_asked_again() -> None:
     assert (first.user_id, first.email) == ("u-1", "u@example.com")
     assert second is first
     assert len(auth.calls) == 1
-    sent = auth.calls[0]
-    assert sent.url.path == "/internal/v1/tokens/check"
-    assert sent.headers["x-internal-token"] == "internal"
-    assert sent.headers["authorization"] == "Bearer " + TOKEN.decode()
-    assert sent.headers["x-request-id"] == "rid"
+    method, target, headers = auth.calls[0]
+    assert (method, target) == ("GET", "/internal/v1/tokens/check")
+    assert headers[b"x-internal-token"] == b"internal"
+    assert headers[b"authorization"] == b"Bearer " + TOKEN
+    assert headers[b"x-request-id"] == b"rid"
 
 
 async def test_cache_zero_asks_auth_every_time() -> None:
@@ -156,8 +165,9 @@ async def test_forget_drops_the_decision() -> None:
         (200, b'{"user_id": "u\\r\\nX-Evil: 1", "email": "e", "exp": 1, "jti": "j"}', None),
         (500, b"", None),
         (429, b"", None),
-        (200, b"", httpx.ConnectError("refused")),
-        (200, b"", httpx.ReadTimeout("slow")),
+        (200, b"", UpstreamConnectError("refused")),
+        (200, b"", UpstreamTimeoutError("slow")),
+        (200, b"", UpstreamProtocolError("reset")),
     ],
 )
 async def test_auth_without_a_usable_answer_fails_closed(
