@@ -1,0 +1,212 @@
+"""The gateway's HTTP/1.1 pool against a scripted server on a loopback port."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from gateway.http1 import (
+    ConnectionPool,
+    UpstreamConnectError,
+    UpstreamProtocolError,
+    UpstreamTimeoutError,
+)
+from tests.support.processes import free_port
+
+Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[None]]
+
+
+class ScriptedServer:
+    """Runs ``script(reader, writer, connection_number)`` for each accepted connection."""
+
+    def __init__(self, script: Script) -> None:
+        self.script = script
+        self.connections = 0
+        self.requests: list[bytes] = []
+        self.server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> ConnectionPool:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.connections += 1
+            try:
+                await self.script(reader, writer, self.connections)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                pass
+            finally:
+                writer.close()
+
+        self.server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        return ConnectionPool("127.0.0.1", port, max_connections=4, connect_timeout=1)
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self.server is not None
+        self.server.close()
+        await self.server.wait_closed()
+
+    async def head(self, reader: asyncio.StreamReader) -> bytes:
+        head = await reader.readuntil(b"\r\n\r\n")
+        self.requests.append(head)
+        return head
+
+
+def ok(body: bytes, *extra: bytes) -> bytes:
+    lines = [b"HTTP/1.1 200 OK", b"content-length: %d" % len(body), *extra]
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+async def get(pool: ConnectionPool, method: str = "GET", **kwargs: object) -> tuple[int, bytes]:
+    response = await pool.request(
+        method,
+        "/thing?x=1",
+        [(b"accept", b"*/*")],
+        kwargs.get("body"),  # type: ignore[arg-type]
+        read_timeout=1,
+        content_length=False,
+    )
+    return response.status, await response.read()
+
+
+async def test_connections_are_kept_alive_and_reused() -> None:
+    server: ScriptedServer
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        while True:
+            await server.head(reader)
+            writer.write(ok(b"hello"))
+
+    server = ScriptedServer(script)
+    async with server as pool:
+        assert await get(pool) == (200, b"hello")
+        assert await get(pool) == (200, b"hello")
+    assert server.connections == 1
+    assert server.requests[0].startswith(b"GET /thing?x=1 HTTP/1.1\r\nhost: 127.0.0.1:")
+    assert b"\r\naccept: */*\r\n" in server.requests[0]
+
+
+async def test_chunked_answer_is_read_whole() -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+        for piece in (b"one ", b"two ", b"three"):
+            writer.write(b"%x\r\n%b\r\n" % (len(piece), piece))
+            await writer.drain()
+        writer.write(b"0\r\n\r\n")
+
+    async with ScriptedServer(script) as pool:
+        assert await get(pool) == (200, b"one two three")
+
+
+async def test_body_delimited_by_close_is_read_whole_and_not_reused() -> None:
+    server: ScriptedServer
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        await server.head(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nuntil the end")
+        await writer.drain()
+
+    server = ScriptedServer(script)
+    async with server as pool:
+        assert await get(pool) == (200, b"until the end")
+        assert await get(pool) == (200, b"until the end")
+    assert server.connections == 2
+
+
+async def test_streamed_body_without_length_is_sent_chunked() -> None:
+    received: list[bytes] = []
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        assert b"transfer-encoding: chunked" in head
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).strip(), 16)
+            data = await reader.readexactly(size + 2)
+            if size == 0:
+                break
+            received.append(data[:-2])
+        writer.write(ok(b"done"))
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"\x00\x01"
+        yield b"\xff" * 1000
+
+    async with ScriptedServer(script) as pool:
+        assert await get(pool, "POST", body=body()) == (200, b"done")
+    assert b"".join(received) == b"\x00\x01" + b"\xff" * 1000
+
+
+async def test_refused_connection_is_a_connect_error() -> None:
+    pool = ConnectionPool("127.0.0.1", free_port(), max_connections=1, connect_timeout=1)
+    with pytest.raises(UpstreamConnectError):
+        await get(pool)
+
+
+async def test_silent_upstream_is_a_timeout() -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await asyncio.sleep(5)
+
+    async with ScriptedServer(script) as pool:
+        with pytest.raises(UpstreamTimeoutError):
+            await get(pool)
+
+
+async def test_garbage_answer_is_a_protocol_error() -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"SMTP ready\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(1)
+
+    async with ScriptedServer(script) as pool:
+        with pytest.raises(UpstreamProtocolError):
+            await get(pool)
+
+
+def closes_on_second_request(server_ref: list[ScriptedServer]) -> Script:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        await server_ref[0].head(reader)
+        writer.write(ok(b"first" if n == 1 else b"fresh"))
+        await writer.drain()
+        if n == 1:
+            await reader.readuntil(b"\r\n\r\n")  # the second request: dropped unanswered
+
+    return script
+
+
+async def test_idempotent_request_on_a_connection_closed_meanwhile_is_retried_once() -> None:
+    ref: list[ScriptedServer] = []
+    server = ScriptedServer(closes_on_second_request(ref))
+    ref.append(server)
+    async with server as pool:
+        assert await get(pool) == (200, b"first")
+        assert await get(pool) == (200, b"fresh")
+    assert server.connections == 2
+
+
+async def test_non_idempotent_request_is_not_retried() -> None:
+    ref: list[ScriptedServer] = []
+    server = ScriptedServer(closes_on_second_request(ref))
+    ref.append(server)
+    async with server as pool:
+        assert await get(pool) == (200, b"first")
+        with pytest.raises(UpstreamProtocolError):
+            await get(pool, "POST", body=b"{}")
+    assert server.connections == 1
+
+
+async def test_head_answer_ends_at_its_headers() -> None:
+    server: ScriptedServer
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        await server.head(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(1)
+
+    server = ScriptedServer(script)
+    async with server as pool:
+        status, body = await get(pool, "HEAD")
+    assert (status, body) == (200, b"")
