@@ -42,7 +42,8 @@ def revocation_engine(database: Database) -> AsyncEngine:
     return create_async_engine(
         database.url,
         isolation_level="AUTOCOMMIT",
-        pool_size=10,
+        # Each lookup holds a connection for one round trip: a few go a long way.
+        pool_size=5,
         max_overflow=10,
         pool_recycle=1800,
     )
