@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import msgspec
-from sqlalchemy import or_, select
+from sqlalchemy import insert, or_, select
 
 from facturation_service.basket import PricedBasket
-from facturation_service.models import Order, OrderStatus
+from facturation_service.models import Order, OrderStatus, utcnow
 from facturation_service.schemas import CheckoutResponse, CheckoutStatus
 from facturation_service.stripe_api import StripeApi
 from shared import Database, NotFoundError, UnprocessableError
@@ -100,28 +100,35 @@ def checkout_params(
     }
 
 
-def _order(basket: PricedBasket, **fields: Any) -> Order:
-    return Order(
-        amount_total=basket.amount_total,
-        currency=basket.currency,
-        lines=[msgspec.structs.asdict(line) for line in basket.lines],
+def _order_values(basket: PricedBasket, **fields: Any) -> dict[str, Any]:
+    now = utcnow()
+    return {
+        "amount_total": basket.amount_total,
+        "currency": basket.currency,
+        "lines": [msgspec.structs.asdict(line) for line in basket.lines],
+        "created_at": now,
+        "updated_at": now,
         **fields,
-    )
+    }
 
 
 async def complete_free_order(
     database: Database, basket: PricedBasket, *, user_id: str
 ) -> CheckoutResponse:
     """Nothing to pay: the order is complete at once and Stripe is never called."""
-    order = _order(basket, id=new_order_id(), user_id=user_id, status=OrderStatus.COMPLETE)
-    async with database.sessionmaker() as session, session.begin():
-        session.add(order)
+    order_id = new_order_id()
+    async with database.engine.begin() as connection:
+        await connection.execute(
+            insert(Order).values(
+                _order_values(basket, id=order_id, user_id=user_id, status=OrderStatus.COMPLETE)
+            )
+        )
     return CheckoutResponse(
-        id=order.id,
+        id=order_id,
         client_secret=None,
         amount_total=0,
         currency=basket.currency,
-        order_id=order.id,
+        order_id=order_id,
         status=OrderStatus.COMPLETE,
     )
 
@@ -147,16 +154,19 @@ async def open_checkout_session(
         ),
         idempotency_key=checkout_idempotency_key(order_id),
     )
-    order = _order(
-        basket,
-        id=order_id,
-        user_id=user_id,
-        user_stripe_id=user_stripe_id,
-        stripe_checkout_session_id=session.id,
-        status=OrderStatus.PENDING_PAYMENT,
-    )
-    async with database.sessionmaker() as db, db.begin():
-        db.add(order)
+    async with database.engine.begin() as connection:
+        await connection.execute(
+            insert(Order).values(
+                _order_values(
+                    basket,
+                    id=order_id,
+                    user_id=user_id,
+                    user_stripe_id=user_stripe_id,
+                    stripe_checkout_session_id=session.id,
+                    status=OrderStatus.PENDING_PAYMENT,
+                )
+            )
+        )
     return CheckoutResponse(
         id=session.id,
         client_secret=session.to_dict().get("client_secret"),

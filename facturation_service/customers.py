@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from facturation_service.auth_client import AuthClient
@@ -63,6 +63,18 @@ async def ensure_customer(
     locks: UserLocks,
     user_id: str,
 ) -> EnsuredCustomer:
+    async with database.engine.connect() as connection:
+        # The common case, checked before any lock: a customer made and confirmed long ago.
+        known = (
+            await connection.execute(
+                select(StripeCustomer.user_stripe_id).where(
+                    StripeCustomer.user_id == user_id,
+                    StripeCustomer.stored_in_auth_at.is_not(None),
+                )
+            )
+        ).scalar_one_or_none()
+    if known is not None:
+        return EnsuredCustomer(known, created=False)
     async with locks.hold(user_id):
         async with database.sessionmaker() as session:
             row = await session.get(StripeCustomer, user_id)

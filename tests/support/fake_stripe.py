@@ -55,7 +55,10 @@ class FakeStripe:
     scripted: dict[tuple[str, str], list[httpx.Response | Exception]] = field(default_factory=dict)
     """Outcomes served before the normal answer (respx mode): a 500, a connection error..."""
     latency: float = 0.0
-    """Seconds before each answer in respx mode, so that concurrent calls really overlap."""
+    """Seconds before each answer, so that concurrent calls really overlap."""
+    in_flight: int = 0
+    max_in_flight: int = 0
+    """The most requests the server held at once: proof that callers did not serialise."""
     _replays: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
 
     def handle(
@@ -216,7 +219,7 @@ class FakeStripe:
 
     # --- as an HTTP server ---
 
-    def asgi(self, latency: float = 0.0) -> Callable[..., Awaitable[None]]:
+    def asgi(self) -> Callable[..., Awaitable[None]]:
         async def app(
             scope: MutableMapping[str, Any],
             receive: Callable[[], Awaitable[dict[str, Any]]],
@@ -233,13 +236,25 @@ class FakeStripe:
             path: str = scope["path"]
             if path == "/healthz":
                 status, payload = 200, {"status": "ok"}
+            elif path == "/_control/latency":
+                # Benchmarks change the answer delay between rounds without a restart.
+                self.latency = float(b"".join(chunks) or 0)
+                self.max_in_flight = 0
+                status, payload = 200, {"latency": self.latency}
+            elif path == "/_control/stats":
+                status, payload = 200, {"max_in_flight": self.max_in_flight}
             else:
-                if latency:
-                    await asyncio.sleep(latency)
-                headers = {k.decode(): v.decode() for k, v in scope["headers"]}
-                status, payload = self.handle(
-                    scope["method"], path, headers, b"".join(chunks).decode()
-                )
+                self.in_flight += 1
+                self.max_in_flight = max(self.max_in_flight, self.in_flight)
+                try:
+                    if self.latency:
+                        await asyncio.sleep(self.latency)
+                    headers = {k.decode(): v.decode() for k, v in scope["headers"]}
+                    status, payload = self.handle(
+                        scope["method"], path, headers, b"".join(chunks).decode()
+                    )
+                finally:
+                    self.in_flight -= 1
             body = json.dumps(payload).encode()
             await send(
                 {
@@ -277,7 +292,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
     args = parser.parse_args()
     uvicorn.run(
-        FakeStripe().asgi(args.latency),
+        FakeStripe(latency=args.latency).asgi(),
         host=args.host,
         port=args.port,
         log_level="warning",

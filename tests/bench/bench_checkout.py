@@ -1,0 +1,228 @@
+"""Benchmark: Checkout Sessions created concurrently against a slow Stripe.
+
+Starts auth, facturation and the gateway as real processes (PostgreSQL when TEST_DATABASE_URL is
+set, SQLite otherwise) with Stripe's HTTP answered by the fake Stripe process, then:
+
+1. with Stripe answering after 300 ms, creates 100 Checkout Sessions at once (100 users, whose
+   Stripe customers exist already) and prints the wall time; the target is at most 1.5 x 300 ms,
+   which only holds if the service never serialises its Stripe calls;
+2. with Stripe answering at once, creates sessions one after another and prints the service's
+   own latency (p50, p95): the time it adds around one Stripe call.
+
+Both rounds are measured directly against facturation (with the internal credential and the
+identity headers the gateway would add), and with ``--via-gateway`` again through the gateway.
+The stand-in also reports how many Stripe calls it held at once: 100 means the service sent
+them all concurrently, whatever the CPU left for the rest of the request.
+
+    .venv/bin/python -m tests.bench.bench_checkout [--users 100] [--latency 0.3] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.support.databases import using_postgres
+from tests.support.processes import ServiceProcess
+from tests.support.stack import Stack, start_stack
+
+ITEMS = [{"product_id": "pro-month", "quantity": 1}, {"product_id": "team-seat", "quantity": 2}]
+
+
+class User:
+    def __init__(self, user_id: str, email: str, token: str) -> None:
+        self.user_id = user_id
+        self.email = email
+        self.token = token
+
+
+async def sign_up(http: httpx.AsyncClient, index: int) -> User:
+    email = f"bench-{index}@example.com"
+    password = "correct horse battery staple"
+    registered = await http.post(
+        "/api/v1/auth/register", json={"email": email, "password": password, "name": "Bench"}
+    )
+    registered.raise_for_status()
+    login = await http.post("/api/v1/auth/login", json={"email": email, "password": password})
+    login.raise_for_status()
+    return User(registered.json()["id"], email, login.json()["access_token"])
+
+
+def direct_headers(stack: Stack, user: User) -> dict[str, str]:
+    return {
+        "X-Internal-Token": stack.internal_token,
+        "X-User-Id": user.user_id,
+        "X-User-Email": user.email,
+    }
+
+
+def gateway_headers(user: User) -> dict[str, str]:
+    return {"Authorization": f"Bearer {user.token}"}
+
+
+async def set_latency(stripe: ServiceProcess, seconds: float) -> None:
+    async with httpx.AsyncClient(base_url=stripe.url) as http:
+        (await http.post("/_control/latency", content=str(seconds))).raise_for_status()
+
+
+async def max_in_flight(stripe: ServiceProcess) -> int:
+    async with httpx.AsyncClient(base_url=stripe.url) as http:
+        most: int = (await http.get("/_control/stats")).json()["max_in_flight"]
+        return most
+
+
+async def checkout(http: httpx.AsyncClient, path: str, headers: dict[str, str]) -> float:
+    started = time.perf_counter()
+    response = await http.post(path, json={"items": ITEMS}, headers=headers)
+    elapsed = time.perf_counter() - started
+    if response.status_code != 201:
+        raise RuntimeError(f"checkout answered {response.status_code}: {response.text}")
+    return elapsed
+
+
+async def concurrent_round(
+    http: httpx.AsyncClient, path: str, headers: list[dict[str, str]]
+) -> float:
+    started = time.perf_counter()
+    await asyncio.gather(*(checkout(http, path, h) for h in headers))
+    return time.perf_counter() - started
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+async def main(
+    users_count: int, latency: float, runs: int, sequential: int, workers: int, via_gateway: bool
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        stripe = ServiceProcess("tests.support.fake_stripe", {}, tmp_path)
+        await asyncio.to_thread(stripe.start)
+        try:
+            async with start_stack(
+                tmp_path,
+                facturation_url="start",
+                facturation_env={
+                    "STRIPE_SECRET_KEY": "sk_test_bench",
+                    "STRIPE_API_BASE": stripe.url,
+                },
+                facturation_args=("--workers", str(workers)),
+                # 100 logins from one address, and cheap hashes: only checkout is measured.
+                auth_env={
+                    "LOGIN_MAX_ATTEMPTS_PER_ADDRESS": "0",
+                    "ARGON2_TIME_COST": "1",
+                    "ARGON2_MEMORY_KIB": "1024",
+                    "ARGON2_PARALLELISM": "1",
+                },
+            ) as stack:
+                try:
+                    await run(
+                        stack, stripe, users_count, latency, runs, sequential, workers, via_gateway
+                    )
+                except Exception:
+                    for process in (*stack.processes, stripe):
+                        print(f"--- {process.module} log (tail) ---\n{process.logs()[-4000:]}")
+                    raise
+        finally:
+            await asyncio.to_thread(stripe.stop)
+
+
+async def run(
+    stack: Stack,
+    stripe: ServiceProcess,
+    users_count: int,
+    latency: float,
+    runs: int,
+    n: int,
+    workers: int,
+    via_gateway: bool,
+) -> None:
+    # Idle connections are dropped before uvicorn's 5 s keep-alive would close them under us.
+    limits = httpx.Limits(
+        max_connections=users_count * 2, max_keepalive_connections=users_count, keepalive_expiry=2
+    )
+    async with (
+        httpx.AsyncClient(base_url=stack.url, timeout=60, limits=limits) as gateway,
+        httpx.AsyncClient(base_url=stack.facturation_url, timeout=60, limits=limits) as direct,
+    ):
+        users = [await sign_up(gateway, i) for i in range(users_count)]
+        # Customers first: the rounds below then make exactly one Stripe call per checkout.
+        await set_latency(stripe, 0)
+        for user in users:
+            created = await direct.post("/billing/customer", headers=direct_headers(stack, user))
+            created.raise_for_status()
+        for user in users[:20]:  # warm the pools and the gateway's token cache
+            await checkout(direct, "/billing/checkout-sessions", direct_headers(stack, user))
+            await checkout(gateway, "/api/v1/billing/checkout-sessions", gateway_headers(user))
+
+        database = "PostgreSQL" if using_postgres() else "SQLite"
+        print(
+            f"bench_checkout: {database}, facturation workers {workers}, {users_count} users, "
+            f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+        )
+        targets: list[tuple[str, httpx.AsyncClient, str, list[dict[str, str]]]] = [
+            (
+                "facturation",
+                direct,
+                "/billing/checkout-sessions",
+                [direct_headers(stack, u) for u in users],
+            ),
+        ]
+        if via_gateway:
+            targets.append(
+                (
+                    "via gateway",
+                    gateway,
+                    "/api/v1/billing/checkout-sessions",
+                    [gateway_headers(u) for u in users],
+                )
+            )
+        for label, http, path, headers in targets:
+            medians = {}
+            for delay in (latency, 0.0):
+                await set_latency(stripe, delay)
+                walls = [await concurrent_round(http, path, headers) for _ in range(runs)]
+                medians[delay] = statistics.median(walls)
+                print(
+                    f"  {label}: {users_count} concurrent sessions, Stripe answering after "
+                    f"{delay * 1000:.0f} ms: wall "
+                    + ", ".join(f"{w * 1000:.0f}" for w in walls)
+                    + f" ms (median {medians[delay] * 1000:.0f} ms); at most "
+                    + f"{await max_in_flight(stripe)} Stripe calls in flight at once"
+                )
+            added = medians[latency] - medians[0.0]
+            verdict = "met" if medians[latency] <= 1.5 * latency else "NOT met"
+            print(
+                f"  {label}: target <= {1.5 * latency * 1000:.0f} ms {verdict}; Stripe's "
+                f"{latency * 1000:.0f} ms added {added * 1000:.0f} ms to the concurrent round"
+            )
+            await set_latency(stripe, 0)
+            times = [await checkout(http, path, headers[i % len(headers)]) for i in range(n)]
+            print(
+                f"  {label}: zero-latency Stripe, {n} sessions one at a time: "
+                f"p50 {percentile(times, 0.5) * 1000:.1f} ms, "
+                f"p95 {percentile(times, 0.95) * 1000:.1f} ms"
+            )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.bench_checkout")
+    parser.add_argument("--users", type=int, default=100)
+    parser.add_argument("--latency", type=float, default=0.3)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--sequential", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=1, help="facturation uvicorn workers")
+    parser.add_argument("--via-gateway", action="store_true", help="also measure through it")
+    args = parser.parse_args()
+    asyncio.run(
+        main(args.users, args.latency, args.runs, args.sequential, args.workers, args.via_gateway)
+    )
