@@ -31,6 +31,7 @@ from facturation_service.models import WebhookEvent
 from shared import Database
 from tests.support import stripe_events
 from tests.support.databases import fresh_database
+from tests.support.processes import ServiceProcess
 from tests.support.stack import start_stack
 
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/test"
@@ -142,7 +143,9 @@ async def _count_processed(database: Database) -> int:
         return int((await session.execute(query)).scalar_one())
 
 
-async def main(events: int, connections: int, workers: int, pgbench_seconds: int) -> int:
+async def main(
+    events: int, connections: int, workers: int, pgbench_seconds: int, separate_worker: bool
+) -> int:
     os.environ.setdefault("TEST_DATABASE_URL", DEFAULT_SERVER)
     server = os.environ["TEST_DATABASE_URL"]
     import tests.support.databases as databases
@@ -167,6 +170,7 @@ async def main(events: int, connections: int, workers: int, pgbench_seconds: int
                 "STRIPE_WEBHOOK_SECRET": secret,
                 "WORKERS": str(workers),
                 "FACTURATION_WEBHOOK_CONCURRENCY": "8",
+                "FACTURATION_WEBHOOK_WORKER": "false" if separate_worker else "true",
             },
             gateway_env={"WORKERS": str(workers)},
         ) as stack:
@@ -186,11 +190,25 @@ async def main(events: int, connections: int, workers: int, pgbench_seconds: int
             started = time.perf_counter()
             latencies, failures = await _post_all(stack.url, measured, connections)
             accepted_in = time.perf_counter() - started
+            worker: ServiceProcess | None = None
+            if separate_worker:
+                # A replica that only applies events, started once intake is over.
+                worker = ServiceProcess(
+                    "facturation_service",
+                    {**stack.facturation.env, "FACTURATION_WEBHOOK_WORKER": "true"},
+                    Path(tmp),
+                )
+                await asyncio.to_thread(worker.start)
+                assert worker.process is not None
+                pids["worker"] = worker.process.pid
+                cpu_before["worker"] = _cpu_seconds(worker.process.pid)
             while await _count_processed(database) < events:  # noqa: ASYNC110 - another process
                 await asyncio.sleep(0.05)
             processed_in = time.perf_counter() - started
             cpu = {name: _cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
             cpu["postgres"] = _postgres_cpu_seconds() - cpu_before["postgres"]
+            if worker is not None:
+                await asyncio.to_thread(worker.stop)
             await database.dispose()
 
     async with fresh_database("pgbench", Path(tempfile.gettempdir())) as bench_url:
@@ -200,6 +218,8 @@ async def main(events: int, connections: int, workers: int, pgbench_seconds: int
     p50, p99 = _percentile(latencies, 0.50) * 1000, _percentile(latencies, 0.99) * 1000
     print(f"events: {len(measured)} measured (+{len(warmup)} warm-up), ~{size} bytes each")
     print(f"connections: {connections}, gateway and facturation workers: {workers} each")
+    if separate_worker:
+        print("events applied by a separate worker replica started after intake")
     print(f"failed acknowledgements: {failures}")
     print(f"accepted: {rate:.0f} events/s")
     print(
@@ -223,6 +243,11 @@ if __name__ == "__main__":
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn workers per service")
     parser.add_argument("--pgbench-seconds", type=int, default=10)
+    parser.add_argument(
+        "--separate-worker",
+        action="store_true",
+        help="receive with the worker off, then apply the backlog in a second process",
+    )
     arguments = parser.parse_args()
     sys.exit(
         asyncio.run(
@@ -231,6 +256,7 @@ if __name__ == "__main__":
                 arguments.connections,
                 arguments.workers,
                 arguments.pgbench_seconds,
+                arguments.separate_worker,
             )
         )
     )
