@@ -110,8 +110,9 @@ def wrk(name: str, url: str, token: str, connections: int, duration: float) -> R
         key: re.search(pattern, out)
         for key, pattern in (
             ("rps", r"Requests/sec:\s+([\d.]+)"),
-            ("p50", r"50%\s+(\S+)"),
-            ("p99", r"99%\s+(\S+)"),
+            # Anchored: "62.50%" in the thread stats line must not count as the p50 line.
+            ("p50", r"(?m)^\s+50%\s+(\S+)"),
+            ("p99", r"(?m)^\s+99%\s+(\S+)"),
         )
     }
     if any(match is None for match in found.values()):
