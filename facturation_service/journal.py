@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from sqlalchemy import and_, func, or_, select, update
@@ -51,11 +51,12 @@ class EventEnvelope(msgspec.Struct):
     """The fields of a Stripe event the journal needs; every other field is accepted and kept in
     the raw payload."""
 
-    id: str
-    type: str
+    # Bounded by the journal's columns, so a signed oddity is a 400, never a failed insert.
+    id: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+    type: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
     created: int
     livemode: bool = False
-    api_version: str | None = None
+    api_version: Annotated[str, msgspec.Meta(max_length=64)] | None = None
 
 
 class ClaimedEvent(msgspec.Struct, frozen=True):

@@ -193,3 +193,14 @@ async def test_when_the_journal_cannot_be_written_the_answer_is_5xx_so_stripe_re
 
     assert response.status_code == 503
     assert response.headers["content-type"].startswith(PROBLEM_MEDIA_TYPE)
+
+
+async def test_a_signed_event_with_an_id_too_long_for_the_journal_is_refused(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    event = stripe_events.event("invoice.paid", stripe_events.invoice("paid"))
+    event["id"] = "evt_" + "x" * 300
+
+    response = await post_event(client, event)
+
+    await _assert_refused(response, database)
