@@ -12,7 +12,7 @@ from litestar.types import ControllerRouterHandler
 from facturation_service import invoice_routes, routes, webhooks, worker
 from facturation_service.auth_client import AuthClient
 from facturation_service.catalog import Catalog, load_catalog
-from facturation_service.customers import UserLocks
+from facturation_service.customers import KnownCustomers, UserLocks
 from facturation_service.settings import FacturationSettings, read_settings
 from facturation_service.stripe_api import StripeApi
 from shared import Database, create_service_app
@@ -69,6 +69,11 @@ def create_app(settings: FacturationSettings | None = None) -> Litestar:
         route_handlers=ROUTE_HANDLERS,
         internal_token=settings.internal_token,
         database=Database(settings.facturation_database_url),
-        state={"settings": settings, "catalog": catalog, "customer_locks": UserLocks()},
+        state={
+            "settings": settings,
+            "catalog": catalog,
+            "customer_locks": UserLocks(),
+            "known_customers": KnownCustomers(),
+        },
         lifespan=lifespans(),
     )

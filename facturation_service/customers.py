@@ -22,7 +22,15 @@ from facturation_service.models import StripeCustomer, utcnow
 from facturation_service.stripe_api import StripeApi
 from shared import ConflictError, Database
 
-__all__ = ["EnsuredCustomer", "UserLocks", "customer_idempotency_key", "ensure_customer"]
+__all__ = [
+    "EnsuredCustomer",
+    "KnownCustomers",
+    "UserLocks",
+    "confirm_customer_in_auth",
+    "customer_idempotency_key",
+    "ensure_customer",
+    "stored_customer_id",
+]
 
 
 class UserLocks:
@@ -45,6 +53,26 @@ class UserLocks:
                 del self._users[user_id], self._locks[user_id]
 
 
+class KnownCustomers:
+    """``user_stripe_id`` of users whose customer is complete (in Stripe, here and in auth).
+
+    That mapping never changes once complete, so checkout can skip the database read for it.
+    Bounded: the oldest entries go first.
+    """
+
+    def __init__(self, max_entries: int = 100_000) -> None:
+        self._ids: dict[str, str] = {}
+        self._max_entries = max_entries
+
+    def get(self, user_id: str) -> str | None:
+        return self._ids.get(user_id)
+
+    def add(self, user_id: str, user_stripe_id: str) -> None:
+        if len(self._ids) >= self._max_entries:
+            del self._ids[next(iter(self._ids))]
+        self._ids[user_id] = user_stripe_id
+
+
 @dataclass(frozen=True, slots=True)
 class EnsuredCustomer:
     user_stripe_id: str
@@ -61,11 +89,14 @@ async def ensure_customer(
     stripe: StripeApi,
     auth: AuthClient,
     locks: UserLocks,
+    known: KnownCustomers,
     user_id: str,
 ) -> EnsuredCustomer:
+    if (cached := known.get(user_id)) is not None:
+        return EnsuredCustomer(cached, created=False)
     async with database.engine.connect() as connection:
         # The common case, checked before any lock: a customer made and confirmed long ago.
-        known = (
+        complete = (
             await connection.execute(
                 select(StripeCustomer.user_stripe_id).where(
                     StripeCustomer.user_id == user_id,
@@ -73,8 +104,9 @@ async def ensure_customer(
                 )
             )
         ).scalar_one_or_none()
-    if known is not None:
-        return EnsuredCustomer(known, created=False)
+    if complete is not None:
+        known.add(user_id, complete)
+        return EnsuredCustomer(complete, created=False)
     async with locks.hold(user_id):
         async with database.sessionmaker() as session:
             row = await session.get(StripeCustomer, user_id)
@@ -89,6 +121,7 @@ async def ensure_customer(
                 .where(StripeCustomer.user_id == user_id)
                 .values(stored_in_auth_at=utcnow())
             )
+        known.add(user_id, row.user_stripe_id)
         return EnsuredCustomer(row.user_stripe_id, created=True)
 
 

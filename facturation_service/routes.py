@@ -58,6 +58,7 @@ class Services:
     catalog: Catalog
     settings: FacturationSettings
     customer_locks: customers.UserLocks
+    known_customers: customers.KnownCustomers
 
 
 async def provide_services(state: State) -> Services:
@@ -68,6 +69,7 @@ async def provide_services(state: State) -> Services:
         catalog=state.catalog,
         settings=state.settings,
         customer_locks=state.customer_locks,
+        known_customers=state.known_customers,
     )
 
 
@@ -105,6 +107,7 @@ async def create_customer(
         services.stripe,
         services.auth,
         services.customer_locks,
+        services.known_customers,
         identity.user_id,
     )
     return Response(
@@ -147,6 +150,7 @@ async def create_checkout_session(
             services.stripe,
             services.auth,
             services.customer_locks,
+            services.known_customers,
             identity.user_id,
         )
         response = await checkout.open_checkout_session(
