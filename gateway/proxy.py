@@ -20,7 +20,13 @@ from gateway.headers import request_headers, response_headers
 from gateway.http1 import ConnectionPool, UpstreamError, UpstreamResponse, UpstreamTimeoutError
 from gateway.routes import match_route
 from gateway.token_check import TokenChecker
-from shared import BadGatewayError, GatewayTimeoutError, current_request_id, get_logger
+from shared import (
+    BadGatewayError,
+    BadRequestError,
+    GatewayTimeoutError,
+    current_request_id,
+    get_logger,
+)
 
 if TYPE_CHECKING:
     from litestar.types import HTTPScope, Receive, ReceiveMessage, Scope, Send
@@ -195,6 +201,9 @@ class Proxy:
                 chunked = True
         if content_length > self.max_body_bytes:
             raise BodyTooLargeError
+        if chunked and content_length >= 0:
+            # Two framings: which one a server believes is how requests get smuggled.
+            raise BadRequestError("Content-Length and Transfer-Encoding must not be combined.")
 
         request_id = (current_request_id() or "").encode()
         identity = None

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import msgspec
 
-from shared import load_settings
+from shared import SettingsError, load_settings
 
 __all__ = ["GatewaySettings", "load_gateway_settings"]
 
@@ -46,4 +47,9 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def load_gateway_settings() -> GatewaySettings:
-    return load_settings(GatewaySettings)
+    settings = load_settings(GatewaySettings)
+    if settings.spa_dir and not Path(settings.spa_dir).is_dir():
+        raise SettingsError(
+            f"malformed setting GATEWAY_SPA_DIR: {settings.spa_dir} is not a folder"
+        )
+    return settings

@@ -77,3 +77,14 @@ async def test_without_spa_dir_the_root_is_404() -> None:
     async with AsyncTestClient(create_app(settings())) as client:
         response = await client.get("/")
     assert response.status_code == 404
+
+
+async def test_both_content_length_and_chunked_is_400_and_not_forwarded() -> None:
+    async with AsyncTestClient(create_app(settings())) as client:
+        response = await client.post(
+            "/webhooks/stripe",
+            content=b"5\r\nhello\r\n0\r\n\r\n",
+            headers={"Content-Length": "14", "Transfer-Encoding": "chunked"},
+        )
+    assert response.status_code == 400
+    assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE

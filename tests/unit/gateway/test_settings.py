@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from gateway.settings import GatewaySettings
+from gateway.settings import GatewaySettings, load_gateway_settings
 from shared import SettingsError, load_settings
 
 
@@ -54,3 +56,12 @@ def test_gateway_variables_are_read() -> None:
 def test_bad_setting_is_one_line_naming_it(environ: dict[str, str], named: str) -> None:
     with pytest.raises(SettingsError, match=named):
         load_settings(GatewaySettings, environ)
+
+
+def test_spa_dir_must_be_a_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INTERNAL_TOKEN", "t")
+    monkeypatch.setenv("GATEWAY_SPA_DIR", str(tmp_path / "missing"))
+    with pytest.raises(SettingsError, match="GATEWAY_SPA_DIR"):
+        load_gateway_settings()
+    monkeypatch.setenv("GATEWAY_SPA_DIR", str(tmp_path))
+    assert load_gateway_settings().spa_dir == str(tmp_path)
