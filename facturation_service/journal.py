@@ -9,6 +9,7 @@ lease has run out.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -17,7 +18,7 @@ from typing import Annotated, Any
 import msgspec
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from facturation_service.models import WebhookEvent, utcnow
 
@@ -25,6 +26,7 @@ __all__ = [
     "ClaimedEvent",
     "EventEnvelope",
     "EventStatus",
+    "JournalWriter",
     "claim_events",
     "finish_event",
     "finish_event_as",
@@ -78,17 +80,9 @@ _RECORD_STATEMENTS: dict[str, Any] = {
 }
 
 
-async def record_event(
-    session: AsyncSession, envelope: EventEnvelope, payload: str, *, handled: bool
-) -> bool:
-    """Store the event once, durably when this returns; ``False`` when this id was already
-    journaled. Call it first in a fresh session."""
+def _record_parameters(envelope: EventEnvelope, payload: str, *, handled: bool) -> dict[str, Any]:
     now = utcnow()
-    # One statement needs no transaction around it: autocommit saves the BEGIN and COMMIT round
-    # trips on the path whose latency Stripe waits for.
-    connection = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-    statement = _RECORD_STATEMENTS[connection.dialect.name]
-    parameters = {
+    return {
         "id": envelope.id,
         "type": envelope.type,
         "api_version": envelope.api_version,
@@ -101,8 +95,71 @@ async def record_event(
         "next_attempt_at": now,
         "processed_at": None if handled else now,
     }
+
+
+async def record_event(
+    session: AsyncSession, envelope: EventEnvelope, payload: str, *, handled: bool
+) -> bool:
+    """Store the event once, durably when this returns; ``False`` when this id was already
+    journaled. Call it first in a fresh session."""
+    # One statement needs no transaction around it: autocommit saves the BEGIN and COMMIT round
+    # trips.
+    connection = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    statement = _RECORD_STATEMENTS[connection.dialect.name]
+    parameters = _record_parameters(envelope, payload, handled=handled)
     inserted = (await connection.execute(statement, parameters)).scalar_one_or_none()
     return inserted is not None
+
+
+class JournalWriter:
+    """Group commit for the receiver: the events of concurrent requests are written by one
+    multi-row INSERT, and each request is answered once the batch holding its event committed.
+
+    One database round trip then serves many deliveries, which is where the receiver's time went.
+    """
+
+    def __init__(self, engine: AsyncEngine, *, max_batch: int = 256) -> None:
+        self.engine = engine
+        self.max_batch = max_batch
+        self._pending: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def record(self, envelope: EventEnvelope, payload: str, *, handled: bool) -> bool:
+        """As :func:`record_event`: ``False`` when the event id was already journaled.
+
+        Raises:
+            SQLAlchemyError | OSError: the batch could not be written; nothing of it is stored.
+        """
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append((_record_parameters(envelope, payload, handled=handled), future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        # Shielded: a client that hangs up must not cancel the write of the others' events.
+        return await asyncio.shield(future)
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+            try:
+                inserted = await self._insert([parameters for parameters, _ in batch])
+            except Exception as exc:  # each waiting request answers 5xx
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for parameters, future in batch:
+                # The same event twice in one batch: the first delivery stored it.
+                new = parameters["id"] in inserted
+                inserted.discard(parameters["id"])
+                if not future.done():
+                    future.set_result(new)
+
+    async def _insert(self, rows: list[dict[str, Any]]) -> set[str]:
+        async with self.engine.connect() as connection:
+            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            statement = _RECORD_STATEMENTS[autocommit.dialect.name]
+            result = await autocommit.execute(statement, rows)
+            return {row.id for row in result}
 
 
 async def claim_events(

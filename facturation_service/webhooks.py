@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from facturation_service import journal
-from facturation_service.journal import EventEnvelope, EventStatus
+from facturation_service.journal import EventEnvelope, EventStatus, JournalWriter
 from facturation_service.models import WebhookEvent
 from facturation_service.worker import HANDLED_EVENT_TYPES, WebhookWorker
 from shared import (
@@ -101,9 +101,7 @@ def _envelope(body: bytes) -> EventEnvelope:
     status_code=HTTP_200_OK,
     summary="Receive a Stripe event",
 )
-async def receive_stripe_event(
-    request: Request[Any, Any, State], db_session: NamedDependency[AsyncSession]
-) -> WebhookAck:
+async def receive_stripe_event(request: Request[Any, Any, State]) -> WebhookAck:
     # Verified over the exact bytes Stripe signed; JSON is parsed only afterwards.
     body = await request.body()
     state = request.app.state
@@ -112,10 +110,9 @@ async def receive_stripe_event(
     )
     envelope = _envelope(body)
     handled = envelope.type in HANDLED_EVENT_TYPES
+    writer: JournalWriter = state.journal_writer
     try:
-        stored = await journal.record_event(
-            db_session, envelope, body.decode("utf-8"), handled=handled
-        )
+        stored = await writer.record(envelope, body.decode("utf-8"), handled=handled)
     except (SQLAlchemyError, OSError) as exc:
         logger.error(
             "webhook journal write failed",

@@ -324,6 +324,7 @@ async def webhook_worker(app: Litestar) -> AsyncIterator[None]:
         handlers=event_handlers(fetch_invoice),
     )
     app.state.webhook_worker = instance
+    app.state.journal_writer = journal.JournalWriter(instance.database.engine)
     if not settings.facturation_webhook_worker:
         yield
         return
