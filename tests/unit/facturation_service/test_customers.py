@@ -6,9 +6,11 @@ import asyncio
 
 import httpx
 import pytest
+from litestar import Litestar
 from sqlalchemy import select
 
 from facturation_service.app import create_app
+from facturation_service.customers import KnownCustomers
 from facturation_service.models import StripeCustomer
 from facturation_service.settings import FacturationSettings
 from shared import INTERNAL_TOKEN_HEADER, PROBLEM_MEDIA_TYPE, Database
@@ -200,3 +202,26 @@ async def test_every_route_requires_the_internal_credential(
 
     assert products.status_code == 401
     assert customer.status_code == 401
+
+
+def test_known_customers_forget_the_oldest_entry_when_full() -> None:
+    known = KnownCustomers(max_entries=2)
+    known.add("u1", "cus_1")
+    known.add("u2", "cus_2")
+    known.add("u3", "cus_3")
+
+    assert (known.get("u1"), known.get("u2"), known.get("u3")) == (None, "cus_2", "cus_3")
+
+
+async def test_a_customer_is_remembered_only_once_auth_holds_it(
+    client: httpx.AsyncClient, app: Litestar, fake_auth: FakeAuth
+) -> None:
+    user_id = fake_auth.add_user()
+    fake_auth.fail_stores = 1
+
+    await client.post("/billing/customer", headers=as_user(user_id))
+    remembered_before = app.state.known_customers.get(user_id)
+    completed = await client.post("/billing/customer", headers=as_user(user_id))
+
+    assert remembered_before is None
+    assert app.state.known_customers.get(user_id) == completed.json()["user_stripe_id"]
