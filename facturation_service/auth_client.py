@@ -64,5 +64,5 @@ class AuthClient:
             raise BadGatewayError(f"The auth service answered {response.status_code}.")
         try:
             return msgspec.json.decode(response.content, type=AuthUser)
-        except msgspec.ValidationError:
+        except msgspec.DecodeError:  # also covers a body of the wrong shape
             raise BadGatewayError("The auth service answered an unexpected body.") from None
