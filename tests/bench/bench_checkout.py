@@ -95,6 +95,24 @@ async def concurrent_round(
     return time.perf_counter() - started
 
 
+def cpu_seconds(process: ServiceProcess | None) -> float | None:
+    """User+system CPU of a service process and its workers (Linux), else None."""
+    if process is None or process.process is None:
+        return None
+    try:
+        pids = [process.process.pid]
+        children = Path(f"/proc/{pids[0]}/task/{pids[0]}/children")
+        if children.exists():
+            pids += [int(pid) for pid in children.read_text().split()]
+        ticks = 0
+        for pid in pids:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+    except (OSError, ValueError):
+        return None
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
@@ -190,7 +208,9 @@ async def run(
             medians = {}
             for delay in (latency, 0.0):
                 await set_latency(stripe, delay)
+                cpu_before = cpu_seconds(stack.facturation)
                 walls = [await concurrent_round(http, path, headers) for _ in range(runs)]
+                cpu_after = cpu_seconds(stack.facturation)
                 medians[delay] = statistics.median(walls)
                 print(
                     f"  {label}: {users_count} concurrent sessions, Stripe answering after "
@@ -198,6 +218,11 @@ async def run(
                     + ", ".join(f"{w * 1000:.0f}" for w in walls)
                     + f" ms (median {medians[delay] * 1000:.0f} ms); at most "
                     + f"{await max_in_flight(stripe)} Stripe calls in flight at once"
+                    + (
+                        f"; facturation CPU {(cpu_after - cpu_before) * 1000 / runs:.0f} ms a round"
+                        if cpu_before is not None and cpu_after is not None
+                        else ""
+                    )
                 )
             added = medians[latency] - medians[0.0]
             verdict = "met" if medians[latency] <= 1.5 * latency else "NOT met"
@@ -206,11 +231,18 @@ async def run(
                 f"{latency * 1000:.0f} ms added {added * 1000:.0f} ms to the concurrent round"
             )
             await set_latency(stripe, 0)
+            cpu_before = cpu_seconds(stack.facturation)
             times = [await checkout(http, path, headers[i % len(headers)]) for i in range(n)]
+            cpu_after = cpu_seconds(stack.facturation)
+            cpu = (
+                f", facturation CPU {(cpu_after - cpu_before) * 1000 / n:.1f} ms per session"
+                if cpu_before is not None and cpu_after is not None
+                else ""
+            )
             print(
                 f"  {label}: zero-latency Stripe, {n} sessions one at a time: "
                 f"p50 {percentile(times, 0.5) * 1000:.1f} ms, "
-                f"p95 {percentile(times, 0.95) * 1000:.1f} ms"
+                f"p95 {percentile(times, 0.95) * 1000:.1f} ms{cpu}"
             )
 
 
