@@ -261,3 +261,38 @@ async def test_stripe_timing_out_after_retries_is_504_and_leaves_no_order(
     assert response.status_code == 504
     assert len(fake_stripe.posts(SESSIONS)) == 3
     assert await count(db, Order) == 0
+
+
+@pytest.mark.parametrize(
+    ("stripe_status", "error_type", "status"),
+    [
+        (400, "idempotency_error", 409),
+        (401, "invalid_request_error", 502),
+        (429, "invalid_request_error", 503),
+    ],
+)
+async def test_other_stripe_refusals_map_to_problems_and_leave_no_order(
+    client: httpx.AsyncClient,
+    fake_auth: FakeAuth,
+    fake_stripe: FakeStripe,
+    db: Database,
+    stripe_status: int,
+    error_type: str,
+    status: int,
+) -> None:
+    user_id = fake_auth.add_user()
+    await client.post("/billing/customer", headers=as_user(user_id))
+    refusal = httpx.Response(
+        stripe_status,
+        json={"error": {"type": error_type, "message": "Refused."}},
+        # Stripe asks not to retry these, so one answer is the final one.
+        headers={"Request-Id": "req_other", "Stripe-Should-Retry": "false"},
+    )
+    fake_stripe.script("POST", SESSIONS, refusal)
+
+    response = await checkout(client, user_id)
+
+    assert response.status_code == status
+    assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
+    assert response.json()["stripe_request_id"] == "req_other"
+    assert await count(db, Order) == 0
