@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
@@ -123,6 +124,8 @@ class JournalWriter:
         self.max_batch = max_batch
         self._pending: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self.last_delivery_at = 0.0
+        """``time.monotonic()`` of the latest delivery, so the worker can give way to intake."""
 
     async def record(self, envelope: EventEnvelope, payload: str, *, handled: bool) -> bool:
         """As :func:`record_event`: ``False`` when the event id was already journaled.
@@ -130,6 +133,7 @@ class JournalWriter:
         Raises:
             SQLAlchemyError | OSError: the batch could not be written; nothing of it is stored.
         """
+        self.last_delivery_at = time.monotonic()
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._pending.append((_record_parameters(envelope, payload, handled=handled), future))
         if self._flusher is None or self._flusher.done():

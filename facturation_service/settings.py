@@ -32,6 +32,8 @@ class FacturationSettings(msgspec.Struct, frozen=True, kw_only=True, rename="upp
     """Run the background worker that applies journaled events in this process."""
     facturation_webhook_poll_seconds: float = 1.0
     facturation_webhook_concurrency: int = 4
+    facturation_webhook_batch_size: int = 16
+    """Events claimed and applied in one transaction by the worker loop."""
     facturation_webhook_max_attempts: int = 8
     facturation_webhook_retry_base_seconds: float = 2.0
     facturation_webhook_lease_seconds: float = 60.0

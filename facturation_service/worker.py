@@ -99,6 +99,13 @@ class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True):
     retry_max: float = 3600.0
     lease: float = 60.0
     concurrency: int = 4
+    """Batches (or, in :meth:`WebhookWorker.run_once`, events) applied at once."""
+    batch_size: int = 16
+    """Events the loop claims and applies in one transaction."""
+    intake_quiet: float = 0.05
+    """While deliveries arrived this recently the loop waits: acknowledging Stripe comes first,"""
+    max_defer: float = 1.0
+    """but never longer than this between two batches, so applying never stops."""
 
 
 def event_handlers(fetch_invoice: InvoiceFetcher | None = None) -> dict[str, Handler]:
@@ -146,13 +153,16 @@ class WebhookWorker:
         config: WorkerConfig | None = None,
         *,
         handlers: Mapping[str, Handler] | None = None,
+        intake: journal.JournalWriter | None = None,
     ) -> None:
         self.database = database
+        self.intake = intake
         self.config = config or WorkerConfig()
         self.handlers = dict(handlers) if handlers is not None else event_handlers()
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
-        self._lasthousekeeping = 0.0
+        self._last_housekeeping = 0.0
+        self._last_batch_at = 0.0
         self._stopping = False
 
     def notify(self) -> None:
@@ -186,25 +196,50 @@ class WebhookWorker:
             if outcome is not None:
                 EVENTS_PROCESSED.labels(type=claimed.type, outcome=outcome).inc()
 
+    async def process_batch(self, claimed: list[ClaimedEvent]) -> None:
+        """Apply claimed events in one transaction: one commit for many events. If any of them
+        fails, the whole batch rolls back and each event is applied on its own, so one bad event
+        neither holds back the others nor has its failure recorded on them."""
+        if len(claimed) == 1:
+            await self.process(claimed[0])
+            return
+        try:
+            async with self.database.sessionmaker() as session, session.begin():
+                outcomes = [await self._apply_in(session, event) for event in claimed]
+        except Exception:
+            logger.info("batch rolled back; applying its events one by one")
+            for event in claimed:
+                await self.process(event)
+            return
+        for event, outcome in zip(claimed, outcomes, strict=True):
+            if outcome is not None:
+                EVENTS_PROCESSED.labels(type=event.type, outcome=outcome).inc()
+
     async def _apply(self, claimed: ClaimedEvent) -> str | None:
-        handler = self.handlers.get(claimed.type)
         async with self.database.sessionmaker() as session, session.begin():
-            # Marking first makes the transaction's first statement a write (SQLite then takes its
-            # write lock up front) and stops at once if another worker took over the lease.
-            if not await journal.finish_event(session, claimed, EventStatus.PROCESSED):
-                logger.warning("lease lost", extra={"event_id": claimed.id})
+            outcome = await self._apply_in(session, claimed)
+            if outcome is None:
                 await session.rollback()
-                return None
-            event = _decode(claimed)
-            applied = False
-            if handler is not None:
-                try:
-                    applied = await handler(session, event)
-                except msgspec.ValidationError as exc:
-                    raise PermanentEventError(f"{claimed.type}: {exc}") from exc
-            if not applied:
-                await journal.finish_event_as(session, claimed.id, EventStatus.IGNORED)
-            return EventStatus.PROCESSED if applied else EventStatus.IGNORED
+            return outcome
+
+    async def _apply_in(self, session: AsyncSession, claimed: ClaimedEvent) -> str | None:
+        """Apply one event in the caller's transaction; ``None`` when its lease was lost."""
+        # Marking first makes the transaction's first statement a write (SQLite then takes its
+        # write lock up front) and stops at once if another worker took over the lease.
+        if not await journal.finish_event(session, claimed, EventStatus.PROCESSED):
+            logger.warning("lease lost", extra={"event_id": claimed.id})
+            return None
+        event = _decode(claimed)
+        applied = False
+        handler = self.handlers.get(claimed.type)
+        if handler is not None:
+            try:
+                applied = await handler(session, event)
+            except msgspec.ValidationError as exc:
+                raise PermanentEventError(f"{claimed.type}: {exc}") from exc
+        if not applied:
+            await journal.finish_event_as(session, claimed.id, EventStatus.IGNORED)
+        return EventStatus.PROCESSED if applied else EventStatus.IGNORED
 
     async def _fail(self, claimed: ClaimedEvent, exc: Exception, *, retry: bool) -> None:
         error = f"{type(exc).__name__}: {exc}"
@@ -237,16 +272,16 @@ class WebhookWorker:
 
     async def housekeeping(self) -> None:
         now = time.monotonic()
-        if now - self._lasthousekeeping < self.config.poll_interval:
+        if now - self._last_housekeeping < self.config.poll_interval:
             return
-        self._lasthousekeeping = now
+        self._last_housekeeping = now
         async with self.database.sessionmaker() as session:
             async with session.begin():
                 await link_invoices_to_users(session)
             _oldest_pending[0] = await journal.oldest_unprocessed_received_at(session)
 
-    def _start(self, claimed: ClaimedEvent) -> None:
-        task = asyncio.create_task(self.process(claimed))
+    def _start(self, claimed: list[ClaimedEvent]) -> None:
+        task = asyncio.create_task(self.process_batch(claimed))
         self._in_flight.add(task)
 
         def done(finished: asyncio.Task[None]) -> None:
@@ -255,22 +290,36 @@ class WebhookWorker:
 
         task.add_done_callback(done)
 
+    def _giving_way_to_intake(self) -> bool:
+        """During a burst of deliveries, apply one batch per ``max_defer`` only: the CPU goes to
+        acknowledging Stripe, and the backlog is applied as soon as the burst ends."""
+        if self.intake is None:
+            return False
+        now = time.monotonic()
+        burst = now - self.intake.last_delivery_at < self.config.intake_quiet
+        return burst and now - self._last_batch_at < self.config.max_defer
+
     async def run(self) -> None:
         """Loop until :meth:`stop`; each replica runs one."""
         while not self._stopping:
             self._wake.clear()
             try:
                 await self.housekeeping()
+                if self._giving_way_to_intake():
+                    await asyncio.sleep(self.config.intake_quiet)
+                    continue
                 free = self.config.concurrency - len(self._in_flight)
                 claimed: list[ClaimedEvent] = []
                 if free > 0:
                     async with self.database.sessionmaker() as session:
                         claimed = await journal.claim_events(
-                            session, limit=free, lease=timedelta(seconds=self.config.lease)
+                            session,
+                            limit=self.config.batch_size,
+                            lease=timedelta(seconds=self.config.lease),
                         )
-                for event in claimed:
-                    self._start(event)
                 if claimed:
+                    self._last_batch_at = time.monotonic()
+                    self._start(claimed)
                     continue
             except Exception:
                 logger.exception("webhook worker cycle failed")
@@ -320,11 +369,13 @@ async def webhook_worker(app: Litestar) -> AsyncIterator[None]:
             retry_base=settings.facturation_webhook_retry_base_seconds,
             lease=settings.facturation_webhook_lease_seconds,
             concurrency=settings.facturation_webhook_concurrency,
+            batch_size=settings.facturation_webhook_batch_size,
         ),
         handlers=event_handlers(fetch_invoice),
+        intake=journal.JournalWriter(app.state.database.engine),
     )
     app.state.webhook_worker = instance
-    app.state.journal_writer = journal.JournalWriter(instance.database.engine)
+    app.state.journal_writer = instance.intake
     if not settings.facturation_webhook_worker:
         yield
         return

@@ -6,11 +6,13 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
+from facturation_service import journal
 from facturation_service.models import InvoiceLine, StripeCustomer
 from facturation_service.worker import WebhookWorker, WorkerConfig
 from shared import Database
@@ -154,3 +156,19 @@ async def test_an_invoice_of_a_known_customer_is_linked_when_stored(database: Da
     stored = await get_invoice(database, invoice["id"])
     assert stored is not None
     assert stored.user_id == "11111111-2222-4333-8444-000000000001"
+
+
+@pytest.mark.parametrize("order", ORDERS, ids=["-".join(t[8:] for t in o) for o in ORDERS])
+async def test_every_order_applied_in_one_batch_ends_paid(
+    database: Database, order: tuple[str, ...]
+) -> None:
+    events = lifecycle("in_batch_test_0001", same_second=False)
+    for type_ in order:
+        await journal_event(database, events[type_])
+    async with database.sessionmaker() as session:
+        claimed = await journal.claim_events(session, limit=3, lease=timedelta(seconds=30))
+    assert [event.type for event in claimed] == list(order)
+
+    await WebhookWorker(database).process_batch(claimed)
+
+    await assert_paid(database, "in_batch_test_0001")

@@ -4,6 +4,7 @@ and claims that never hand one event to two workers."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -11,6 +12,7 @@ import pytest
 from sqlalchemy import update
 
 from facturation_service import journal
+from facturation_service.journal import JournalWriter
 from facturation_service.models import WebhookEvent
 from facturation_service.worker import (
     EVENTS_PROCESSED,
@@ -22,7 +24,7 @@ from facturation_service.worker import (
 )
 from shared import Database
 from tests.support import stripe_events
-from tests.support.webhook_app import get_event, get_invoice, journal_event
+from tests.support.webhook_app import get_event, get_invoice, journal_event, wait_until
 
 FAST = WorkerConfig(poll_interval=0.02, retry_base=0.0, max_attempts=5, lease=30.0)
 
@@ -216,3 +218,68 @@ async def test_replay_queues_a_processed_event_again(database: Database) -> None
     stored = await get_event(database, event["id"])
     assert stored is not None
     assert (stored.status, stored.attempts) == ("processed", 1)
+
+
+async def test_a_failing_event_in_a_batch_does_not_hold_back_the_others(
+    database: Database,
+) -> None:
+    real = event_handlers()["invoice.paid"]
+    broken = stripe_events.invoice("paid")
+
+    async def handler(session: object, event: StripeEvent) -> bool:
+        if event.object["id"] == broken["id"]:
+            raise ConnectionError("this one invoice cannot be stored")
+        return await real(session, event)  # type: ignore[arg-type]
+
+    events = [stripe_events.event("invoice.paid", stripe_events.invoice("paid")) for _ in range(4)]
+    events.insert(2, stripe_events.event("invoice.paid", broken))
+    for event in events:
+        await journal_event(database, event)
+    worker = WebhookWorker(database, FAST, handlers={"invoice.paid": handler})
+    async with database.sessionmaker() as session:
+        claimed = await journal.claim_events(session, limit=10, lease=timedelta(seconds=30))
+
+    await worker.process_batch(claimed)
+
+    statuses = {}
+    for event in events:
+        stored = await get_event(database, event["id"])
+        assert stored is not None
+        statuses[event["id"]] = (stored.status, stored.attempts)
+    assert statuses.pop(events[2]["id"]) == ("pending", 1)
+    assert set(statuses.values()) == {("processed", 1)}
+
+
+async def test_during_a_burst_of_deliveries_the_loop_defers_applying_until_it_ends(
+    database: Database,
+) -> None:
+    intake = JournalWriter(database.engine)
+    config = WorkerConfig(poll_interval=0.05, intake_quiet=0.1, max_defer=30.0)
+    worker = WebhookWorker(database, config, intake=intake)
+    first = stripe_events.event("invoice.paid", stripe_events.invoice("paid"))
+    second = stripe_events.event("invoice.paid", stripe_events.invoice("paid"))
+    await journal_event(database, first)
+    loop = asyncio.create_task(worker.run())
+    await wait_until(lambda: get_event(database, first["id"]), status="processed")
+
+    burst_over = asyncio.Event()
+
+    async def burst() -> None:
+        while not burst_over.is_set():
+            intake.last_delivery_at = time.monotonic()
+            await asyncio.sleep(0.01)
+
+    bursting = asyncio.create_task(burst())
+    await journal_event(database, second)
+    worker.notify()
+    await asyncio.sleep(0.5)
+    during = await get_event(database, second["id"])
+    burst_over.set()
+    await bursting
+    after = await wait_until(lambda: get_event(database, second["id"]), status="processed")
+    await worker.stop()
+    await asyncio.wait_for(loop, 5)
+
+    assert during is not None
+    assert during.status == "pending"
+    assert after.attempts == 1
