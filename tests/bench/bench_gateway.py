@@ -8,7 +8,7 @@ with wrk at 50 connections (and at 1 connection, which shows the added latency w
 printing requests/s, p50 and p99 for each and the ratios.
 
     .venv/bin/python -m tests.bench.bench_gateway [--duration 10] [--connections 50]
-        [--gateway-workers 1,2] [--auth-workers 1] [--nginx-workers 1]
+        [--gateway-workers 1,2] [--auth-workers 1] [--nginx-workers 1] [--no-single]
 
 Needs Debian's ``nginx`` (or nginx-light) and ``wrk``; with neither on PATH it says how to
 install them. Everything listens on loopback, on free ports; every process is stopped at the end.
@@ -217,7 +217,6 @@ async def main() -> None:
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--gateway-workers", default="1", help="comma-separated, e.g. 1,2")
     parser.add_argument("--auth-workers", type=int, default=1)
-    parser.add_argument("--upstream-workers", type=int, default=1)
     parser.add_argument("--nginx-workers", type=int, default=1)
     parser.add_argument("--no-single", action="store_true", help="skip the 1-connection runs")
     args = parser.parse_args()
@@ -235,8 +234,6 @@ async def main() -> None:
             gateway_env={"WORKERS": str(gateway_workers[0])},
         ) as stack:
             assert stack.facturation is not None
-            if args.upstream_workers != 1:
-                print("note: the echo upstream runs 1 worker (--upstream-workers is informative)")
             token = await login(stack.url)
             nginx, nginx_url = start_nginx(stack, workdir, args.nginx_workers)
             results: list[Result] = []
