@@ -82,10 +82,30 @@ async def _post_all(
     return latencies, failures
 
 
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and its finished children (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = sum(int(value) for value in fields[11:15])
+    """User + system CPU time of a process and its live descendants (uvicorn workers), from
+    Linux /proc."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(_stat(int(stat.parent.name))[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    tree, grew = {pid}, True
+    while grew:
+        children = {child for child, parent in parents.items() if parent in tree} - tree
+        tree |= children
+        grew = bool(children)
+    ticks = 0
+    for member in tree:
+        try:
+            ticks += sum(int(value) for value in _stat(member)[11:13])
+        except (OSError, ValueError):
+            continue
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
@@ -97,7 +117,8 @@ def _postgres_cpu_seconds() -> float:
         except OSError:
             continue
         if "(postgres)" in text:
-            total += _cpu_seconds(int(stat.parent.name))
+            fields = text.rsplit(")", 1)[1].split()
+            total += sum(int(value) for value in fields[11:13]) / os.sysconf("SC_CLK_TCK")
     return total
 
 
