@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import update
 
 from facturation_service import journal
@@ -283,3 +284,26 @@ async def test_during_a_burst_of_deliveries_the_loop_defers_applying_until_it_en
     assert during is not None
     assert during.status == "pending"
     assert after.attempts == 1
+
+
+async def test_the_oldest_pending_age_gauge_follows_the_journal(database: Database) -> None:
+    event = stripe_events.event("invoice.paid", stripe_events.invoice("paid"))
+    await journal_event(database, event)
+    async with database.sessionmaker() as session:
+        await session.execute(
+            update(WebhookEvent)
+            .where(WebhookEvent.id == event["id"])
+            .values(received_at=datetime.now(UTC) - timedelta(seconds=120))
+        )
+        await session.commit()
+    worker = WebhookWorker(database, WorkerConfig(poll_interval=0.0))
+
+    await worker.housekeeping()
+    waiting = REGISTRY.get_sample_value("facturation_webhook_oldest_pending_event_age_seconds")
+    await worker.drain()
+    await worker.housekeeping()
+    done = REGISTRY.get_sample_value("facturation_webhook_oldest_pending_event_age_seconds")
+
+    assert waiting is not None
+    assert waiting >= 120
+    assert done == 0.0
