@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from litestar import Litestar, asgi
+import msgspec
+from litestar import Litestar, Response, asgi, get
 from litestar.config.cors import CORSConfig
 from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
@@ -36,6 +37,27 @@ def _cors(settings: GatewaySettings) -> CORSConfig:
         expose_headers=[REQUEST_ID_HEADER],
         max_age=600,
     )
+
+
+def spa_config_route(settings: GatewaySettings) -> ControllerRouterHandler:
+    """``/config.js``: where the SPA loads Stripe.js from and with which publishable key, so one
+    SPA folder serves the sandbox offline and Stripe in production."""
+    config = {
+        "apiBase": API_PREFIX,
+        "stripeJsUrl": settings.stripe_js_url,
+        "stripePublishableKey": settings.stripe_publishable_key,
+    }
+    script = b"window.FACTURATION_CONFIG = " + msgspec.json.encode(config) + b";\n"
+
+    @get("/config.js", include_in_schema=False, sync_to_thread=False)
+    def spa_config() -> Response[bytes]:
+        return Response(
+            script,
+            media_type="text/javascript; charset=utf-8",
+            headers={"Cache-Control": "no-store"},
+        )
+
+    return spa_config
 
 
 def create_app(settings: GatewaySettings | None = None) -> Litestar:
@@ -78,11 +100,12 @@ def create_app(settings: GatewaySettings | None = None) -> Litestar:
         asgi(WEBHOOK_PATH, copy_scope=False, name="stripe_webhook")(proxy.__call__),
     ]
     if settings.spa_dir:
-        route_handlers.append(
+        route_handlers += [
+            spa_config_route(settings),
             create_static_files_router(
                 "/", directories=[Path(settings.spa_dir)], html_mode=True, include_in_schema=False
-            )
-        )
+            ),
+        ]
     return create_service_app(
         service="gateway",
         route_handlers=route_handlers,

@@ -22,6 +22,7 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True):
     ``GATEWAY_*``.
 
     ``token_cache_seconds`` bounds how long a revoked token keeps working; 0 asks auth every time.
+    ``STRIPE_JS_URL`` and ``STRIPE_PUBLISHABLE_KEY`` reach the SPA through ``/config.js``.
     """
 
     internal_token: str
@@ -44,6 +45,8 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True):
     max_body_bytes: Positive = msgspec.field(default=1_048_576, name="gateway_max_body_bytes")
     max_connections: Positive = msgspec.field(default=256, name="gateway_max_connections")
     spa_dir: str | None = msgspec.field(default=None, name="gateway_spa_dir")
+    stripe_js_url: str = "https://js.stripe.com/v3/"
+    stripe_publishable_key: str = ""
 
 
 def load_gateway_settings() -> GatewaySettings:

@@ -8,10 +8,8 @@ demo user, prints the URLs, and stops everything on Ctrl-C.
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -98,24 +96,7 @@ def build_environment() -> tuple[dict[str, str], bool]:
             SANDBOX_WEBHOOK_URL="http://127.0.0.1:8000/webhooks/stripe",
         )
     env.update(overrides)
-    if real_stripe and "GATEWAY_SPA_DIR" not in overrides:
-        env["GATEWAY_SPA_DIR"] = str(spa_for_real_stripe(env))
     return env, real_stripe
-
-
-def spa_for_real_stripe(env: dict[str, str]) -> Path:
-    """A copy of spa/ whose config.js loads Stripe's own Stripe.js with the real publishable key
-    (spa/config.js names the sandbox's)."""
-    target = DEV / "spa"
-    shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(ROOT / "spa", target)
-    config = {
-        "apiBase": "/api/v1",
-        "stripeJsUrl": env.get("STRIPE_JS_URL", "https://js.stripe.com/v3/"),
-        "stripePublishableKey": env.get("STRIPE_PUBLISHABLE_KEY", ""),
-    }
-    (target / "config.js").write_text(f"window.FACTURATION_CONFIG = {json.dumps(config)};\n")
-    return target
 
 
 def wait_healthy(name: str, url: str, process: subprocess.Popen[bytes]) -> None:

@@ -6,7 +6,6 @@ artifacts/screenshots/."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 from stripe_sandbox import DECLINED_CARD, SUCCEEDING_CARD
-from tests.support.offline_stack import PUBLISHABLE_KEY, OfflineStack, start_offline_stack
+from tests.support.offline_stack import OfflineStack, start_offline_stack
 from tests.support.processes import ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
@@ -37,17 +36,7 @@ WAIT_SECONDS = 30
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def offline(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[OfflineStack]:
     tmp_path = tmp_path_factory.mktemp("browser")
-    spa = tmp_path / "spa"
-    shutil.copytree(ROOT / "spa", spa)
-    async with start_offline_stack(tmp_path, spa_dir=spa) as running:
-        # As a deployment does: config.js names this stack's Stripe.js and publishable key.
-        (spa / "config.js").write_text(
-            "window.FACTURATION_CONFIG = {\n"
-            '  apiBase: "/api/v1",\n'
-            f'  stripeJsUrl: "{running.sandbox.url}/v3/",\n'
-            f'  stripePublishableKey: "{PUBLISHABLE_KEY}",\n'
-            "};\n"
-        )
+    async with start_offline_stack(tmp_path, spa_dir=ROOT / "spa") as running:
         yield running
 
 

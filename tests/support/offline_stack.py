@@ -76,7 +76,12 @@ async def start_offline_stack(
         ) as stack:
             env = dict(stack.gateway.env)
             if spa_dir is not None:
-                env["GATEWAY_SPA_DIR"] = str(spa_dir)
+                # The SPA's /config.js names this stack's Stripe.js, as a deployment's does.
+                env.update(
+                    GATEWAY_SPA_DIR=str(spa_dir),
+                    STRIPE_JS_URL=f"{sandbox.url}/v3/",
+                    STRIPE_PUBLISHABLE_KEY=PUBLISHABLE_KEY,
+                )
             gateway = ServiceProcess("gateway", env, tmp_path, port=gateway_port)
             try:
                 await asyncio.to_thread(gateway.start)

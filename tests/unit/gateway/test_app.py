@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from litestar.testing import AsyncTestClient
@@ -71,6 +72,35 @@ async def test_spa_dir_is_served_at_the_root_next_to_the_api(tmp_path: Path) -> 
     assert health.status_code == 200
     assert api.status_code == 404
     assert api.headers["content-type"] == PROBLEM_MEDIA_TYPE
+
+
+async def test_spa_config_names_the_configured_stripe_js_and_publishable_key(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "config.js").write_text("window.FACTURATION_CONFIG = {stale: true};")
+    configured = settings(
+        spa_dir=str(tmp_path),
+        stripe_js_url="http://127.0.0.1:12111/v3/",
+        stripe_publishable_key="pk_test_abc",
+    )
+    async with AsyncTestClient(create_app(configured)) as client:
+        response = await client.get("/config.js")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/javascript")
+    assert response.headers["cache-control"] == "no-store"
+    prefix, _, literal = response.text.partition(" = ")
+    assert prefix == "window.FACTURATION_CONFIG"
+    assert json.loads(literal.rstrip().rstrip(";")) == {
+        "apiBase": "/api/v1",
+        "stripeJsUrl": "http://127.0.0.1:12111/v3/",
+        "stripePublishableKey": "pk_test_abc",
+    }
+
+
+async def test_spa_config_defaults_to_stripes_own_stripe_js(tmp_path: Path) -> None:
+    async with AsyncTestClient(create_app(settings(spa_dir=str(tmp_path)))) as client:
+        response = await client.get("/config.js")
+    assert '"stripeJsUrl":"https://js.stripe.com/v3/"' in response.text
 
 
 async def test_without_spa_dir_the_root_is_404() -> None:
