@@ -29,8 +29,8 @@ __all__ = [
     "EventStatus",
     "JournalWriter",
     "claim_events",
-    "finish_event",
     "finish_event_as",
+    "finish_events",
     "get_event",
     "list_events",
     "oldest_unprocessed_received_at",
@@ -220,20 +220,25 @@ async def claim_events(
     ]
 
 
-async def finish_event(session: AsyncSession, event: ClaimedEvent, status: EventStatus) -> bool:
-    """Mark the event done inside the transaction that applied it, so both commit or neither.
-
-    ``False`` when the lease was lost to another worker: the caller rolls back.
-    """
+async def finish_events(
+    session: AsyncSession, events: list[ClaimedEvent], status: EventStatus
+) -> set[str]:
+    """Mark events done inside the transaction that applies them, so both commit or neither;
+    one statement per claim. Returns the ids still held: the others' lease was lost to another
+    worker, and the caller must not apply them."""
     now = utcnow()
-    statement = (
-        update(WebhookEvent)
-        .where(WebhookEvent.id == event.id, WebhookEvent.claim_token == event.claim_token)
-        .values(status=status, processed_at=now, locked_until=None, claim_token=None)
-        .returning(WebhookEvent.id)
-        .execution_options(synchronize_session=False)
-    )
-    return (await session.execute(statement)).scalar_one_or_none() is not None
+    held: set[str] = set()
+    for token in {event.claim_token for event in events}:
+        ids = [event.id for event in events if event.claim_token == token]
+        statement = (
+            update(WebhookEvent)
+            .where(WebhookEvent.id.in_(ids), WebhookEvent.claim_token == token)
+            .values(status=status, processed_at=now, locked_until=None, claim_token=None)
+            .returning(WebhookEvent.id)
+            .execution_options(synchronize_session=False)
+        )
+        held.update((await session.execute(statement)).scalars())
+    return held
 
 
 async def finish_event_as(session: AsyncSession, event_id: str, status: EventStatus) -> None:

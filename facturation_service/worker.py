@@ -205,7 +205,7 @@ class WebhookWorker:
             return
         try:
             async with self.database.sessionmaker() as session, session.begin():
-                outcomes = [await self._apply_in(session, event) for event in claimed]
+                outcomes = await self._apply_all(session, claimed)
         except Exception:
             logger.info("batch rolled back; applying its events one by one")
             for event in claimed:
@@ -217,18 +217,28 @@ class WebhookWorker:
 
     async def _apply(self, claimed: ClaimedEvent) -> str | None:
         async with self.database.sessionmaker() as session, session.begin():
-            outcome = await self._apply_in(session, claimed)
+            (outcome,) = await self._apply_all(session, [claimed])
             if outcome is None:
                 await session.rollback()
             return outcome
 
-    async def _apply_in(self, session: AsyncSession, claimed: ClaimedEvent) -> str | None:
-        """Apply one event in the caller's transaction; ``None`` when its lease was lost."""
+    async def _apply_all(
+        self, session: AsyncSession, claimed: list[ClaimedEvent]
+    ) -> list[str | None]:
+        """Apply events in the caller's transaction; ``None`` for an event whose lease was lost."""
         # Marking first makes the transaction's first statement a write (SQLite then takes its
-        # write lock up front) and stops at once if another worker took over the lease.
-        if not await journal.finish_event(session, claimed, EventStatus.PROCESSED):
-            logger.warning("lease lost", extra={"event_id": claimed.id})
-            return None
+        # write lock up front) and skips events another worker took over.
+        held = await journal.finish_events(session, claimed, EventStatus.PROCESSED)
+        outcomes: list[str | None] = []
+        for event in claimed:
+            if event.id in held:
+                outcomes.append(await self._apply_held(session, event))
+            else:
+                logger.warning("lease lost", extra={"event_id": event.id})
+                outcomes.append(None)
+        return outcomes
+
+    async def _apply_held(self, session: AsyncSession, claimed: ClaimedEvent) -> str:
         event = _decode(claimed)
         applied = False
         handler = self.handlers.get(claimed.type)
