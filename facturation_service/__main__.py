@@ -4,8 +4,8 @@ import sys
 from pathlib import Path
 
 from facturation_service.app import load
-from facturation_service.settings import FacturationSettings
-from shared import load_settings, run_service
+from facturation_service.settings import database_url
+from shared import run_service
 
 if __name__ == "__main__":
     sys.exit(
@@ -14,7 +14,7 @@ if __name__ == "__main__":
             app_factory="facturation_service.app:create_app",
             default_port=8002,
             migrations_dir=Path(__file__).parent / "migrations",
-            database_url=lambda: load_settings(FacturationSettings).facturation_database_url,
+            database_url=database_url,
             check_settings=load,
         )
     )

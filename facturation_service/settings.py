@@ -6,11 +6,13 @@ import msgspec
 
 from shared import SettingsError, load_settings
 
-__all__ = ["FacturationSettings", "read_settings"]
+__all__ = ["DEFAULT_DATABASE_URL", "FacturationSettings", "database_url", "read_settings"]
+
+DEFAULT_DATABASE_URL = "sqlite:///.dev/facturation.db"
 
 
 class FacturationSettings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
-    facturation_database_url: str = "sqlite:///.dev/facturation.db"
+    facturation_database_url: str = DEFAULT_DATABASE_URL
     internal_token: str
     auth_url: str = "http://127.0.0.1:8001"
     auth_timeout_seconds: float = 5.0
@@ -54,3 +56,13 @@ def read_settings() -> FacturationSettings:
             "missing required setting STRIPE_SECRET_KEY (or set STRIPE_API_BASE to the sandbox)"
         )
     return settings
+
+
+class DatabaseSettings(msgspec.Struct, frozen=True, rename={"url": "facturation_database_url"}):
+    """What ``migrate`` needs, so migrations run without the service's secrets."""
+
+    url: str = DEFAULT_DATABASE_URL
+
+
+def database_url() -> str:
+    return load_settings(DatabaseSettings).url
