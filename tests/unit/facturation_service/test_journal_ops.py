@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from facturation_service import journal
 from facturation_service.app import create_app
 from shared import Database
 from tests.support import stripe_events
 from tests.support.webhook_app import (
     INTERNAL_TOKEN,
+    count_events,
     get_event,
+    journal_event,
     post_event,
     wait_until,
     webhook_settings,
@@ -112,3 +116,35 @@ def test_several_apps_build_in_one_process_without_registering_metrics_twice(
 ) -> None:
     create_app(webhook_settings(facturation_url))
     create_app(webhook_settings(facturation_url))
+
+
+async def test_replaying_an_event_a_worker_holds_is_a_409(
+    facturation_url: str, database: Database
+) -> None:
+    app = create_app(webhook_settings(facturation_url, facturation_webhook_worker=False))
+    event = stripe_events.event("invoice.paid", stripe_events.invoice("paid"))
+    await journal_event(database, event)
+    async with database.sessionmaker() as session:
+        (held,) = await journal.claim_events(session, limit=1, lease=timedelta(seconds=60))
+
+    async with AsyncTestClient(app) as private:
+        private.headers["X-Internal-Token"] = INTERNAL_TOKEN
+        response = await private.post(f"/internal/v1/webhook-events/{held.id}/replay")
+
+    assert response.status_code == 409
+    stored = await get_event(database, held.id)
+    assert stored is not None
+    assert (stored.status, stored.claim_token) == ("processing", held.claim_token)
+
+
+async def test_without_a_signing_secret_events_are_refused_with_503_and_not_stored(
+    facturation_url: str, database: Database
+) -> None:
+    app = create_app(webhook_settings(facturation_url, stripe_webhook_secret=[]))
+    event = stripe_events.event("invoice.paid", stripe_events.invoice("paid"))
+
+    async with AsyncTestClient(app) as test_client:
+        response = await post_event(test_client, event)
+
+    assert response.status_code == 503
+    assert await count_events(database) == 0
