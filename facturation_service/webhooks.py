@@ -1,7 +1,8 @@
 """``POST /webhooks/stripe``: verify Stripe's signature on the raw body, journal the event once,
 answer at once. The worker applies it afterwards (``worker.py``).
 
-The route is public to the internal-token guard: Stripe's signature is its credential.
+Like every private route it requires the internal credential (Stripe reaches it only through the
+gateway), and on top of that Stripe's signature over the exact bytes.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from facturation_service.journal import EventEnvelope, EventStatus, JournalWrite
 from facturation_service.models import WebhookEvent
 from facturation_service.worker import HANDLED_EVENT_TYPES, WebhookWorker
 from shared import (
-    PUBLIC_ROUTE,
     BadRequestError,
     ConflictError,
     NotFoundError,
@@ -97,7 +97,6 @@ def _envelope(body: bytes) -> EventEnvelope:
 
 @post(
     "/webhooks/stripe",
-    opt={PUBLIC_ROUTE: True},
     status_code=HTTP_200_OK,
     summary="Receive a Stripe event",
 )

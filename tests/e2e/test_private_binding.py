@@ -50,6 +50,7 @@ FACTURATION_PRIVATE_ROUTES = [
     ("POST", "/billing/checkout-sessions", {"items": []}),
     ("GET", "/billing/invoices", None),
     ("PUT", "/users/me/stripe-customer", {"user_stripe_id": "cus_X"}),
+    ("POST", "/webhooks/stripe", {"id": "evt_X", "object": "event"}),
 ]
 PRIVATE_ROUTES = [("auth_service", *route) for route in AUTH_PRIVATE_ROUTES] + [
     ("facturation_service", *route) for route in FACTURATION_PRIVATE_ROUTES

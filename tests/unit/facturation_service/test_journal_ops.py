@@ -144,6 +144,7 @@ async def test_without_a_signing_secret_events_are_refused_with_503_and_not_stor
     event = stripe_events.event("invoice.paid", stripe_events.invoice("paid"))
 
     async with AsyncTestClient(app) as test_client:
+        test_client.headers["X-Internal-Token"] = INTERNAL_TOKEN
         response = await post_event(test_client, event)
 
     assert response.status_code == 503

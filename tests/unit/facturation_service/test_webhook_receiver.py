@@ -157,6 +157,22 @@ async def test_a_missing_or_malformed_signature_is_refused_and_stores_nothing(
     await _assert_refused(response, database)
 
 
+async def test_a_validly_signed_event_without_the_internal_credential_is_refused(
+    client: AsyncTestClient[Litestar], database: Database
+) -> None:
+    # Only the gateway reaches facturation: the signature alone does not open the private route.
+    body, headers = stripe_events.signed_request(
+        stripe_events.event("invoice.paid", stripe_events.invoice("paid"))
+    )
+    del client.headers["X-Internal-Token"]
+
+    response = await client.post("/webhooks/stripe", content=body, headers=headers)
+
+    assert response.status_code == 401
+    assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
+    assert await count_events(database) == 0
+
+
 async def test_a_signed_body_that_is_not_an_event_is_refused(
     client: AsyncTestClient[Litestar], database: Database
 ) -> None:
