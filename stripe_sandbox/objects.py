@@ -303,6 +303,7 @@ def invoice_line(*, invoice_id: str, item: Obj, period: int) -> Obj:
             "unit_amount_decimal": price["unit_amount_decimal"],
         },
         "quantity": item["quantity"],
+        "quantity_decimal": str(item["quantity"]),
         "subscription": None,
         "subtotal": item["amount_subtotal"],
         "taxes": [],
@@ -319,9 +320,10 @@ def invoice(
     metadata: dict[str, str],
     account_country: str,
     account_name: str,
+    invoice_id: str | None = None,
 ) -> Obj:
     """A draft invoice: ``finalize`` and ``pay`` in checkout.py move it on as Stripe does."""
-    invoice_id = new_id("in_")
+    invoice_id = invoice_id or new_id("in_")
     lines = [invoice_line(invoice_id=invoice_id, item=item, period=created) for item in items]
     total = sum(line["amount"] for line in lines)
     return {
@@ -333,6 +335,7 @@ def invoice(
         "amount_due": total,
         "amount_overpaid": 0,
         "amount_paid": 0,
+        "amount_paid_off_stripe": 0,
         "amount_remaining": total,
         "amount_shipping": 0,
         "application": None,

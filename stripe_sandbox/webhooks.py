@@ -16,7 +16,7 @@ import httpx
 from stripe_sandbox.objects import Obj
 from stripe_sandbox.state import Delivery, SandboxState
 
-__all__ = ["WebhookSender", "encode_event", "signature_header"]
+__all__ = ["WebhookSender", "delivery_headers", "encode_event", "signature_header"]
 
 logger = logging.getLogger("stripe_sandbox.webhooks")
 _MAX_DELAY_SECONDS = 60.0
@@ -33,6 +33,14 @@ def signature_header(payload: bytes, secrets: Sequence[str], timestamp: int) -> 
         "v1=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest() for secret in secrets
     ]
     return ",".join([f"t={timestamp}", *signatures])
+
+
+def delivery_headers(payload: bytes, secrets: Sequence[str], timestamp: int) -> dict[str, str]:
+    return {
+        "Content-Type": "application/json; charset=utf-8",
+        "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+        "Stripe-Signature": signature_header(payload, secrets, timestamp),
+    }
 
 
 class WebhookSender:
@@ -69,11 +77,7 @@ class WebhookSender:
         payload = encode_event(event)
         while True:
             delivery.attempts += 1
-            headers = {
-                "Content-Type": "application/json; charset=utf-8",
-                "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
-                "Stripe-Signature": signature_header(payload, self.secrets, int(time.time())),
-            }
+            headers = delivery_headers(payload, self.secrets, int(time.time()))
             try:
                 response = await self.client.post(
                     self.state.webhook_url, content=payload, headers=headers

@@ -15,6 +15,7 @@ import pytest
 import respx
 import stripe
 from litestar import Litestar
+from litestar.testing import AsyncTestClient
 
 from facturation_service.app import create_app
 from facturation_service.auth_client import AuthUser
@@ -28,6 +29,7 @@ from shared import (
 )
 from tests.support.databases import migrated_database
 from tests.support.fake_stripe import FakeStripe
+from tests.support.webhook_app import webhook_settings
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "facturation_service" / "migrations"
 STRIPE_BASE = "https://stripe.test"
@@ -165,6 +167,15 @@ async def client(
 ) -> AsyncIterator[httpx.AsyncClient]:
     async with running(app, fake_auth) as http:
         yield http
+
+
+@pytest.fixture
+async def webhook_client(facturation_url: str) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    """The app under ``webhook_settings``: signing secrets and a fast worker."""
+    app = create_app(webhook_settings(facturation_url))
+    async with AsyncTestClient(app) as test_client:
+        test_client.headers[INTERNAL_TOKEN_HEADER] = INTERNAL_TOKEN
+        yield test_client
 
 
 def as_user(user_id: str) -> dict[str, str]:

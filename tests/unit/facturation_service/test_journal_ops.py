@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
-import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -24,33 +22,19 @@ from tests.support.webhook_app import (
 )
 
 
-@pytest.fixture
-async def database(facturation_url: str) -> AsyncIterator[Database]:
-    database = Database(facturation_url)
-    yield database
-    await database.dispose()
-
-
-@pytest.fixture
-async def client(facturation_url: str) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    app = create_app(webhook_settings(facturation_url))
-    async with AsyncTestClient(app) as test_client:
-        test_client.headers["X-Internal-Token"] = INTERNAL_TOKEN
-        yield test_client
-
-
 async def test_events_are_listed_by_status_and_type(
-    client: AsyncTestClient[Litestar], database: Database
+    webhook_client: AsyncTestClient[Litestar], db: Database
 ) -> None:
     paid = stripe_events.event("invoice.paid", stripe_events.invoice("paid"))
     other = stripe_events.customer_event("customer.created")
-    await post_event(client, paid)
-    await post_event(client, other)
-    await wait_until(lambda: get_event(database, paid["id"]), status="processed")
+    await post_event(webhook_client, paid)
+    await post_event(webhook_client, other)
+    await wait_until(lambda: get_event(db, paid["id"]), status="processed")
 
-    everything = (await client.get("/internal/v1/webhook-events")).json()["data"]
-    ignored = (await client.get("/internal/v1/webhook-events?status=ignored")).json()["data"]
-    by_type = (await client.get("/internal/v1/webhook-events?type=invoice.paid")).json()["data"]
+    listing = "/internal/v1/webhook-events"
+    everything = (await webhook_client.get(listing)).json()["data"]
+    ignored = (await webhook_client.get(f"{listing}?status=ignored")).json()["data"]
+    by_type = (await webhook_client.get(f"{listing}?type=invoice.paid")).json()["data"]
 
     assert {event["id"] for event in everything} == {paid["id"], other["id"]}
     assert [event["id"] for event in ignored] == [other["id"]]
@@ -58,37 +42,41 @@ async def test_events_are_listed_by_status_and_type(
     assert "payload" not in by_type[0]
 
 
-async def test_an_unknown_status_filter_is_refused(client: AsyncTestClient[Litestar]) -> None:
-    response = await client.get("/internal/v1/webhook-events?status=lost")
+async def test_an_unknown_status_filter_is_refused(
+    webhook_client: AsyncTestClient[Litestar],
+) -> None:
+    response = await webhook_client.get("/internal/v1/webhook-events?status=lost")
 
     assert response.status_code == 400
 
 
 async def test_replay_applies_a_stored_event_again(
-    client: AsyncTestClient[Litestar], database: Database
+    webhook_client: AsyncTestClient[Litestar], db: Database
 ) -> None:
     event = stripe_events.event("invoice.paid", stripe_events.invoice("paid"))
-    await post_event(client, event)
-    first = await wait_until(lambda: get_event(database, event["id"]), status="processed")
+    await post_event(webhook_client, event)
+    first = await wait_until(lambda: get_event(db, event["id"]), status="processed")
 
-    response = await client.post(f"/internal/v1/webhook-events/{event['id']}/replay")
+    response = await webhook_client.post(f"/internal/v1/webhook-events/{event['id']}/replay")
 
     assert response.status_code == 202
     assert response.json()["status"] == "pending"
-    again = await wait_until(lambda: get_event(database, event["id"]), status="processed")
+    again = await wait_until(lambda: get_event(db, event["id"]), status="processed")
     assert again.processed_at > first.processed_at
 
 
-async def test_replaying_an_unknown_event_is_a_404(client: AsyncTestClient[Litestar]) -> None:
-    response = await client.post("/internal/v1/webhook-events/evt_unknown/replay")
+async def test_replaying_an_unknown_event_is_a_404(
+    webhook_client: AsyncTestClient[Litestar],
+) -> None:
+    response = await webhook_client.post("/internal/v1/webhook-events/evt_unknown/replay")
 
     assert response.status_code == 404
 
 
 async def test_the_journal_routes_need_the_internal_credential(
-    client: AsyncTestClient[Litestar],
+    webhook_client: AsyncTestClient[Litestar],
 ) -> None:
-    response = await client.get(
+    response = await webhook_client.get(
         "/internal/v1/webhook-events", headers={"X-Internal-Token": "wrong"}
     )
 
@@ -96,13 +84,13 @@ async def test_the_journal_routes_need_the_internal_credential(
 
 
 async def test_metrics_count_processed_events_and_expose_the_oldest_pending_age(
-    client: AsyncTestClient[Litestar], database: Database
+    webhook_client: AsyncTestClient[Litestar], db: Database
 ) -> None:
     event = stripe_events.event("invoice.finalized", stripe_events.invoice("open"))
-    await post_event(client, event)
-    await wait_until(lambda: get_event(database, event["id"]), status="processed")
+    await post_event(webhook_client, event)
+    await wait_until(lambda: get_event(db, event["id"]), status="processed")
 
-    metrics = (await client.get("/metrics")).text
+    metrics = (await webhook_client.get("/metrics")).text
 
     assert (
         'facturation_webhook_events_processed_total{outcome="processed",type="invoice.finalized"}'
@@ -119,12 +107,12 @@ def test_several_apps_build_in_one_process_without_registering_metrics_twice(
 
 
 async def test_replaying_an_event_a_worker_holds_is_a_409(
-    facturation_url: str, database: Database
+    facturation_url: str, db: Database
 ) -> None:
     app = create_app(webhook_settings(facturation_url, facturation_webhook_worker=False))
     event = stripe_events.event("invoice.paid", stripe_events.invoice("paid"))
-    await journal_event(database, event)
-    async with database.sessionmaker() as session:
+    await journal_event(db, event)
+    async with db.sessionmaker() as session:
         (held,) = await journal.claim_events(session, limit=1, lease=timedelta(seconds=60))
 
     async with AsyncTestClient(app) as private:
@@ -132,13 +120,13 @@ async def test_replaying_an_event_a_worker_holds_is_a_409(
         response = await private.post(f"/internal/v1/webhook-events/{held.id}/replay")
 
     assert response.status_code == 409
-    stored = await get_event(database, held.id)
+    stored = await get_event(db, held.id)
     assert stored is not None
     assert (stored.status, stored.claim_token) == ("processing", held.claim_token)
 
 
 async def test_without_a_signing_secret_events_are_refused_with_503_and_not_stored(
-    facturation_url: str, database: Database
+    facturation_url: str, db: Database
 ) -> None:
     app = create_app(webhook_settings(facturation_url, stripe_webhook_secret=[]))
     event = stripe_events.event("invoice.paid", stripe_events.invoice("paid"))
@@ -148,4 +136,4 @@ async def test_without_a_signing_secret_events_are_refused_with_503_and_not_stor
         response = await post_event(test_client, event)
 
     assert response.status_code == 503
-    assert await count_events(database) == 0
+    assert await count_events(db) == 0
