@@ -306,17 +306,11 @@ def _invoice_creation(params: Params) -> Obj:
     enabled = bool(read_bool(raw, "enabled", param="invoice_creation[enabled]"))
     data = raw.get("invoice_data")
     data = data if isinstance(data, dict) else {}
-    return {
-        "enabled": enabled,
-        "invoice_data": {
-            "account_tax_ids": None,
-            "custom_fields": None,
-            "description": read_str(
-                data, "description", param="invoice_creation[invoice_data][description]"
-            ),
-            "footer": read_str(data, "footer", param="invoice_creation[invoice_data][footer]"),
-            "issuer": None,
-            "metadata": read_metadata(data, param="invoice_creation[invoice_data][metadata]"),
-            "rendering_options": None,
-        },
-    }
+    return objects.invoice_creation(
+        enabled=enabled,
+        description=read_str(
+            data, "description", param="invoice_creation[invoice_data][description]"
+        ),
+        footer=read_str(data, "footer", param="invoice_creation[invoice_data][footer]"),
+        metadata=read_metadata(data, param="invoice_creation[invoice_data][metadata]"),
+    )

@@ -17,6 +17,7 @@ __all__ = [
     "customer",
     "event",
     "invoice",
+    "invoice_creation",
     "invoice_line",
     "list_object",
     "new_id",
@@ -124,6 +125,24 @@ def checkout_line_item(
             "unit_amount_decimal": str(unit_amount),
         },
         "quantity": quantity,
+    }
+
+
+def invoice_creation(
+    *, enabled: bool, description: str | None, footer: str | None, metadata: dict[str, str]
+) -> Obj:
+    """A Checkout Session's ``invoice_creation``: the invoice it makes once paid."""
+    return {
+        "enabled": enabled,
+        "invoice_data": {
+            "account_tax_ids": None,
+            "custom_fields": None,
+            "description": description,
+            "footer": footer,
+            "issuer": None,
+            "metadata": metadata,
+            "rendering_options": None,
+        },
     }
 
 

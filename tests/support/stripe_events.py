@@ -187,18 +187,9 @@ def checkout_session(
         return_url=None,
         redirect_on_completion="always",
         metadata=metadata or {},
-        invoice_creation={
-            "enabled": True,
-            "invoice_data": {
-                "account_tax_ids": None,
-                "custom_fields": None,
-                "description": None,
-                "footer": None,
-                "issuer": None,
-                "metadata": {},
-                "rendering_options": None,
-            },
-        },
+        invoice_creation=objects.invoice_creation(
+            enabled=True, description=None, footer=None, metadata={}
+        ),
         locale=None,
     )
     session_id = session_id or session["id"]
