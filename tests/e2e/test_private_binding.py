@@ -41,7 +41,7 @@ AUTH_PRIVATE_ROUTES = [
     ("POST", "/auth/login", {"email": "x@example.com", "password": "pw-123456789"}),
     ("GET", "/users/me", None),
 ]
-FACTURATION_PRIVATE_ROUTES = [
+FACTURATION_PRIVATE_ROUTES: list[tuple[str, str, object]] = [
     ("GET", "/internal/v1/webhook-events", None),
     ("POST", f"/internal/v1/webhook-events/evt_{uuid.uuid4().hex}/replay", None),
     ("GET", "/products", None),

@@ -234,6 +234,7 @@ class FakeStripe:
                 if not message.get("more_body"):
                     break
             path: str = scope["path"]
+            payload: dict[str, Any]
             if path == "/healthz":
                 status, payload = 200, {"status": "ok"}
             elif path == "/_control/latency":

@@ -151,7 +151,7 @@ async def running(app: Litestar, fake_auth: FakeAuth) -> AsyncIterator[httpx.Asy
         await app.state.auth.close()
         app.state.auth = fake_auth
         async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
+            transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]
             base_url="http://facturation.test",
             headers={INTERNAL_TOKEN_HEADER: INTERNAL_TOKEN},
         ) as http:

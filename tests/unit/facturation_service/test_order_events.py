@@ -190,6 +190,6 @@ async def test_a_session_that_is_not_ours_is_ignored(database: Database) -> None
 
     await apply(database, event)
 
-    stored = await get_event(database, event["id"])  # type: ignore[arg-type]
+    stored = await get_event(database, event["id"])
     assert stored is not None
     assert stored.status == "ignored"

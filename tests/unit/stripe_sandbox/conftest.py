@@ -110,4 +110,4 @@ async def client(sandbox_url: str) -> AsyncIterator[stripe.StripeClient]:
         base_addresses={"api": sandbox_url},
         max_network_retries=0,
     )
-    await http_client.close_async()
+    await http_client.close_async()  # type: ignore[no-untyped-call]

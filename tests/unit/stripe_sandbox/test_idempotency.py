@@ -8,7 +8,10 @@ import stripe
 
 from tests.unit.stripe_sandbox.conftest import API_KEY
 
-PARAMS = {"email": "ada@example.com", "metadata": {"user_id": "user-1"}}
+PARAMS: stripe.params.CustomerCreateParams = {
+    "email": "ada@example.com",
+    "metadata": {"user_id": "user-1"},
+}
 
 
 async def test_same_key_and_parameters_replay_the_same_customer(
@@ -16,11 +19,11 @@ async def test_same_key_and_parameters_replay_the_same_customer(
 ) -> None:
     first = await client.v1.customers.create_async(
         params=PARAMS,
-        options={"idempotency_key": "customer-user-1"},  # type: ignore[arg-type]
+        options={"idempotency_key": "customer-user-1"},
     )
     second = await client.v1.customers.create_async(
         params=PARAMS,
-        options={"idempotency_key": "customer-user-1"},  # type: ignore[arg-type]
+        options={"idempotency_key": "customer-user-1"},
     )
     assert second.to_dict() == first.to_dict()
     listed = await client.v1.customers.list_async(params={"email": "ada@example.com"})
@@ -33,7 +36,7 @@ async def test_twenty_concurrent_requests_with_one_key_create_one_customer(
     customers = await asyncio.gather(
         *(
             client.v1.customers.create_async(
-                params=PARAMS,  # type: ignore[arg-type]
+                params=PARAMS,
                 options={"idempotency_key": "customer-user-1"},
             )
             for _ in range(20)

@@ -16,6 +16,7 @@ async def test_customer_create_retrieve_update_parse_as_customer(
     customer = await create_customer(client)
     assert isinstance(customer, stripe.Customer)
     assert customer.id.startswith("cus_")
+    assert customer.metadata is not None
     assert customer.metadata["user_id"] == "user-1"
     assert customer.email == "user-1@example.com"
 
@@ -27,6 +28,7 @@ async def test_customer_create_retrieve_update_parse_as_customer(
         customer.id, params={"name": "Ada L.", "metadata": {"plan": "pro"}}
     )
     assert updated.name == "Ada L."
+    assert updated.metadata is not None
     assert updated.metadata.to_dict() == {"user_id": "user-1", "plan": "pro"}
 
 
@@ -176,7 +178,7 @@ async def test_a_key_that_is_not_a_test_secret_key_raises_authentication_error(
     )
     with pytest.raises(stripe.AuthenticationError):
         await live.v1.customers.retrieve_async("cus_x")
-    await http_client.close_async()
+    await http_client.close_async()  # type: ignore[no-untyped-call]
     async with httpx.AsyncClient() as http:
         response = await http.get(f"{sandbox_url}/v1/customers/cus_x")
     assert response.status_code == 401
