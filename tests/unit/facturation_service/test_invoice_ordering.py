@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -23,13 +22,6 @@ STATUS_OF = {"invoice.created": "draft", "invoice.finalized": "open", "invoice.p
 ORDERS = list(itertools.permutations(STATUS_OF))
 
 
-@pytest.fixture
-async def database(facturation_url: str) -> AsyncIterator[Database]:
-    database = Database(facturation_url)
-    yield database
-    await database.dispose()
-
-
 def lifecycle(invoice_id: str, *, same_second: bool) -> dict[str, dict[str, Any]]:
     """created → finalized → paid of one invoice, as three events Stripe sent in that order."""
     start = int(time.time()) - 100
@@ -44,8 +36,8 @@ def lifecycle(invoice_id: str, *, same_second: bool) -> dict[str, dict[str, Any]
     }
 
 
-async def assert_paid(database: Database, invoice_id: str) -> None:
-    stored = await get_invoice(database, invoice_id)
+async def assert_paid(db: Database, invoice_id: str) -> None:
+    stored = await get_invoice(db, invoice_id)
     assert stored is not None
     assert stored.status == "paid"
     assert stored.amount_paid == stored.total == 2000
@@ -53,8 +45,8 @@ async def assert_paid(database: Database, invoice_id: str) -> None:
     assert stored.status_transitions["paid_at"] is not None
     assert stored.number is not None
     assert stored.hosted_invoice_url is not None
-    assert await count_invoices(database) == 1
-    async with database.sessionmaker() as session:
+    assert await count_invoices(db) == 1
+    async with db.sessionmaker() as session:
         lines = await session.scalar(
             select(func.count())
             .select_from(InvoiceLine)
@@ -66,65 +58,65 @@ async def assert_paid(database: Database, invoice_id: str) -> None:
 @pytest.mark.parametrize("same_second", [False, True], ids=["one-second-apart", "same-second"])
 @pytest.mark.parametrize("order", ORDERS, ids=["-".join(t[8:] for t in o) for o in ORDERS])
 async def test_every_delivery_order_of_created_finalized_paid_ends_paid(
-    database: Database, order: tuple[str, ...], same_second: bool
+    db: Database, order: tuple[str, ...], same_second: bool
 ) -> None:
     events = lifecycle("in_ordering_test_0001", same_second=same_second)
-    worker = WebhookWorker(database, WorkerConfig(concurrency=1))
+    worker = WebhookWorker(db, WorkerConfig(concurrency=1))
 
     for type_ in order:
-        await journal_event(database, events[type_])
+        await journal_event(db, events[type_])
         await worker.drain()
 
-    await assert_paid(database, "in_ordering_test_0001")
+    await assert_paid(db, "in_ordering_test_0001")
     for event in events.values():
-        stored = await get_event(database, event["id"])
+        stored = await get_event(db, event["id"])
         assert stored is not None
         assert stored.status == "processed"
 
 
 @pytest.mark.parametrize("order", ORDERS, ids=["-".join(t[8:] for t in o) for o in ORDERS])
 async def test_every_order_applied_concurrently_ends_paid(
-    database: Database, order: tuple[str, ...]
+    db: Database, order: tuple[str, ...]
 ) -> None:
     events = lifecycle("in_concurrent_test_0001", same_second=False)
     for type_ in order:
-        await journal_event(database, events[type_])
+        await journal_event(db, events[type_])
 
-    await WebhookWorker(database, WorkerConfig(concurrency=3)).drain()
+    await WebhookWorker(db, WorkerConfig(concurrency=3)).drain()
 
-    await assert_paid(database, "in_concurrent_test_0001")
+    await assert_paid(db, "in_concurrent_test_0001")
 
 
 async def test_a_newer_snapshot_of_the_same_status_replaces_the_stored_one(
-    database: Database,
+    db: Database,
 ) -> None:
     invoice = stripe_events.invoice("paid", invoice_id="in_updated_after_paid")
     paid = stripe_events.event("invoice.paid", invoice, created=int(time.time()) - 10)
     updated_invoice = {**invoice, "hosted_invoice_url": "https://invoice.stripe.com/i/new"}
     updated = stripe_events.event("invoice.updated", updated_invoice, created=int(time.time()))
-    worker = WebhookWorker(database)
+    worker = WebhookWorker(db)
 
-    await journal_event(database, paid)
-    await journal_event(database, updated)
+    await journal_event(db, paid)
+    await journal_event(db, updated)
     await worker.drain()
 
-    stored = await get_invoice(database, "in_updated_after_paid")
+    stored = await get_invoice(db, "in_updated_after_paid")
     assert stored is not None
     assert stored.hosted_invoice_url == "https://invoice.stripe.com/i/new"
 
 
 async def test_an_invoice_of_an_unknown_customer_is_kept_then_linked_when_the_mapping_appears(
-    database: Database,
+    db: Database,
 ) -> None:
     invoice = stripe_events.invoice("paid", customer="cus_NotMappedYet01")
-    worker = WebhookWorker(database, WorkerConfig(poll_interval=0.0))
-    await journal_event(database, stripe_events.event("invoice.paid", invoice))
+    worker = WebhookWorker(db, WorkerConfig(poll_interval=0.0))
+    await journal_event(db, stripe_events.event("invoice.paid", invoice))
     await worker.drain()
-    stored = await get_invoice(database, invoice["id"])
+    stored = await get_invoice(db, invoice["id"])
     assert stored is not None
     assert stored.user_id is None
 
-    async with database.sessionmaker() as session, session.begin():
+    async with db.sessionmaker() as session, session.begin():
         session.add(
             StripeCustomer(
                 user_id="11111111-2222-4333-8444-555555555555",
@@ -134,13 +126,13 @@ async def test_an_invoice_of_an_unknown_customer_is_kept_then_linked_when_the_ma
         )
     await worker.housekeeping()
 
-    stored = await get_invoice(database, invoice["id"])
+    stored = await get_invoice(db, invoice["id"])
     assert stored is not None
     assert stored.user_id == "11111111-2222-4333-8444-555555555555"
 
 
-async def test_an_invoice_of_a_known_customer_is_linked_when_stored(database: Database) -> None:
-    async with database.sessionmaker() as session, session.begin():
+async def test_an_invoice_of_a_known_customer_is_linked_when_stored(db: Database) -> None:
+    async with db.sessionmaker() as session, session.begin():
         session.add(
             StripeCustomer(
                 user_id="11111111-2222-4333-8444-000000000001",
@@ -150,25 +142,25 @@ async def test_an_invoice_of_a_known_customer_is_linked_when_stored(database: Da
         )
     invoice = stripe_events.invoice("open", customer="cus_KnownCustomer1")
 
-    await journal_event(database, stripe_events.event("invoice.finalized", invoice))
-    await WebhookWorker(database).drain()
+    await journal_event(db, stripe_events.event("invoice.finalized", invoice))
+    await WebhookWorker(db).drain()
 
-    stored = await get_invoice(database, invoice["id"])
+    stored = await get_invoice(db, invoice["id"])
     assert stored is not None
     assert stored.user_id == "11111111-2222-4333-8444-000000000001"
 
 
 @pytest.mark.parametrize("order", ORDERS, ids=["-".join(t[8:] for t in o) for o in ORDERS])
 async def test_every_order_applied_in_one_batch_ends_paid(
-    database: Database, order: tuple[str, ...]
+    db: Database, order: tuple[str, ...]
 ) -> None:
     events = lifecycle("in_batch_test_0001", same_second=False)
     for type_ in order:
-        await journal_event(database, events[type_])
-    async with database.sessionmaker() as session:
+        await journal_event(db, events[type_])
+    async with db.sessionmaker() as session:
         claimed = await journal.claim_events(session, limit=3, lease=timedelta(seconds=30))
     assert [event.type for event in claimed] == list(order)
 
-    await WebhookWorker(database).process_batch(claimed)
+    await WebhookWorker(db).process_batch(claimed)
 
-    await assert_paid(database, "in_batch_test_0001")
+    await assert_paid(db, "in_batch_test_0001")

@@ -4,10 +4,8 @@ its event was new."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import msgspec
-import pytest
 from sqlalchemy import text
 
 from facturation_service.journal import EventEnvelope, JournalWriter
@@ -16,24 +14,17 @@ from tests.support import stripe_events
 from tests.support.webhook_app import count_events, get_event
 
 
-@pytest.fixture
-async def database(facturation_url: str) -> AsyncIterator[Database]:
-    database = Database(facturation_url)
-    yield database
-    await database.dispose()
-
-
 def delivery(event: dict[str, object]) -> tuple[EventEnvelope, str]:
     body = stripe_events.encode(event)
     return msgspec.json.decode(body, type=EventEnvelope), body.decode()
 
 
 async def test_concurrent_deliveries_with_repeats_store_each_event_once(
-    database: Database,
+    db: Database,
 ) -> None:
     events = [stripe_events.event("invoice.paid", stripe_events.invoice("paid")) for _ in range(30)]
     deliveries = [delivery(event) for event in events] * 3  # every event delivered three times
-    writer = JournalWriter(database.engine, max_batch=16)
+    writer = JournalWriter(db.engine, max_batch=16)
 
     results = await asyncio.gather(
         *(writer.record(envelope, payload, handled=True) for envelope, payload in deliveries)
@@ -42,19 +33,19 @@ async def test_concurrent_deliveries_with_repeats_store_each_event_once(
     assert sum(results) == 30
     new_ids = [envelope.id for (envelope, _), new in zip(deliveries, results, strict=True) if new]
     assert sorted(new_ids) == sorted(str(event["id"]) for event in events)
-    assert await count_events(database) == 30
-    stored = await get_event(database, str(events[0]["id"]))
+    assert await count_events(db) == 30
+    stored = await get_event(db, str(events[0]["id"]))
     assert stored is not None
     assert stored.payload == deliveries[0][1]
     assert stored.status == "pending"
 
 
 async def test_a_failed_batch_fails_every_delivery_in_it_and_stores_nothing(
-    database: Database,
+    db: Database,
 ) -> None:
-    async with database.engine.begin() as connection:
+    async with db.engine.begin() as connection:
         await connection.execute(text("DROP TABLE webhook_events"))
-    writer = JournalWriter(database.engine)
+    writer = JournalWriter(db.engine)
     deliveries = [
         delivery(stripe_events.event("invoice.paid", stripe_events.invoice("paid")))
         for _ in range(5)
@@ -68,11 +59,11 @@ async def test_a_failed_batch_fails_every_delivery_in_it_and_stores_nothing(
     assert all(isinstance(result, Exception) for result in results)
 
 
-async def test_an_ignored_type_is_stored_as_ignored(database: Database) -> None:
+async def test_an_ignored_type_is_stored_as_ignored(db: Database) -> None:
     envelope, payload = delivery(stripe_events.customer_event())
 
-    assert await JournalWriter(database.engine).record(envelope, payload, handled=False)
+    assert await JournalWriter(db.engine).record(envelope, payload, handled=False)
 
-    stored = await get_event(database, envelope.id)
+    stored = await get_event(db, envelope.id)
     assert stored is not None
     assert (stored.status, stored.processed_at is not None) == ("ignored", True)

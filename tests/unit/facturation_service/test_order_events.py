@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -19,16 +18,9 @@ FAST = WorkerConfig(poll_interval=0.02, retry_base=0.0, max_attempts=3)
 USER_ID = "11111111-2222-4333-8444-555555555555"
 
 
-@pytest.fixture
-async def database(facturation_url: str) -> AsyncIterator[Database]:
-    database = Database(facturation_url)
-    yield database
-    await database.dispose()
-
-
-async def store_order(database: Database, session_id: str, order_id: str | None = None) -> str:
+async def store_order(db: Database, session_id: str, order_id: str | None = None) -> str:
     order_id = order_id or str(uuid.uuid4())
-    async with database.sessionmaker() as session, session.begin():
+    async with db.sessionmaker() as session, session.begin():
         session.add(
             Order(
                 id=order_id,
@@ -44,8 +36,8 @@ async def store_order(database: Database, session_id: str, order_id: str | None 
     return order_id
 
 
-async def get_order(database: Database, order_id: str) -> Order:
-    async with database.sessionmaker() as session:
+async def get_order(db: Database, order_id: str) -> Order:
+    async with db.sessionmaker() as session:
         order = await session.get(Order, order_id)
     assert order is not None
     return order
@@ -66,36 +58,36 @@ def session_event(
     )
 
 
-async def apply(database: Database, *events: dict[str, object]) -> None:
+async def apply(db: Database, *events: dict[str, object]) -> None:
     for event in events:
-        await journal_event(database, event)
-    await WebhookWorker(database, FAST).drain()
+        await journal_event(db, event)
+    await WebhookWorker(db, FAST).drain()
 
 
 async def test_a_completed_paid_session_marks_the_order_paid_and_links_its_invoice(
-    database: Database,
+    db: Database,
 ) -> None:
-    order_id = await store_order(database, "cs_test_paid_0001")
+    order_id = await store_order(db, "cs_test_paid_0001")
 
     await apply(
-        database,
+        db,
         session_event(
             "checkout.session.completed", "cs_test_paid_0001", order_id, invoice="in_0001"
         ),
     )
 
-    order = await get_order(database, order_id)
+    order = await get_order(db, order_id)
     assert (order.status, order.stripe_invoice_id) == ("paid", "in_0001")
 
 
-async def test_duplicates_change_nothing_once_paid(database: Database) -> None:
-    order_id = await store_order(database, "cs_test_dup_0001")
+async def test_duplicates_change_nothing_once_paid(db: Database) -> None:
+    order_id = await store_order(db, "cs_test_dup_0001")
     event = session_event("checkout.session.completed", "cs_test_dup_0001", order_id)
 
-    await apply(database, event)
-    await apply(database, {**event, "id": "evt_redelivered_copy_0001"})
+    await apply(db, event)
+    await apply(db, {**event, "id": "evt_redelivered_copy_0001"})
 
-    assert (await get_order(database, order_id)).status == "paid"
+    assert (await get_order(db, order_id)).status == "paid"
 
 
 @pytest.mark.parametrize(
@@ -104,24 +96,24 @@ async def test_duplicates_change_nothing_once_paid(database: Database) -> None:
     ids=["completed-then-expired", "expired-then-completed"],
 )
 async def test_the_first_settling_event_wins_and_the_order_never_moves_again(
-    database: Database, order: tuple[str, str]
+    db: Database, order: tuple[str, str]
 ) -> None:
-    order_id = await store_order(database, "cs_test_race_0001")
+    order_id = await store_order(db, "cs_test_race_0001")
 
     for type_ in order:
-        await apply(database, session_event(type_, "cs_test_race_0001", order_id))
+        await apply(db, session_event(type_, "cs_test_race_0001", order_id))
 
     expected = "paid" if order[0].endswith("completed") else "expired"
-    assert (await get_order(database, order_id)).status == expected
+    assert (await get_order(db, order_id)).status == expected
 
 
 async def test_an_asynchronous_payment_waits_then_fails_and_a_late_success_is_refused(
-    database: Database,
+    db: Database,
 ) -> None:
-    order_id = await store_order(database, "cs_test_async_0001")
+    order_id = await store_order(db, "cs_test_async_0001")
 
     await apply(
-        database,
+        db,
         session_event(
             "checkout.session.completed",
             "cs_test_async_0001",
@@ -130,66 +122,66 @@ async def test_an_asynchronous_payment_waits_then_fails_and_a_late_success_is_re
             invoice="in_async_0001",
         ),
     )
-    order = await get_order(database, order_id)
+    order = await get_order(db, order_id)
     assert (order.status, order.stripe_invoice_id) == ("pending_payment", "in_async_0001")
 
     await apply(
-        database,
+        db,
         session_event("checkout.session.async_payment_failed", "cs_test_async_0001", order_id),
     )
-    assert (await get_order(database, order_id)).status == "failed"
+    assert (await get_order(db, order_id)).status == "failed"
 
     await apply(
-        database,
+        db,
         session_event("checkout.session.async_payment_succeeded", "cs_test_async_0001", order_id),
     )
-    assert (await get_order(database, order_id)).status == "failed"
+    assert (await get_order(db, order_id)).status == "failed"
 
 
 async def test_an_asynchronous_payment_that_succeeds_marks_the_order_paid(
-    database: Database,
+    db: Database,
 ) -> None:
-    order_id = await store_order(database, "cs_test_async_0002")
+    order_id = await store_order(db, "cs_test_async_0002")
 
     await apply(
-        database,
+        db,
         session_event(
             "checkout.session.completed", "cs_test_async_0002", order_id, payment_status="unpaid"
         ),
         session_event("checkout.session.async_payment_succeeded", "cs_test_async_0002", order_id),
     )
 
-    assert (await get_order(database, order_id)).status == "paid"
+    assert (await get_order(db, order_id)).status == "paid"
 
 
 async def test_an_event_arriving_before_its_order_is_stored_is_retried_until_it_is(
-    database: Database,
+    db: Database,
 ) -> None:
     order_id = str(uuid.uuid4())
     event = session_event("checkout.session.completed", "cs_test_early_0001", order_id)
 
-    await apply(database, event)
-    stored = await get_event(database, event["id"])  # type: ignore[arg-type]
+    await apply(db, event)
+    stored = await get_event(db, event["id"])  # type: ignore[arg-type]
     assert stored is not None
     assert stored.status == "failed"  # FAST allows three attempts, all before the order existed
     assert stored.last_error is not None
     assert "not stored yet" in stored.last_error
 
-    await store_order(database, "cs_test_early_0001", order_id)
-    async with database.sessionmaker() as session:
+    await store_order(db, "cs_test_early_0001", order_id)
+    async with db.sessionmaker() as session:
         await replay_event(session, event["id"])  # type: ignore[arg-type]
-    await WebhookWorker(database, FAST).drain()
+    await WebhookWorker(db, FAST).drain()
 
-    assert (await get_order(database, order_id)).status == "paid"
+    assert (await get_order(db, order_id)).status == "paid"
 
 
-async def test_a_session_that_is_not_ours_is_ignored(database: Database) -> None:
+async def test_a_session_that_is_not_ours_is_ignored(db: Database) -> None:
     event = stripe_events.event(
         "checkout.session.completed", stripe_events.checkout_session(metadata={})
     )
 
-    await apply(database, event)
+    await apply(db, event)
 
-    stored = await get_event(database, event["id"])
+    stored = await get_event(db, event["id"])
     assert stored is not None
     assert stored.status == "ignored"

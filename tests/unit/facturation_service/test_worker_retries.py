@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import update
 
@@ -30,13 +28,6 @@ from tests.support.webhook_app import get_event, get_invoice, journal_event, wai
 FAST = WorkerConfig(poll_interval=0.02, retry_base=0.0, max_attempts=5, lease=30.0)
 
 
-@pytest.fixture
-async def database(facturation_url: str) -> AsyncIterator[Database]:
-    database = Database(facturation_url)
-    yield database
-    await database.dispose()
-
-
 def failing_first(times: int, real: Handler) -> tuple[Handler, list[int]]:
     calls: list[int] = []
 
@@ -50,54 +41,54 @@ def failing_first(times: int, real: Handler) -> tuple[Handler, list[int]]:
 
 
 async def test_a_handler_that_fails_twice_then_succeeds_ends_processed_with_three_attempts(
-    database: Database,
+    db: Database,
 ) -> None:
     real = event_handlers()["invoice.paid"]
     handler, calls = failing_first(2, real)
-    worker = WebhookWorker(database, FAST, handlers={"invoice.paid": handler})
+    worker = WebhookWorker(db, FAST, handlers={"invoice.paid": handler})
     invoice = stripe_events.invoice("paid")
     event = stripe_events.event("invoice.paid", invoice)
-    await journal_event(database, event)
+    await journal_event(db, event)
 
     await worker.drain()
 
-    stored = await get_event(database, event["id"])
+    stored = await get_event(db, event["id"])
     assert stored is not None
     assert (stored.status, stored.attempts) == ("processed", 3)
     assert stored.last_error == "ConnectionError: database hiccup #2"
     assert len(calls) == 3
-    stored_invoice = await get_invoice(database, invoice["id"])
+    stored_invoice = await get_invoice(db, invoice["id"])
     assert stored_invoice is not None
     assert stored_invoice.status == "paid"
 
 
-async def test_a_failure_waits_for_its_backoff_before_the_next_attempt(database: Database) -> None:
+async def test_a_failure_waits_for_its_backoff_before_the_next_attempt(db: Database) -> None:
     handler, calls = failing_first(1, event_handlers()["invoice.paid"])
     config = WorkerConfig(retry_base=60.0, max_attempts=5)
-    worker = WebhookWorker(database, config, handlers={"invoice.paid": handler})
+    worker = WebhookWorker(db, config, handlers={"invoice.paid": handler})
     event = stripe_events.event("invoice.paid", stripe_events.invoice("paid"))
-    await journal_event(database, event)
+    await journal_event(db, event)
 
     await worker.drain()
 
-    stored = await get_event(database, event["id"])
+    stored = await get_event(db, event["id"])
     assert stored is not None
     assert (stored.status, stored.attempts, len(calls)) == ("pending", 1, 1)
     assert stored.next_attempt_at - stored.received_at > timedelta(seconds=50)
 
 
 async def test_an_event_that_keeps_failing_is_marked_failed_with_its_error(
-    database: Database,
+    db: Database,
 ) -> None:
     handler, calls = failing_first(100, event_handlers()["invoice.paid"])
-    worker = WebhookWorker(database, FAST, handlers={"invoice.paid": handler})
+    worker = WebhookWorker(db, FAST, handlers={"invoice.paid": handler})
     event = stripe_events.event("invoice.paid", stripe_events.invoice("paid"))
-    await journal_event(database, event)
+    await journal_event(db, event)
     failed_before = EVENTS_PROCESSED.labels(type="invoice.paid", outcome="failed")._value.get()
 
     await worker.drain()
 
-    stored = await get_event(database, event["id"])
+    stored = await get_event(db, event["id"])
     assert stored is not None
     assert (stored.status, stored.attempts, len(calls)) == ("failed", 5, 5)
     assert stored.last_error == "ConnectionError: database hiccup #5"
@@ -106,14 +97,14 @@ async def test_an_event_that_keeps_failing_is_marked_failed_with_its_error(
 
 
 async def test_an_invoice_event_without_an_invoice_fails_at_once_without_retries(
-    database: Database,
+    db: Database,
 ) -> None:
     event = stripe_events.event("invoice.paid", {"id": "in_broken", "object": "invoice"})
-    await journal_event(database, event)
+    await journal_event(db, event)
 
-    await WebhookWorker(database, FAST).drain()
+    await WebhookWorker(db, FAST).drain()
 
-    stored = await get_event(database, event["id"])
+    stored = await get_event(db, event["id"])
     assert stored is not None
     assert (stored.status, stored.attempts) == ("failed", 1)
     assert stored.last_error is not None
@@ -121,55 +112,55 @@ async def test_an_invoice_event_without_an_invoice_fails_at_once_without_retries
 
 
 async def test_an_event_left_processing_by_a_crashed_worker_is_processed_after_its_lease(
-    database: Database,
+    db: Database,
 ) -> None:
     invoice = stripe_events.invoice("paid")
     event = stripe_events.event("invoice.paid", invoice)
-    await journal_event(database, event)
+    await journal_event(db, event)
     # The crashed worker claimed the event, then died before committing anything else.
-    async with database.sessionmaker() as session:
+    async with db.sessionmaker() as session:
         crashed = await journal.claim_events(session, limit=1, lease=timedelta(seconds=0.3))
     assert [claimed.id for claimed in crashed] == [event["id"]]
-    restarted = WebhookWorker(database, FAST)
+    restarted = WebhookWorker(db, FAST)
 
     assert await restarted.run_once() == 0  # the lease still holds
     await asyncio.sleep(0.4)
     await restarted.drain()
 
-    stored = await get_event(database, event["id"])
+    stored = await get_event(db, event["id"])
     assert stored is not None
     assert (stored.status, stored.attempts) == ("processed", 2)
-    stored_invoice = await get_invoice(database, invoice["id"])
+    stored_invoice = await get_invoice(db, invoice["id"])
     assert stored_invoice is not None
     assert stored_invoice.status == "paid"
 
 
 async def test_a_worker_whose_lease_was_taken_over_does_not_mark_the_event(
-    database: Database,
+    db: Database,
 ) -> None:
     event = stripe_events.event("invoice.paid", stripe_events.invoice("paid"))
-    await journal_event(database, event)
-    async with database.sessionmaker() as session:
+    await journal_event(db, event)
+    async with db.sessionmaker() as session:
         (slow,) = await journal.claim_events(session, limit=1, lease=timedelta(seconds=-1))
         (fast,) = await journal.claim_events(session, limit=1, lease=timedelta(seconds=30))
     assert slow.claim_token != fast.claim_token
 
-    await WebhookWorker(database, FAST).process(slow)
+    await WebhookWorker(db, FAST).process(slow)
 
-    stored = await get_event(database, event["id"])
+    stored = await get_event(db, event["id"])
     assert stored is not None
     assert (stored.status, stored.claim_token) == ("processing", fast.claim_token)
 
 
-async def test_concurrent_claims_never_hand_one_event_to_two_workers(database: Database) -> None:
+async def test_concurrent_claims_never_hand_one_event_to_two_workers(db: Database) -> None:
     events = [stripe_events.event("invoice.paid", stripe_events.invoice("paid")) for _ in range(40)]
     for event in events:
-        await journal_event(database, event)
+        await journal_event(db, event)
 
     async def claimer() -> list[str]:
         taken: list[str] = []
         while True:
-            async with database.sessionmaker() as session:
+            async with db.sessionmaker() as session:
                 claimed = await journal.claim_events(session, limit=3, lease=timedelta(seconds=30))
             if not claimed:
                 return taken
@@ -181,16 +172,16 @@ async def test_concurrent_claims_never_hand_one_event_to_two_workers(database: D
     assert sorted(taken) == sorted(event["id"] for event in events)
 
 
-async def test_the_running_loop_is_woken_by_notify_and_stops_cleanly(database: Database) -> None:
-    worker = WebhookWorker(database, WorkerConfig(poll_interval=30.0))
+async def test_the_running_loop_is_woken_by_notify_and_stops_cleanly(db: Database) -> None:
+    worker = WebhookWorker(db, WorkerConfig(poll_interval=30.0))
     event = stripe_events.event("invoice.paid", stripe_events.invoice("paid"))
     loop = asyncio.create_task(worker.run())
     await asyncio.sleep(0.1)
 
-    await journal_event(database, event)
+    await journal_event(db, event)
     worker.notify()
     for _ in range(100):
-        stored = await get_event(database, event["id"])
+        stored = await get_event(db, event["id"])
         if stored is not None and stored.status == "processed":
             break
         await asyncio.sleep(0.02)
@@ -201,11 +192,11 @@ async def test_the_running_loop_is_woken_by_notify_and_stops_cleanly(database: D
     assert stored.status == "processed"
 
 
-async def test_replay_queues_a_processed_event_again(database: Database) -> None:
+async def test_replay_queues_a_processed_event_again(db: Database) -> None:
     event = stripe_events.event("invoice.paid", stripe_events.invoice("paid"))
-    await journal_event(database, event)
-    await WebhookWorker(database, FAST).drain()
-    async with database.sessionmaker() as session:
+    await journal_event(db, event)
+    await WebhookWorker(db, FAST).drain()
+    async with db.sessionmaker() as session:
         await session.execute(
             update(WebhookEvent).where(WebhookEvent.id == event["id"]).values(attempts=4)
         )
@@ -214,15 +205,15 @@ async def test_replay_queues_a_processed_event_again(database: Database) -> None
     assert replayed is not None
     assert (replayed.status, replayed.attempts) == ("pending", 0)
 
-    await WebhookWorker(database, FAST).drain()
+    await WebhookWorker(db, FAST).drain()
 
-    stored = await get_event(database, event["id"])
+    stored = await get_event(db, event["id"])
     assert stored is not None
     assert (stored.status, stored.attempts) == ("processed", 1)
 
 
 async def test_a_failing_event_in_a_batch_does_not_hold_back_the_others(
-    database: Database,
+    db: Database,
 ) -> None:
     real = event_handlers()["invoice.paid"]
     broken = stripe_events.invoice("paid")
@@ -235,16 +226,16 @@ async def test_a_failing_event_in_a_batch_does_not_hold_back_the_others(
     events = [stripe_events.event("invoice.paid", stripe_events.invoice("paid")) for _ in range(4)]
     events.insert(2, stripe_events.event("invoice.paid", broken))
     for event in events:
-        await journal_event(database, event)
-    worker = WebhookWorker(database, FAST, handlers={"invoice.paid": handler})
-    async with database.sessionmaker() as session:
+        await journal_event(db, event)
+    worker = WebhookWorker(db, FAST, handlers={"invoice.paid": handler})
+    async with db.sessionmaker() as session:
         claimed = await journal.claim_events(session, limit=10, lease=timedelta(seconds=30))
 
     await worker.process_batch(claimed)
 
     statuses = {}
     for event in events:
-        stored = await get_event(database, event["id"])
+        stored = await get_event(db, event["id"])
         assert stored is not None
         statuses[event["id"]] = (stored.status, stored.attempts)
     assert statuses.pop(events[2]["id"]) == ("pending", 1)
@@ -252,16 +243,16 @@ async def test_a_failing_event_in_a_batch_does_not_hold_back_the_others(
 
 
 async def test_during_a_burst_of_deliveries_the_loop_defers_applying_until_it_ends(
-    database: Database,
+    db: Database,
 ) -> None:
-    intake = JournalWriter(database.engine)
+    intake = JournalWriter(db.engine)
     config = WorkerConfig(poll_interval=0.05, intake_quiet=0.1, max_defer=30.0)
-    worker = WebhookWorker(database, config, intake=intake)
+    worker = WebhookWorker(db, config, intake=intake)
     first = stripe_events.event("invoice.paid", stripe_events.invoice("paid"))
     second = stripe_events.event("invoice.paid", stripe_events.invoice("paid"))
-    await journal_event(database, first)
+    await journal_event(db, first)
     loop = asyncio.create_task(worker.run())
-    await wait_until(lambda: get_event(database, first["id"]), status="processed")
+    await wait_until(lambda: get_event(db, first["id"]), status="processed")
 
     burst_over = asyncio.Event()
 
@@ -271,13 +262,13 @@ async def test_during_a_burst_of_deliveries_the_loop_defers_applying_until_it_en
             await asyncio.sleep(0.01)
 
     bursting = asyncio.create_task(burst())
-    await journal_event(database, second)
+    await journal_event(db, second)
     worker.notify()
     await asyncio.sleep(0.5)
-    during = await get_event(database, second["id"])
+    during = await get_event(db, second["id"])
     burst_over.set()
     await bursting
-    after = await wait_until(lambda: get_event(database, second["id"]), status="processed")
+    after = await wait_until(lambda: get_event(db, second["id"]), status="processed")
     await worker.stop()
     await asyncio.wait_for(loop, 5)
 
@@ -286,17 +277,17 @@ async def test_during_a_burst_of_deliveries_the_loop_defers_applying_until_it_en
     assert after.attempts == 1
 
 
-async def test_the_oldest_pending_age_gauge_follows_the_journal(database: Database) -> None:
+async def test_the_oldest_pending_age_gauge_follows_the_journal(db: Database) -> None:
     event = stripe_events.event("invoice.paid", stripe_events.invoice("paid"))
-    await journal_event(database, event)
-    async with database.sessionmaker() as session:
+    await journal_event(db, event)
+    async with db.sessionmaker() as session:
         await session.execute(
             update(WebhookEvent)
             .where(WebhookEvent.id == event["id"])
             .values(received_at=datetime.now(UTC) - timedelta(seconds=120))
         )
         await session.commit()
-    worker = WebhookWorker(database, WorkerConfig(poll_interval=0.0))
+    worker = WebhookWorker(db, WorkerConfig(poll_interval=0.0))
 
     await worker.housekeeping()
     waiting = REGISTRY.get_sample_value("facturation_webhook_oldest_pending_event_age_seconds")
