@@ -421,18 +421,12 @@ def _session() -> Obj:
         return_url="http://localhost:8000/?session_id={CHECKOUT_SESSION_ID}",
         redirect_on_completion="always",
         metadata={"user_id": "__S_USER__", "order_id": "__S_ORDER__"},
-        invoice_creation={
-            "enabled": True,
-            "invoice_data": {
-                "account_tax_ids": None,
-                "custom_fields": None,
-                "description": None,
-                "footer": None,
-                "issuer": None,
-                "metadata": {"user_id": "__S_USER__", "order_id": "__S_ORDER__"},
-                "rendering_options": None,
-            },
-        },
+        invoice_creation=objects.invoice_creation(
+            enabled=True,
+            description=None,
+            footer=None,
+            metadata={"user_id": "__S_USER__", "order_id": "__S_ORDER__"},
+        ),
         locale=None,
     )
     session.update(
