@@ -16,7 +16,12 @@ from shared._request_id import current_request_id
 
 __all__ = ["configure_logging", "get_logger"]
 
-_RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+# uvicorn adds an ANSI-coloured copy of each message; the JSON line needs only the plain one.
+_RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+    "message",
+    "asctime",
+    "color_message",
+}
 _encoder = msgspec.json.Encoder()
 
 

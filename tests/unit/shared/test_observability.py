@@ -32,6 +32,14 @@ def test_log_lines_are_json_with_the_request_id() -> None:
     assert entry["status"] == 201
 
 
+def test_uvicorns_coloured_copy_of_the_message_is_left_out() -> None:
+    record = logging.LogRecord("uvicorn.error", logging.INFO, __file__, 1, "started", (), None)
+    record.color_message = "\x1b[1mstarted\x1b[0m"
+    entry = json.loads(JsonFormatter("gateway").format(record))
+    assert entry["message"] == "started"
+    assert "color_message" not in entry
+
+
 async def test_internal_client_carries_credential_and_request_id() -> None:
     seen: dict[str, str] = {}
 
