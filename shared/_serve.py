@@ -54,6 +54,9 @@ def run_service(
     except SettingsError as exc:
         print(f"{service}: {exc}", file=sys.stderr)
         return 2
+    # Behind a load balancer or an ingress controller, FORWARDED_ALLOW_IPS names the proxies whose
+    # X-Forwarded-For is believed for the client address; unset, the socket peer is the client.
+    forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "")
     uvicorn.run(
         app_factory,
         factory=True,
@@ -63,7 +66,8 @@ def run_service(
         log_config=None,
         access_log=False,
         server_header=False,
-        proxy_headers=False,
+        proxy_headers=bool(forwarded_allow_ips),
+        forwarded_allow_ips=forwarded_allow_ips or None,
         timeout_graceful_shutdown=10,
     )
     return 0

@@ -23,7 +23,8 @@ DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 
 # Read by shared.run_service and shared.configure_logging for every service.
-COMMON_ENV = frozenset({"LOG_LEVEL", "HOST", "PORT", "WORKERS"})
+# Read by shared.run_service for every service, not by a settings class.
+COMMON_ENV = frozenset({"LOG_LEVEL", "HOST", "PORT", "WORKERS", "FORWARDED_ALLOW_IPS"})
 
 SETTINGS_BY_MODULE: dict[str, type[msgspec.Struct]] = {
     "gateway": GatewaySettings,

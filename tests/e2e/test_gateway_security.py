@@ -150,6 +150,24 @@ async def test_spoofed_identity_and_credential_never_reach_the_upstream(
     assert header_values(echo, "x-forwarded-host") == []
 
 
+async def test_behind_a_trusted_proxy_the_clients_address_is_forwarded(
+    stack: Stack, user: User, tmp_path: Path
+) -> None:
+    # The gateway's socket peer (127.0.0.1 here) stands for an ingress controller.
+    rid = request_id()
+    async with (
+        another_gateway(stack, tmp_path, {"FORWARDED_ALLOW_IPS": "127.0.0.1"}) as behind_proxy,
+        httpx.AsyncClient(base_url=behind_proxy.url, timeout=10) as http,
+    ):
+        response = await http.get(
+            "/api/v1/billing/invoices",
+            headers=headers_with_id(rid, **user.bearer, **{"X-Forwarded-For": "198.51.100.4"}),
+        )
+    assert response.status_code == 200
+    (echo,) = await echo_saw(stack, rid)
+    assert header_values(echo, "x-forwarded-for") == ["198.51.100.4"]
+
+
 async def test_spoofed_identity_on_a_public_route_is_dropped(
     stack: Stack, client: httpx.AsyncClient
 ) -> None:
