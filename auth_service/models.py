@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, DateTime, Index, Integer, MetaData, String
+from sqlalchemy import BigInteger, DateTime, Index, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from shared import named_metadata
 
 __all__ = ["Base", "LoginAttempt", "RevokedToken", "User"]
 
@@ -18,14 +20,7 @@ def _now() -> datetime:
 
 
 class Base(DeclarativeBase):
-    # Named as in the hand-written migrations, so autogenerate finds no difference.
-    metadata = MetaData(
-        naming_convention={
-            "pk": "pk_%(table_name)s",
-            "uq": "uq_%(table_name)s_%(column_0_name)s",
-            "ix": "ix_%(table_name)s_%(column_0_name)s",
-        }
-    )
+    metadata = named_metadata()
 
 
 class User(Base):

@@ -2,7 +2,7 @@
 metrics. No business logic lives here."""
 
 from shared._app import create_service_app
-from shared._database import Database, async_database_url, is_sqlite
+from shared._database import Database, async_database_url, is_sqlite, named_metadata
 from shared._exceptions import (
     BadGatewayError,
     BadRequestError,
@@ -63,6 +63,7 @@ __all__ = [
     "internal_token_matches",
     "is_sqlite",
     "load_settings",
+    "named_metadata",
     "problem_response",
     "run_alembic_env",
     "run_service",

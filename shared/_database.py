@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from litestar.datastructures import State
-from sqlalchemy import event, text
+from sqlalchemy import MetaData, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -19,7 +19,13 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-__all__ = ["Database", "async_database_url", "is_sqlite", "provide_db_session"]
+__all__ = [
+    "Database",
+    "async_database_url",
+    "is_sqlite",
+    "named_metadata",
+    "provide_db_session",
+]
 
 
 def async_database_url(url: str) -> str:
@@ -31,6 +37,20 @@ def async_database_url(url: str) -> str:
     elif driver == "sqlite":
         parsed = parsed.set(drivername="sqlite+aiosqlite")
     return parsed.render_as_string(hide_password=False)
+
+
+def named_metadata() -> MetaData:
+    """Metadata whose constraints and indexes get predictable names, so each service's
+    hand-written migrations and its models agree on every name."""
+    return MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
 
 
 def is_sqlite(url: str) -> bool:

@@ -37,6 +37,7 @@ def test_public_surface_is_exactly_what_all_declares() -> None:
             "internal_token_matches",
             "is_sqlite",
             "load_settings",
+            "named_metadata",
             "problem_response",
             "run_alembic_env",
             "run_service",
