@@ -16,6 +16,7 @@ from shared import (
     BadGatewayError,
     ConflictError,
     GatewayTimeoutError,
+    PaymentRequiredError,
     ProblemError,
     ServiceUnavailableError,
     UnprocessableError,
@@ -25,12 +26,7 @@ if TYPE_CHECKING:
     from stripe.params import CustomerCreateParams
     from stripe.params.checkout import SessionCreateParams
 
-__all__ = ["PaymentRequiredError", "StripeApi", "problem_from_stripe_error"]
-
-
-class PaymentRequiredError(ProblemError):
-    status = 402
-    title = "Payment Required"
+__all__ = ["StripeApi", "problem_from_stripe_error"]
 
 
 class StripeApi:

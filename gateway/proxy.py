@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, cast
 from urllib.parse import urlsplit
 
-from litestar.exceptions import HTTPException
 from litestar.types import Empty
 from litestar.utils.scope.state import ScopeState
 
@@ -23,6 +22,7 @@ from gateway.token_check import TokenChecker
 from shared import (
     BadGatewayError,
     BadRequestError,
+    ContentTooLargeError,
     GatewayTimeoutError,
     current_request_id,
     get_logger,
@@ -31,14 +31,12 @@ from shared import (
 if TYPE_CHECKING:
     from litestar.types import HTTPScope, Receive, ReceiveMessage, Scope, Send
 
-__all__ = ["BodyTooLargeError", "Proxy", "Upstream"]
+__all__ = ["Proxy", "Upstream"]
 
 logger = get_logger("gateway.proxy")
 
 
-class BodyTooLargeError(HTTPException):
-    status_code = 413
-    detail = "The request body is larger than this gateway accepts."
+_BODY_TOO_LARGE = "The request body is larger than this gateway accepts."
 
 
 class _ClientGoneError(Exception):
@@ -153,7 +151,7 @@ async def _request_body(
         chunk = cast("bytes", message.get("body", b""))
         received += len(chunk)
         if received > limit:
-            raise BodyTooLargeError
+            raise ContentTooLargeError(_BODY_TOO_LARGE)
         if chunk:
             yield chunk
         if not message.get("more_body", False):
@@ -200,7 +198,7 @@ class Proxy:
             elif name == b"transfer-encoding":
                 chunked = True
         if content_length > self.max_body_bytes:
-            raise BodyTooLargeError
+            raise ContentTooLargeError(_BODY_TOO_LARGE)
         if chunked and content_length >= 0:
             # Two framings: which one a server believes is how requests get smuggled.
             raise BadRequestError("Content-Length and Transfer-Encoding must not be combined.")
@@ -224,7 +222,7 @@ class Proxy:
             if first["type"] == "http.request" and not first.get("more_body", False):
                 content = first.get("body", b"")
                 if len(content) > self.max_body_bytes:
-                    raise BodyTooLargeError
+                    raise ContentTooLargeError(_BODY_TOO_LARGE)
             else:
                 content = _request_body(first, receive, self.max_body_bytes)
 
