@@ -14,6 +14,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from facturation_service.models import Order, utcnow
+from shared import ServiceUnavailableError
 
 __all__ = ["ORDER_EVENT_TYPES", "OrderNotStoredYetError", "apply_checkout_session_event"]
 
@@ -30,8 +31,9 @@ ORDER_EVENT_TYPES = frozenset(
 )
 
 
-class OrderNotStoredYetError(Exception):
-    """The session names one of our orders that is not committed yet: retry later."""
+class OrderNotStoredYetError(ServiceUnavailableError):
+    """The session names one of our orders that is not committed yet: a server-side "not yet",
+    so the worker retries it later."""
 
 
 class CheckoutSessionSnapshot(msgspec.Struct):

@@ -1,8 +1,10 @@
 """The background worker that applies journaled Stripe events, inside the facturation service.
 
 Each replica runs one loop. It claims due events (see :func:`journal.claim_events`), applies each
-in one transaction together with marking it done, and on an error puts the event back with an
-exponential backoff, or marks it ``failed`` once its attempts are spent. The receiver wakes the
+in one transaction together with marking it done, and on an error follows the shared error tree:
+a ``shared.ClientError`` (the event itself is wrong, e.g. a malformed object) fails the event at
+once; a ``shared.ServerError`` or any unexpected exception puts it back with an exponential
+backoff, until its attempts are spent and it is marked ``failed``. The receiver wakes the
 loop when it stores an event; a poll interval catches events stored by other replicas, retries
 that fall due, and events whose lease ran out after a crash.
 """
@@ -31,20 +33,15 @@ from facturation_service.invoices import (
 )
 from facturation_service.journal import ClaimedEvent, EventStatus
 from facturation_service.models import utcnow
-from facturation_service.order_events import (
-    ORDER_EVENT_TYPES,
-    OrderNotStoredYetError,
-    apply_checkout_session_event,
-)
+from facturation_service.order_events import ORDER_EVENT_TYPES, apply_checkout_session_event
 from facturation_service.settings import FacturationSettings
 from facturation_service.stripe_api import StripeApi
-from shared import Database
+from shared import ClientError, Database, ProblemError, UnprocessableError
 
 __all__ = [
     "EVENTS_PROCESSED",
     "HANDLED_EVENT_TYPES",
     "OLDEST_PENDING_AGE",
-    "PermanentEventError",
     "StripeEvent",
     "WebhookWorker",
     "WorkerConfig",
@@ -74,10 +71,6 @@ def _oldest_pending_age() -> float:
 
 
 OLDEST_PENDING_AGE.set_function(_oldest_pending_age)
-
-
-class PermanentEventError(Exception):
-    """Retrying cannot help (the object is not what the event type promises): fail at once."""
 
 
 class StripeEvent(msgspec.Struct, frozen=True):
@@ -140,9 +133,9 @@ def _decode(claimed: ClaimedEvent) -> StripeEvent:
         body = msgspec.json.decode(claimed.payload)
         obj = body["data"]["object"]
     except (msgspec.DecodeError, KeyError, TypeError) as exc:
-        raise PermanentEventError(f"event has no data.object: {exc}") from exc
+        raise UnprocessableError(f"event has no data.object: {exc}") from exc
     if not isinstance(obj, dict):
-        raise PermanentEventError("event data.object is not an object")
+        raise UnprocessableError("event data.object is not an object")
     return StripeEvent(id=claimed.id, type=claimed.type, created=claimed.created, object=obj)
 
 
@@ -188,9 +181,9 @@ class WebhookWorker:
     async def process(self, claimed: ClaimedEvent) -> None:
         try:
             outcome = await self._apply(claimed)
-        except PermanentEventError as exc:
+        except ClientError as exc:  # the event itself is wrong: another attempt fails the same way
             await self._fail(claimed, exc, retry=False)
-        except Exception as exc:
+        except Exception as exc:  # a ServerError, or anything unexpected, may pass later
             await self._fail(claimed, exc, retry=True)
         else:
             if outcome is not None:
@@ -246,7 +239,7 @@ class WebhookWorker:
             try:
                 applied = await handler(session, event)
             except msgspec.ValidationError as exc:
-                raise PermanentEventError(f"{claimed.type}: {exc}") from exc
+                raise UnprocessableError(f"{claimed.type}: {exc}") from exc
         if not applied:
             await journal.finish_event_as(session, claimed.id, EventStatus.IGNORED)
         return EventStatus.PROCESSED if applied else EventStatus.IGNORED
@@ -268,7 +261,7 @@ class WebhookWorker:
                 "will_retry": retry_at is not None,
             },
         )
-        if not isinstance(exc, OrderNotStoredYetError | PermanentEventError):
+        if not isinstance(exc, ProblemError):
             logger.debug("handler error", exc_info=exc)
         EVENTS_PROCESSED.labels(
             type=claimed.type, outcome="retried" if retry_at else EventStatus.FAILED

@@ -1,5 +1,6 @@
-"""The worker: retries with backoff, failures kept on the event, crashed attempts taken again,
-and claims that never hand one event to two workers."""
+"""The worker: server errors and unexpected ones retried with backoff, client errors failed at
+once, failures kept on the event, crashed attempts taken again, and claims that never hand one
+event to two workers."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from facturation_service.worker import (
     WorkerConfig,
     event_handlers,
 )
-from shared import Database
+from shared import ConflictError, Database, GatewayTimeoutError
 from tests.support import stripe_events
 from tests.support.webhook_app import get_event, get_invoice, journal_event, wait_until
 
@@ -108,7 +109,48 @@ async def test_an_invoice_event_without_an_invoice_fails_at_once_without_retries
     assert stored is not None
     assert (stored.status, stored.attempts) == ("failed", 1)
     assert stored.last_error is not None
-    assert "PermanentEventError" in stored.last_error
+    assert stored.last_error.startswith("UnprocessableError: ")
+
+
+async def test_a_handler_raising_a_client_error_fails_the_event_at_once(db: Database) -> None:
+    calls: list[int] = []
+
+    async def handler(session: object, event: StripeEvent) -> bool:
+        calls.append(1)
+        raise ConflictError("this invoice contradicts what is stored")
+
+    worker = WebhookWorker(db, FAST, handlers={"invoice.paid": handler})
+    event = stripe_events.event("invoice.paid", stripe_events.invoice("paid"))
+    await journal_event(db, event)
+
+    await worker.drain()
+
+    stored = await get_event(db, event["id"])
+    assert stored is not None
+    assert (stored.status, stored.attempts, len(calls)) == ("failed", 1, 1)
+    assert stored.last_error == "ConflictError: this invoice contradicts what is stored"
+
+
+async def test_a_handler_raising_a_server_error_is_retried_until_it_passes(db: Database) -> None:
+    real = event_handlers()["invoice.paid"]
+    calls: list[int] = []
+
+    async def handler(session: object, event: StripeEvent) -> bool:
+        calls.append(1)
+        if len(calls) == 1:
+            raise GatewayTimeoutError("Stripe did not answer in time.")
+        return await real(session, event)  # type: ignore[arg-type]
+
+    worker = WebhookWorker(db, FAST, handlers={"invoice.paid": handler})
+    event = stripe_events.event("invoice.paid", stripe_events.invoice("paid"))
+    await journal_event(db, event)
+
+    await worker.drain()
+
+    stored = await get_event(db, event["id"])
+    assert stored is not None
+    assert (stored.status, stored.attempts, len(calls)) == ("processed", 2, 2)
+    assert stored.last_error == "GatewayTimeoutError: Stripe did not answer in time."
 
 
 async def test_an_event_left_processing_by_a_crashed_worker_is_processed_after_its_lease(
