@@ -1,56 +1,38 @@
-"""The facturation app factory: settings are read once, clients live as long as the app."""
+"""The composition root: ``create_app`` reads the settings once, builds every collaborator once
+(or takes the test doubles it is handed), and injects each with ``Provide``. Routes name what they
+use; nothing reads ``app.state``. The lifespan only starts the worker and closes the clients this
+factory built.
+
+What a route can ask for, by name: ``catalog``, ``auth``, ``customers``, ``checkout``,
+``webhook_intake``, ``webhook_worker``, and ``db_session`` (from ``shared``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TypeVar
 
 from litestar import Litestar
-from litestar.types import ControllerRouterHandler
+from litestar.di import Provide
 
-from facturation_service import invoice_routes, routes, webhooks, worker
-from facturation_service.auth_client import AuthClient
+from facturation_service import invoice_routes, routes, webhooks
+from facturation_service.auth_client import AuthApi, AuthClient
 from facturation_service.catalog import Catalog, load_catalog
-from facturation_service.customers import KnownCustomers, UserLocks
+from facturation_service.checkout import Checkout
+from facturation_service.customers import Customers, KnownCustomers, UserLocks
+from facturation_service.journal import JournalWriter
 from facturation_service.settings import FacturationSettings, read_settings
 from facturation_service.stripe_api import StripeApi
+from facturation_service.webhooks import WebhookIntake
+from facturation_service.worker import WebhookWorker, WorkerConfig, event_handlers
 from shared import Database, create_service_app
 
 __all__ = ["create_app", "load"]
 
-Lifespan = Callable[[Litestar], AbstractAsyncContextManager[Any]]
+T = TypeVar("T")
 
-# Each part of the service adds its handlers and background tasks to these two lists.
-ROUTE_HANDLERS: Sequence[ControllerRouterHandler] = [
-    *routes.ROUTE_HANDLERS,
-    *webhooks.ROUTE_HANDLERS,
-    *invoice_routes.ROUTE_HANDLERS,
-]
-
-
-def lifespans() -> list[Lifespan]:
-    return [clients, worker.webhook_worker]
-
-
-@asynccontextmanager
-async def clients(app: Litestar) -> AsyncIterator[None]:
-    """Stripe's and auth's HTTP clients, opened on the app's event loop and closed with it."""
-    settings: FacturationSettings = app.state.settings
-    app.state.stripe = StripeApi(
-        settings.stripe_api_key,
-        api_base=settings.stripe_api_base,
-        timeout_seconds=settings.stripe_timeout_seconds,
-        max_network_retries=settings.stripe_max_network_retries,
-    )
-    app.state.auth = AuthClient(
-        settings.auth_url, settings.internal_token, timeout=settings.auth_timeout_seconds
-    )
-    try:
-        yield
-    finally:
-        await app.state.stripe.close()
-        await app.state.auth.close()
+ROUTE_HANDLERS = [*routes.ROUTE_HANDLERS, *invoice_routes.ROUTE_HANDLERS, *webhooks.ROUTE_HANDLERS]
 
 
 def load() -> tuple[FacturationSettings, Catalog]:
@@ -59,21 +41,99 @@ def load() -> tuple[FacturationSettings, Catalog]:
     return settings, load_catalog(settings.catalog_path or None)
 
 
-def create_app(settings: FacturationSettings | None = None) -> Litestar:
+def create_app(
+    settings: FacturationSettings | None = None,
+    *,
+    stripe: StripeApi | None = None,
+    auth: AuthApi | None = None,
+) -> Litestar:
+    """Build the facturation app and, once, everything its routes and worker use.
+
+    Args:
+        settings: read from the environment when not given.
+        stripe: a Stripe client to use instead of the one built from the settings.
+        auth: an auth client (or a double) to use instead of the one built from the settings.
+            Whoever hands in ``stripe`` or ``auth`` closes it.
+    """
     if settings is None:
         settings, catalog = load()
     else:
         catalog = load_catalog(settings.catalog_path or None)
+    to_close: list[Callable[[], Awaitable[None]]] = []
+    if stripe is None:
+        stripe = StripeApi(
+            settings.stripe_api_key,
+            api_base=settings.stripe_api_base,
+            timeout_seconds=settings.stripe_timeout_seconds,
+            max_network_retries=settings.stripe_max_network_retries,
+        )
+        to_close.append(stripe.close)
+    if auth is None:
+        auth = AuthClient(
+            settings.auth_url, settings.internal_token, timeout=settings.auth_timeout_seconds
+        )
+        to_close.append(auth.close)
+    database = Database(settings.facturation_database_url)
+    customers = Customers(database, stripe, auth, locks=UserLocks(), known=KnownCustomers())
+    checkout = Checkout(
+        database,
+        stripe,
+        customers,
+        catalog,
+        return_origins=settings.checkout_return_origins,
+        default_return_path=settings.checkout_default_return_path,
+    )
+    journal_writer = JournalWriter(database.engine)
+    webhook_worker = WebhookWorker(
+        database,
+        worker_config(settings),
+        handlers=event_handlers(stripe if settings.facturation_refetch_invoices else None),
+        intake=journal_writer,
+    )
+    webhook_intake = WebhookIntake(settings.stripe_webhook_secret, journal_writer, webhook_worker)
+
+    @asynccontextmanager
+    async def lifespan(_app: Litestar) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            for close in to_close:
+                stack.push_async_callback(close)
+            if settings.facturation_webhook_worker:
+                # Entered last, left first: the worker stops before the clients close.
+                await stack.enter_async_context(webhook_worker.running())
+            yield
+
     return create_service_app(
         service="facturation",
         route_handlers=ROUTE_HANDLERS,
         internal_token=settings.internal_token,
-        database=Database(settings.facturation_database_url),
-        state={
-            "settings": settings,
-            "catalog": catalog,
-            "customer_locks": UserLocks(),
-            "known_customers": KnownCustomers(),
+        database=database,
+        dependencies={
+            "catalog": _provide(catalog),
+            "auth": _provide(auth),
+            "customers": _provide(customers),
+            "checkout": _provide(checkout),
+            "webhook_intake": _provide(webhook_intake),
+            "webhook_worker": _provide(webhook_worker),
         },
-        lifespan=lifespans(),
+        lifespan=[lifespan],
     )
+
+
+def worker_config(settings: FacturationSettings) -> WorkerConfig:
+    return WorkerConfig(
+        poll_interval=settings.facturation_webhook_poll_seconds,
+        max_attempts=settings.facturation_webhook_max_attempts,
+        retry_base=settings.facturation_webhook_retry_base_seconds,
+        lease=settings.facturation_webhook_lease_seconds,
+        concurrency=settings.facturation_webhook_concurrency,
+        batch_size=settings.facturation_webhook_batch_size,
+    )
+
+
+def _provide(collaborator: T) -> Provide:
+    """Inject one object the app built; every request gets the same one."""
+
+    async def provide() -> T:
+        return collaborator
+
+    return Provide(provide, use_cache=True)

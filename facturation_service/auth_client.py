@@ -1,6 +1,12 @@
-"""The two private auth routes facturation uses: read a user, store its ``user_stripe_id``."""
+"""The two private auth routes facturation uses: read a user, store its ``user_stripe_id``.
+
+``AuthApi`` is what the rest of the service relies on; ``AuthClient`` speaks it over HTTP, and
+tests hand ``create_app(auth=...)`` a double with the same three methods.
+"""
 
 from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
 
 import httpx
 import msgspec
@@ -14,7 +20,7 @@ from shared import (
     internal_client,
 )
 
-__all__ = ["AuthClient", "AuthUser"]
+__all__ = ["AuthApi", "AuthClient", "AuthUser"]
 
 
 class AuthUser(msgspec.Struct, frozen=True):
@@ -22,6 +28,15 @@ class AuthUser(msgspec.Struct, frozen=True):
     email: str
     name: str | None = None
     user_stripe_id: str | None = None
+
+
+@runtime_checkable  # Litestar checks each injected value against its declared type.
+class AuthApi(Protocol):
+    async def get_user(self, user_id: str) -> AuthUser: ...
+
+    async def store_stripe_customer(self, user_id: str, user_stripe_id: str) -> AuthUser: ...
+
+    async def close(self) -> None: ...
 
 
 class AuthClient:

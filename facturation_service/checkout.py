@@ -1,5 +1,9 @@
-"""Embedded Checkout: price the basket, make sure the customer exists, open a Checkout Session
-and remember it as a local order. Stripe is called with no database transaction open."""
+"""Embedded Checkout, the whole flow of ``POST /billing/checkout-sessions``: price the basket from
+the catalog, make sure the user's Stripe customer exists (``customers.py``), open a Checkout
+Session and remember it as a local order; and the return page's status.
+
+Stripe is called with no database transaction open. ``Checkout`` is built once by the app.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,10 @@ from urllib.parse import urlsplit
 import msgspec
 from sqlalchemy import insert, or_, select
 
-from facturation_service.basket import PricedBasket
+from facturation_service.catalog import Catalog
+from facturation_service.customers import Customers
 from facturation_service.models import Order, OrderStatus, utcnow
-from facturation_service.schemas import CheckoutResponse, CheckoutStatus
+from facturation_service.schemas import BasketItem, CheckoutResponse, CheckoutStatus, PricedLine
 from facturation_service.stripe_api import StripeApi
 from shared import Database, NotFoundError, UnprocessableError
 
@@ -20,13 +25,199 @@ if TYPE_CHECKING:
     from stripe.params.checkout import SessionCreateParams
 
 __all__ = [
+    "MAX_LINES",
+    "MAX_QUANTITY",
     "SESSION_ID_PLACEHOLDER",
+    "Checkout",
+    "PricedBasket",
     "checkout_params",
     "checkout_return_url",
-    "checkout_status",
-    "complete_free_order",
-    "open_checkout_session",
+    "price_basket",
 ]
+
+
+class Checkout:
+    def __init__(
+        self,
+        database: Database,
+        stripe: StripeApi,
+        customers: Customers,
+        catalog: Catalog,
+        *,
+        return_origins: list[str],
+        default_return_path: str,
+    ) -> None:
+        self.database = database
+        self.stripe = stripe
+        self.customers = customers
+        self.catalog = catalog
+        self.return_origins = return_origins
+        self.default_return_path = default_return_path
+
+    def price(self, items: list[BasketItem]) -> PricedBasket:
+        return price_basket(self.catalog, items)
+
+    async def create_checkout_session(
+        self, user_id: str, items: list[BasketItem], return_url: str | None
+    ) -> CheckoutResponse:
+        """Price, then the customer step, then the session; a free basket never reaches Stripe."""
+        basket = price_basket(self.catalog, items)
+        checked_return_url = checkout_return_url(
+            return_url, self.return_origins, self.default_return_path
+        )
+        if basket.is_free:
+            return await self._complete_free_order(basket, user_id=user_id)
+        customer = await self.customers.ensure_customer(user_id)
+        return await self._open_checkout_session(
+            basket,
+            user_id=user_id,
+            user_stripe_id=customer.user_stripe_id,
+            return_url=checked_return_url,
+        )
+
+    async def _complete_free_order(self, basket: PricedBasket, *, user_id: str) -> CheckoutResponse:
+        """Nothing to pay: the order is complete at once and Stripe is never called."""
+        order_id = new_order_id()
+        async with self.database.engine.begin() as connection:
+            await connection.execute(
+                _INSERT_ORDER,
+                _order_values(basket, id=order_id, user_id=user_id, status=OrderStatus.COMPLETE),
+            )
+        return CheckoutResponse(
+            id=order_id,
+            client_secret=None,
+            amount_total=0,
+            currency=basket.currency,
+            order_id=order_id,
+            status=OrderStatus.COMPLETE,
+        )
+
+    async def _open_checkout_session(
+        self, basket: PricedBasket, *, user_id: str, user_stripe_id: str, return_url: str
+    ) -> CheckoutResponse:
+        order_id = new_order_id()
+        # The order row is written only once Stripe has answered, so a failure leaves nothing.
+        session = await self.stripe.create_checkout_session(
+            checkout_params(
+                basket,
+                user_id=user_id,
+                user_stripe_id=user_stripe_id,
+                order_id=order_id,
+                return_url=return_url,
+            ),
+            idempotency_key=checkout_idempotency_key(order_id),
+        )
+        async with self.database.engine.begin() as connection:
+            await connection.execute(
+                _INSERT_ORDER,
+                _order_values(
+                    basket,
+                    id=order_id,
+                    user_id=user_id,
+                    user_stripe_id=user_stripe_id,
+                    stripe_checkout_session_id=session.id,
+                    status=OrderStatus.PENDING_PAYMENT,
+                ),
+            )
+        return CheckoutResponse(
+            id=session.id,
+            client_secret=session.to_dict().get("client_secret"),
+            amount_total=basket.amount_total,
+            currency=basket.currency,
+            order_id=order_id,
+            status=OrderStatus.PENDING_PAYMENT,
+        )
+
+    async def checkout_status(self, user_id: str, checkout_id: str) -> CheckoutStatus:
+        """For the return page; someone else's session is indistinguishable from a missing one."""
+        async with self.database.sessionmaker() as db:
+            order = await db.scalar(
+                select(Order).where(
+                    Order.user_id == user_id,
+                    or_(Order.stripe_checkout_session_id == checkout_id, Order.id == checkout_id),
+                )
+            )
+        if order is None:
+            raise NotFoundError("No checkout session with this id.")
+        if order.stripe_checkout_session_id is None:
+            return CheckoutStatus(
+                status="complete", payment_status="no_payment_required", invoice_id=None
+            )
+        session = (
+            await self.stripe.retrieve_checkout_session(order.stripe_checkout_session_id)
+        ).to_dict()
+        invoice = session.get("invoice")
+        if isinstance(invoice, dict):
+            invoice = invoice.get("id")
+        return CheckoutStatus(
+            status=session.get("status"),
+            payment_status=session.get("payment_status"),
+            invoice_id=invoice if isinstance(invoice, str) else order.stripe_invoice_id,
+        )
+
+
+# --- pricing ---
+
+MAX_QUANTITY = 100
+MAX_LINES = 50
+
+
+class PricedBasket(msgspec.Struct, frozen=True):
+    lines: list[PricedLine]
+    amount_total: int
+    currency: str
+
+    @property
+    def is_free(self) -> bool:
+        return self.amount_total == 0
+
+
+def price_basket(catalog: Catalog, items: list[BasketItem]) -> PricedBasket:
+    """Server-side prices: client-sent prices are never read, only ids and quantities.
+
+    Raises UnprocessableError (422) for an empty basket, unknown products, bad quantities or
+    mixed currencies; the same product listed twice is one line."""
+    if not items:
+        raise UnprocessableError("The basket is empty.")
+    if len(items) > MAX_LINES:
+        raise UnprocessableError(f"A basket holds at most {MAX_LINES} lines.")
+    quantities: dict[str, int] = {}
+    for item in items:
+        if item.quantity <= 0:
+            raise UnprocessableError(f"Quantity of {item.product_id!r} must be at least 1.")
+        quantities[item.product_id] = quantities.get(item.product_id, 0) + item.quantity
+    unknown = sorted(product_id for product_id in quantities if catalog.get(product_id) is None)
+    if unknown:
+        raise UnprocessableError(
+            "Unknown products: " + ", ".join(unknown), extra={"unknown_products": unknown}
+        )
+    lines: list[PricedLine] = []
+    for product_id, quantity in quantities.items():
+        if quantity > MAX_QUANTITY:
+            raise UnprocessableError(f"Quantity of {product_id!r} must be at most {MAX_QUANTITY}.")
+        product = catalog.get(product_id)
+        assert product is not None
+        lines.append(
+            PricedLine(
+                product_id=product.id,
+                name=product.name,
+                quantity=quantity,
+                unit_amount=product.unit_amount,
+                amount=product.unit_amount * quantity,
+                currency=product.currency,
+            )
+        )
+    currencies = sorted({line.currency for line in lines})
+    if len(currencies) > 1:
+        raise UnprocessableError(
+            "A basket must be in one currency; it mixes " + ", ".join(currencies) + "."
+        )
+    return PricedBasket(
+        lines=lines, amount_total=sum(line.amount for line in lines), currency=currencies[0]
+    )
+
+
+# --- the return URL, the session's parameters and the order row ---
 
 SESSION_ID_PLACEHOLDER = "{CHECKOUT_SESSION_ID}"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -117,96 +308,3 @@ def _order_values(basket: PricedBasket, **fields: Any) -> dict[str, Any]:
         "updated_at": now,
         **fields,
     }
-
-
-async def complete_free_order(
-    database: Database, basket: PricedBasket, *, user_id: str
-) -> CheckoutResponse:
-    """Nothing to pay: the order is complete at once and Stripe is never called."""
-    order_id = new_order_id()
-    async with database.engine.begin() as connection:
-        await connection.execute(
-            _INSERT_ORDER,
-            _order_values(basket, id=order_id, user_id=user_id, status=OrderStatus.COMPLETE),
-        )
-    return CheckoutResponse(
-        id=order_id,
-        client_secret=None,
-        amount_total=0,
-        currency=basket.currency,
-        order_id=order_id,
-        status=OrderStatus.COMPLETE,
-    )
-
-
-async def open_checkout_session(
-    database: Database,
-    stripe_api: StripeApi,
-    basket: PricedBasket,
-    *,
-    user_id: str,
-    user_stripe_id: str,
-    return_url: str,
-) -> CheckoutResponse:
-    order_id = new_order_id()
-    # The order row is written only once Stripe has answered, so a failure leaves nothing behind.
-    session = await stripe_api.create_checkout_session(
-        checkout_params(
-            basket,
-            user_id=user_id,
-            user_stripe_id=user_stripe_id,
-            order_id=order_id,
-            return_url=return_url,
-        ),
-        idempotency_key=checkout_idempotency_key(order_id),
-    )
-    async with database.engine.begin() as connection:
-        await connection.execute(
-            _INSERT_ORDER,
-            _order_values(
-                basket,
-                id=order_id,
-                user_id=user_id,
-                user_stripe_id=user_stripe_id,
-                stripe_checkout_session_id=session.id,
-                status=OrderStatus.PENDING_PAYMENT,
-            ),
-        )
-    return CheckoutResponse(
-        id=session.id,
-        client_secret=session.to_dict().get("client_secret"),
-        amount_total=basket.amount_total,
-        currency=basket.currency,
-        order_id=order_id,
-        status=OrderStatus.PENDING_PAYMENT,
-    )
-
-
-async def checkout_status(
-    database: Database, stripe_api: StripeApi, *, user_id: str, checkout_id: str
-) -> CheckoutStatus:
-    """For the return page; someone else's session is indistinguishable from a missing one."""
-    async with database.sessionmaker() as db:
-        order = await db.scalar(
-            select(Order).where(
-                Order.user_id == user_id,
-                or_(Order.stripe_checkout_session_id == checkout_id, Order.id == checkout_id),
-            )
-        )
-    if order is None:
-        raise NotFoundError("No checkout session with this id.")
-    if order.stripe_checkout_session_id is None:
-        return CheckoutStatus(
-            status="complete", payment_status="no_payment_required", invoice_id=None
-        )
-    session = (
-        await stripe_api.retrieve_checkout_session(order.stripe_checkout_session_id)
-    ).to_dict()
-    invoice = session.get("invoice")
-    if isinstance(invoice, dict):
-        invoice = invoice.get("id")
-    return CheckoutStatus(
-        status=session.get("status"),
-        payment_status=session.get("payment_status"),
-        invoice_id=invoice if isinstance(invoice, str) else order.stripe_invoice_id,
-    )

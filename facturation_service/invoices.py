@@ -1,28 +1,50 @@
-"""Invoices persisted from Stripe's ``invoice.*`` events.
+"""Invoices: persisted from Stripe's ``invoice.*`` events, read by the user they belong to.
 
 Events arrive duplicated, concurrently and out of order. Each carries a full snapshot of the
 invoice; the stored row keeps the newest one, ordered by the event's ``created`` and then by
 status rank (draft < open < uncollectible < paid = void). The comparison happens inside the one
 ``INSERT ... ON CONFLICT DO UPDATE ... WHERE`` statement, which holds the row lock while it
 decides, so two workers applying two snapshots at once cannot both win.
+
+An invoice belongs to the user its row names, or — while the worker has not linked it yet — to
+the user whose Stripe customer it was issued to.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any, cast
 
 import msgspec
-from sqlalchemy import String, Table, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from facturation_service.models import Invoice, InvoiceLine, StripeCustomer, utcnow
+from facturation_service.schemas import InvoiceDetail, InvoiceLineView, InvoicePage, InvoiceSummary
+from shared import BadRequestError, NotFoundError
 
 __all__ = [
     "INVOICE_EVENT_TYPES",
     "InvoiceSnapshot",
     "apply_invoice_snapshot",
+    "get_user_invoice",
     "link_invoices_to_users",
+    "list_user_invoices",
     "status_rank",
 ]
 
@@ -257,3 +279,84 @@ async def link_invoices_to_users(session: AsyncSession, *, customer: str | None 
         statement = statement.where(Invoice.customer == customer)
     result = await session.execute(statement)
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+# --- reading: the signed-in user's invoices ---
+
+
+def _summary_fields(invoice: Invoice) -> dict[str, Any]:
+    return {field: getattr(invoice, field) for field in InvoiceSummary.__struct_fields__}
+
+
+def _owned_by(user_id: str) -> ColumnElement[bool]:
+    customers_of_user = select(StripeCustomer.user_stripe_id).where(
+        StripeCustomer.user_id == user_id
+    )
+    return or_(
+        Invoice.user_id == user_id,
+        and_(Invoice.user_id.is_(None), Invoice.customer.in_(customers_of_user)),
+    )
+
+
+def encode_cursor(invoice: Invoice) -> str:
+    return base64.urlsafe_b64encode(f"{invoice.created}:{invoice.id}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    try:
+        created, _, invoice_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
+        if not invoice_id:
+            raise ValueError(cursor)
+        return int(created), invoice_id
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise BadRequestError("The cursor is not one this API returned.") from None
+
+
+async def list_user_invoices(
+    session: AsyncSession, user_id: str, *, limit: int, cursor: str | None
+) -> InvoicePage:
+    """Newest first, by Stripe's creation time then id (a stable order for the cursor)."""
+    query = select(Invoice).where(_owned_by(user_id))
+    if cursor:
+        created, invoice_id = decode_cursor(cursor)
+        query = query.where(tuple_(Invoice.created, Invoice.id) < tuple_(created, invoice_id))
+    query = query.order_by(Invoice.created.desc(), Invoice.id.desc()).limit(limit + 1)
+    invoices = list((await session.scalars(query)).all())
+    has_more = len(invoices) > limit
+    invoices = invoices[:limit]
+    return InvoicePage(
+        data=[InvoiceSummary(**_summary_fields(invoice)) for invoice in invoices],
+        has_more=has_more,
+        next_cursor=encode_cursor(invoices[-1]) if has_more else None,
+    )
+
+
+async def get_user_invoice(session: AsyncSession, user_id: str, invoice_id: str) -> InvoiceDetail:
+    invoice = (
+        await session.scalars(select(Invoice).where(Invoice.id == invoice_id, _owned_by(user_id)))
+    ).one_or_none()
+    if invoice is None:
+        raise NotFoundError(f"No invoice {invoice_id} for this user.")
+    lines = (
+        await session.scalars(
+            select(InvoiceLine)
+            .where(InvoiceLine.invoice_id == invoice.id)
+            .order_by(InvoiceLine.position)
+        )
+    ).all()
+    return InvoiceDetail(
+        **_summary_fields(invoice),
+        lines=[
+            InvoiceLineView(
+                id=line.id,
+                description=line.description,
+                amount=line.amount,
+                currency=line.currency,
+                quantity=line.quantity,
+                price=line.price,
+                period_start=line.period_start,
+                period_end=line.period_end,
+            )
+            for line in lines
+        ],
+    )

@@ -1,4 +1,5 @@
-"""Catalog, basket, Stripe customer and checkout routes (paths as the gateway forwards them)."""
+"""Catalog, basket, Stripe customer and checkout_session routes (paths as the gateway forwards
+them). Each handler is one call into its domain module: ``checkout.py`` or ``customers.py``."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
-from facturation_service import checkout, customers
-from facturation_service.auth_client import AuthClient, AuthUser
-from facturation_service.basket import price_basket
+from facturation_service.auth_client import AuthApi
 from facturation_service.catalog import Catalog
+from facturation_service.checkout import Checkout
+from facturation_service.customers import Customers
 from facturation_service.schemas import (
     BasketRequest,
     BasketResponse,
@@ -26,9 +27,7 @@ from facturation_service.schemas import (
     ProductList,
     StripeCustomerUpdate,
 )
-from facturation_service.settings import FacturationSettings
-from facturation_service.stripe_api import StripeApi
-from shared import USER_EMAIL_HEADER, USER_ID_HEADER, Database, UnauthorizedError
+from shared import USER_EMAIL_HEADER, USER_ID_HEADER, UnauthorizedError
 
 __all__ = ["ROUTE_HANDLERS", "Identity", "provide_identity"]
 
@@ -50,45 +49,23 @@ async def provide_identity(request: Request[object, object, State]) -> Identity:
     return Identity(user_id=user_id, email=request.headers.get(USER_EMAIL_HEADER))
 
 
-@dataclass(frozen=True, slots=True)
-class Services:
-    database: Database
-    stripe: StripeApi
-    auth: AuthClient
-    catalog: Catalog
-    settings: FacturationSettings
-    customer_locks: customers.UserLocks
-    known_customers: customers.KnownCustomers
+_with_user = {"identity": Provide(provide_identity)}
 
 
-async def provide_services(state: State) -> Services:
-    return Services(
-        database=state.database,
-        stripe=state.stripe,
-        auth=state.auth,
-        catalog=state.catalog,
-        settings=state.settings,
-        customer_locks=state.customer_locks,
-        known_customers=state.known_customers,
-    )
-
-
-_with_user = {"identity": Provide(provide_identity), "services": Provide(provide_services)}
-
-
-@get("/products", dependencies={"services": Provide(provide_services)})
-async def list_products(services: NamedDependency[Services]) -> ProductList:
-    return ProductList(products=services.catalog.products)
+@get("/products")
+async def list_products(catalog: NamedDependency[Catalog]) -> ProductList:
+    return ProductList(products=catalog.products)
 
 
 @post("/basket/validate", dependencies=_with_user, status_code=HTTP_200_OK)
 async def validate_basket(
     data: JSONBody[BasketRequest],
     identity: NamedDependency[Identity],
-    services: NamedDependency[Services],
+    checkout: NamedDependency[Checkout],
+    auth: NamedDependency[AuthApi],
 ) -> BasketResponse:
-    basket = price_basket(services.catalog, data.items)
-    user: AuthUser = await services.auth.get_user(identity.user_id)
+    basket = checkout.price(data.items)
+    user = await auth.get_user(identity.user_id)
     return BasketResponse(
         lines=basket.lines,
         amount_total=basket.amount_total,
@@ -100,16 +77,9 @@ async def validate_basket(
 
 @post("/billing/customer", dependencies=_with_user)
 async def create_customer(
-    identity: NamedDependency[Identity], services: NamedDependency[Services]
+    identity: NamedDependency[Identity], customers: NamedDependency[Customers]
 ) -> Response[CustomerResponse]:
-    ensured = await customers.ensure_customer(
-        services.database,
-        services.stripe,
-        services.auth,
-        services.customer_locks,
-        services.known_customers,
-        identity.user_id,
-    )
+    ensured = await customers.ensure_customer(identity.user_id)
     return Response(
         CustomerResponse(user_id=identity.user_id, user_stripe_id=ensured.user_stripe_id),
         status_code=HTTP_201_CREATED if ensured.created else HTTP_200_OK,
@@ -120,59 +90,28 @@ async def create_customer(
 async def store_stripe_customer(
     data: JSONBody[StripeCustomerUpdate],
     identity: NamedDependency[Identity],
-    services: NamedDependency[Services],
+    customers: NamedDependency[Customers],
 ) -> CustomerResponse:
-    await customers.confirm_customer_in_auth(
-        services.database, services.auth, identity.user_id, data.user_stripe_id
-    )
+    await customers.confirm_customer_in_auth(identity.user_id, data.user_stripe_id)
     return CustomerResponse(user_id=identity.user_id, user_stripe_id=data.user_stripe_id)
 
 
-@post("/billing/checkout-sessions", dependencies=_with_user)
+@post("/billing/checkout-sessions", dependencies=_with_user, status_code=HTTP_201_CREATED)
 async def create_checkout_session(
     data: JSONBody[CheckoutRequest],
     identity: NamedDependency[Identity],
-    services: NamedDependency[Services],
-) -> Response[CheckoutResponse]:
-    basket = price_basket(services.catalog, data.items)
-    return_url = checkout.checkout_return_url(
-        data.return_url,
-        services.settings.checkout_return_origins,
-        services.settings.checkout_default_return_path,
-    )
-    if basket.is_free:
-        response = await checkout.complete_free_order(
-            services.database, basket, user_id=identity.user_id
-        )
-    else:
-        ensured = await customers.ensure_customer(
-            services.database,
-            services.stripe,
-            services.auth,
-            services.customer_locks,
-            services.known_customers,
-            identity.user_id,
-        )
-        response = await checkout.open_checkout_session(
-            services.database,
-            services.stripe,
-            basket,
-            user_id=identity.user_id,
-            user_stripe_id=ensured.user_stripe_id,
-            return_url=return_url,
-        )
-    return Response(response, status_code=HTTP_201_CREATED)
+    checkout: NamedDependency[Checkout],
+) -> CheckoutResponse:
+    return await checkout.create_checkout_session(identity.user_id, data.items, data.return_url)
 
 
 @get("/billing/checkout-sessions/{checkout_id:str}", dependencies=_with_user)
 async def get_checkout_session(
     checkout_id: Annotated[FromPath[str], Parameter(max_length=255)],
     identity: NamedDependency[Identity],
-    services: NamedDependency[Services],
+    checkout: NamedDependency[Checkout],
 ) -> CheckoutStatus:
-    return await checkout.checkout_status(
-        services.database, services.stripe, user_id=identity.user_id, checkout_id=checkout_id
-    )
+    return await checkout.checkout_status(identity.user_id, checkout_id)
 
 
 ROUTE_HANDLERS = [

@@ -1,5 +1,6 @@
-"""``POST /webhooks/stripe``: verify Stripe's signature on the raw body, journal the event once,
-answer at once. The worker applies it afterwards (``worker.py``).
+"""The webhook intake, ``POST /webhooks/stripe``: verify Stripe's signature on the raw body,
+journal the event once, wake the worker, answer at once. The worker applies it afterwards
+(``worker.py``); the operators' view of the journal (list, replay) is here too.
 
 Like every private route it requires the internal credential (Stripe reaches it only through the
 gateway), and on top of that Stripe's signature over the exact bytes.
@@ -8,7 +9,6 @@ gateway), and on top of that Stripe's signature over the exact bytes.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from facturation_service import journal
 from facturation_service.journal import EventEnvelope, EventStatus, JournalWriter
-from facturation_service.models import WebhookEvent
+from facturation_service.schemas import WebhookAck, WebhookEventList, WebhookEventView
 from facturation_service.worker import HANDLED_EVENT_TYPES, WebhookWorker
 from shared import (
     BadRequestError,
@@ -35,8 +35,7 @@ from shared import (
 __all__ = [
     "ROUTE_HANDLERS",
     "SIGNATURE_TOLERANCE_SECONDS",
-    "WebhookAck",
-    "WebhookEventView",
+    "WebhookIntake",
     "verify_signature",
 ]
 
@@ -47,12 +46,32 @@ SIGNATURE_HEADER = "Stripe-Signature"
 _NO_MATCH = "no signature matches"
 
 
-class WebhookAck(msgspec.Struct):
-    id: str
-    duplicate: bool
-    """Already journaled by an earlier delivery: stored once, acknowledged again."""
-    handled: bool
-    """``False`` for event types the service journals as ignored."""
+class WebhookIntake:
+    """Built once by the app around its journal writer (group commit) and its worker."""
+
+    def __init__(self, secrets: list[str], writer: JournalWriter, worker: WebhookWorker) -> None:
+        self.secrets = secrets
+        self.writer = writer
+        self.worker = worker
+
+    async def receive(self, body: bytes, signature: str | None) -> WebhookAck:
+        # Verified over the exact bytes Stripe signed; JSON is parsed only afterwards.
+        verify_signature(body, signature, self.secrets)
+        envelope = decode_envelope(body)
+        handled = envelope.type in HANDLED_EVENT_TYPES
+        try:
+            stored = await self.writer.record(envelope, body.decode("utf-8"), handled=handled)
+        except (SQLAlchemyError, OSError) as exc:
+            logger.error(
+                "webhook journal write failed",
+                extra={"event_id": envelope.id, "error": type(exc).__name__},
+            )
+            raise ServiceUnavailableError(
+                "The event could not be stored; Stripe will retry.", headers={"Retry-After": "5"}
+            ) from None
+        if stored and handled:
+            self.worker.notify()
+        return WebhookAck(id=envelope.id, duplicate=not stored, handled=handled)
 
 
 def verify_signature(body: bytes, header: str | None, secrets: list[str]) -> None:
@@ -88,66 +107,18 @@ def verify_signature(body: bytes, header: str | None, secrets: list[str]) -> Non
     raise BadRequestError(f"Invalid {SIGNATURE_HEADER}: {reason}.")
 
 
-def _envelope(body: bytes) -> EventEnvelope:
+def decode_envelope(body: bytes) -> EventEnvelope:
     try:
         return msgspec.json.decode(body, type=EventEnvelope)
     except msgspec.DecodeError as exc:
         raise BadRequestError(f"The signed body is not a Stripe event: {exc}") from None
 
 
-@post(
-    "/webhooks/stripe",
-    status_code=HTTP_200_OK,
-    summary="Receive a Stripe event",
-)
-async def receive_stripe_event(request: Request[Any, Any, State]) -> WebhookAck:
-    # Verified over the exact bytes Stripe signed; JSON is parsed only afterwards.
-    body = await request.body()
-    state = request.app.state
-    verify_signature(
-        body, request.headers.get(SIGNATURE_HEADER), state.settings.stripe_webhook_secret
-    )
-    envelope = _envelope(body)
-    handled = envelope.type in HANDLED_EVENT_TYPES
-    writer: JournalWriter = state.journal_writer
-    try:
-        stored = await writer.record(envelope, body.decode("utf-8"), handled=handled)
-    except (SQLAlchemyError, OSError) as exc:
-        logger.error(
-            "webhook journal write failed",
-            extra={"event_id": envelope.id, "error": type(exc).__name__},
-        )
-        raise ServiceUnavailableError(
-            "The event could not be stored; Stripe will retry.", headers={"Retry-After": "5"}
-        ) from None
-    worker: WebhookWorker | None = getattr(state, "webhook_worker", None)
-    if stored and handled and worker is not None:
-        worker.notify()
-    return WebhookAck(id=envelope.id, duplicate=not stored, handled=handled)
-
-
-class WebhookEventView(msgspec.Struct):
-    """A journal entry as operators see it (the payload stays in the database)."""
-
-    id: str
-    type: str
-    api_version: str | None
-    created: int
-    livemode: bool
-    status: str
-    attempts: int
-    last_error: str | None
-    received_at: datetime
-    processed_at: datetime | None
-    next_attempt_at: datetime
-
-    @classmethod
-    def of(cls, event: WebhookEvent) -> WebhookEventView:
-        return cls(**{field: getattr(event, field) for field in cls.__struct_fields__})
-
-
-class WebhookEventList(msgspec.Struct):
-    data: list[WebhookEventView]
+@post("/webhooks/stripe", status_code=HTTP_200_OK, summary="Receive a Stripe event")
+async def receive_stripe_event(
+    request: Request[Any, Any, State], webhook_intake: NamedDependency[WebhookIntake]
+) -> WebhookAck:
+    return await webhook_intake.receive(await request.body(), request.headers.get(SIGNATURE_HEADER))
 
 
 @get("/internal/v1/webhook-events", summary="List journaled Stripe events, newest first")
@@ -169,16 +140,14 @@ async def list_webhook_events(
 async def replay_webhook_event(
     event_id: Annotated[str, PathParameter(max_length=255)],
     db_session: NamedDependency[AsyncSession],
-    request: Request[Any, Any, State],
+    webhook_worker: NamedDependency[WebhookWorker],
 ) -> WebhookEventView:
     event = await journal.replay_event(db_session, event_id)
     if event is None:
         if await journal.get_event(db_session, event_id) is None:
             raise NotFoundError(f"No webhook event {event_id} in the journal.")
         raise ConflictError(f"Webhook event {event_id} is being processed right now.")
-    worker: WebhookWorker | None = getattr(request.app.state, "webhook_worker", None)
-    if worker is not None:
-        worker.notify()
+    webhook_worker.notify()
     return WebhookEventView.of(event)
 
 

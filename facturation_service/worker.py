@@ -21,7 +21,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
-from litestar import Litestar
 from prometheus_client import Counter, Gauge
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,7 +33,6 @@ from facturation_service.invoices import (
 from facturation_service.journal import ClaimedEvent, EventStatus
 from facturation_service.models import utcnow
 from facturation_service.order_events import ORDER_EVENT_TYPES, apply_checkout_session_event
-from facturation_service.settings import FacturationSettings
 from facturation_service.stripe_api import StripeApi
 from shared import ClientError, Database, ProblemError, UnprocessableError
 
@@ -45,7 +43,7 @@ __all__ = [
     "StripeEvent",
     "WebhookWorker",
     "WorkerConfig",
-    "webhook_worker",
+    "event_handlers",
 ]
 
 logger = logging.getLogger("facturation_service.worker")
@@ -80,7 +78,6 @@ class StripeEvent(msgspec.Struct, frozen=True):
     object: dict[str, Any]
 
 
-InvoiceFetcher = Callable[[str], Awaitable[dict[str, Any]]]
 Handler = Callable[[AsyncSession, StripeEvent], Awaitable[bool]]
 """Applies an event in the caller's transaction; ``False`` means it was not ours (ignored)."""
 
@@ -101,18 +98,21 @@ class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True):
     """but never longer than this between two batches, so applying never stops."""
 
 
-def event_handlers(fetch_invoice: InvoiceFetcher | None = None) -> dict[str, Handler]:
-    """Handlers by event type.
+def event_handlers(refetch_from: StripeApi | None = None) -> dict[str, Handler]:
+    """What applies each handled event type: ``invoice.*`` → ``invoices.py``,
+    ``checkout.session.*`` → ``order_events.py``.
 
     Args:
-        fetch_invoice: when given, the invoice is read from Stripe instead of trusting the
+        refetch_from: when given, the invoice is read from Stripe instead of trusting the
             event's snapshot; the fetched state is then as new as the moment it was read.
     """
 
     async def invoice_event(session: AsyncSession, event: StripeEvent) -> bool:
         raw, snapshot_created = event.object, event.created
-        if fetch_invoice is not None:
-            raw, snapshot_created = await fetch_invoice(str(raw["id"])), int(time.time())
+        if refetch_from is not None:
+            invoice = await refetch_from.retrieve_invoice(str(raw["id"]))
+            raw = invoice.to_dict(recursive=True, for_json=True)
+            snapshot_created = int(time.time())
         await apply_invoice_snapshot(session, raw, snapshot_created=snapshot_created)
         return True
 
@@ -339,7 +339,8 @@ class WebhookWorker:
             task.cancel()
 
     @contextlib.asynccontextmanager
-    async def lifespan(self, _app: Litestar) -> AsyncIterator[None]:
+    async def running(self) -> AsyncIterator[None]:
+        """The loop as a background task for as long as the block runs (the app's lifespan)."""
         loop = asyncio.create_task(self.run(), name="webhook-worker")
         try:
             yield
@@ -350,37 +351,3 @@ class WebhookWorker:
                 await asyncio.wait_for(loop, timeout=5.0)
             except (TimeoutError, asyncio.CancelledError):
                 loop.cancel()
-
-
-@contextlib.asynccontextmanager
-async def webhook_worker(app: Litestar) -> AsyncIterator[None]:
-    """The app's worker, from its settings; after the Stripe client exists (refetch uses it)."""
-    settings: FacturationSettings = app.state.settings
-    fetch_invoice: InvoiceFetcher | None = None
-    if settings.facturation_refetch_invoices:
-        stripe_api: StripeApi = app.state.stripe
-
-        async def fetch_invoice(invoice_id: str) -> dict[str, Any]:
-            invoice = await stripe_api.retrieve_invoice(invoice_id)
-            return invoice.to_dict(recursive=True, for_json=True)
-
-    instance = WebhookWorker(
-        app.state.database,
-        WorkerConfig(
-            poll_interval=settings.facturation_webhook_poll_seconds,
-            max_attempts=settings.facturation_webhook_max_attempts,
-            retry_base=settings.facturation_webhook_retry_base_seconds,
-            lease=settings.facturation_webhook_lease_seconds,
-            concurrency=settings.facturation_webhook_concurrency,
-            batch_size=settings.facturation_webhook_batch_size,
-        ),
-        handlers=event_handlers(fetch_invoice),
-        intake=journal.JournalWriter(app.state.database.engine),
-    )
-    app.state.webhook_worker = instance
-    app.state.journal_writer = instance.intake
-    if not settings.facturation_webhook_worker:
-        yield
-        return
-    async with instance.lifespan(app):
-        yield

@@ -1,5 +1,5 @@
 """Facturation app on a real migrated database, Stripe's HTTP answered by the fake through respx,
-and auth replaced by an in-memory double with the same two methods as ``AuthClient``."""
+and auth handed to ``create_app`` as an in-memory double of ``AuthApi``."""
 
 from __future__ import annotations
 
@@ -125,12 +125,12 @@ def stripe_http(fake_stripe: FakeStripe) -> Iterator[respx.MockRouter]:
 
 
 @pytest.fixture
-def app(settings: FacturationSettings) -> Litestar:
-    return create_app(settings)
+def app(settings: FacturationSettings, fake_auth: FakeAuth) -> Litestar:
+    return create_app(settings, auth=fake_auth)
 
 
 @asynccontextmanager
-async def running(app: Litestar, fake_auth: FakeAuth) -> AsyncIterator[httpx.AsyncClient]:
+async def running(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
     """The app with its lifespan, on this event loop. Unlike Litestar's test client, which sends
     one request at a time, concurrent requests really run concurrently here."""
     started, stop = asyncio.Event(), asyncio.Event()
@@ -148,8 +148,6 @@ async def running(app: Litestar, fake_auth: FakeAuth) -> AsyncIterator[httpx.Asy
     if task.done():
         task.result()
     try:
-        await app.state.auth.close()
-        app.state.auth = fake_auth
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]
             base_url="http://facturation.test",
@@ -162,10 +160,8 @@ async def running(app: Litestar, fake_auth: FakeAuth) -> AsyncIterator[httpx.Asy
 
 
 @pytest.fixture
-async def client(
-    app: Litestar, fake_auth: FakeAuth, stripe_http: respx.MockRouter
-) -> AsyncIterator[httpx.AsyncClient]:
-    async with running(app, fake_auth) as http:
+async def client(app: Litestar, stripe_http: respx.MockRouter) -> AsyncIterator[httpx.AsyncClient]:
+    async with running(app) as http:
         yield http
 
 

@@ -8,8 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
-from facturation_service.basket import BasketItem, price_basket
 from facturation_service.catalog import load_catalog
+from facturation_service.checkout import price_basket
+from facturation_service.schemas import BasketItem
 from shared import PROBLEM_MEDIA_TYPE, SettingsError, UnprocessableError
 from tests.support.fake_stripe import FakeStripe
 from tests.unit.facturation_service.conftest import FakeAuth, as_user

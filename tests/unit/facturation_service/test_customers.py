@@ -6,16 +6,17 @@ import asyncio
 
 import httpx
 import pytest
-from litestar import Litestar
+import respx
 from sqlalchemy import select
 
 from facturation_service.app import create_app
-from facturation_service.customers import KnownCustomers
+from facturation_service.customers import Customers, KnownCustomers, UserLocks
 from facturation_service.models import StripeCustomer
 from facturation_service.settings import FacturationSettings
-from shared import INTERNAL_TOKEN_HEADER, PROBLEM_MEDIA_TYPE, Database
+from facturation_service.stripe_api import StripeApi
+from shared import INTERNAL_TOKEN_HEADER, PROBLEM_MEDIA_TYPE, Database, ServiceUnavailableError
 from tests.support.fake_stripe import FakeStripe
-from tests.unit.facturation_service.conftest import FakeAuth, as_user, running
+from tests.unit.facturation_service.conftest import STRIPE_BASE, FakeAuth, as_user, running
 
 CUSTOMERS = "/v1/customers"
 
@@ -75,7 +76,7 @@ async def test_two_replicas_racing_for_one_user_end_with_one_customer(
     """A second app on the same database stands for a second replica (its own process lock)."""
     fake_stripe.latency = 0.05
     user_id = fake_auth.add_user()
-    async with running(create_app(settings), fake_auth) as other:
+    async with running(create_app(settings, auth=fake_auth)) as other:
         responses = await asyncio.gather(
             *(
                 (client if i % 2 else other).post("/billing/customer", headers=as_user(user_id))
@@ -214,14 +215,21 @@ def test_known_customers_forget_the_oldest_entry_when_full() -> None:
 
 
 async def test_a_customer_is_remembered_only_once_auth_holds_it(
-    client: httpx.AsyncClient, app: Litestar, fake_auth: FakeAuth
+    db: Database, fake_auth: FakeAuth, stripe_http: respx.MockRouter
 ) -> None:
+    known = KnownCustomers()
+    stripe_api = StripeApi("sk_test_unit", api_base=STRIPE_BASE)
+    customers = Customers(db, stripe_api, fake_auth, locks=UserLocks(), known=known)
     user_id = fake_auth.add_user()
     fake_auth.fail_stores = 1
 
-    await client.post("/billing/customer", headers=as_user(user_id))
-    remembered_before = app.state.known_customers.get(user_id)
-    completed = await client.post("/billing/customer", headers=as_user(user_id))
+    try:
+        with pytest.raises(ServiceUnavailableError):
+            await customers.ensure_customer(user_id)
+        remembered_before = known.get(user_id)
+        completed = await customers.ensure_customer(user_id)
+    finally:
+        await stripe_api.close()
 
     assert remembered_before is None
-    assert app.state.known_customers.get(user_id) == completed.json()["user_stripe_id"]
+    assert known.get(user_id) == completed.user_stripe_id
