@@ -1,10 +1,11 @@
-"""The webhook journal: every verified Stripe event stored once by its id, then claimed, processed
-and marked by the worker.
+"""The webhook journal, the ``webhook_events`` table, and every statement on it: the intake
+stores each verified Stripe event once by its id (``JournalWriter``, one per app, built by the
+app); the worker claims, marks and fails events; operators list and replay them.
 
 An event's life: ``pending`` → ``processing`` (claimed, under a lease) → ``processed`` |
-``ignored`` | back to ``pending`` with a later ``next_attempt_at`` after a failure | ``failed``
-once its attempts are spent. An event left ``processing`` by a crash is claimed again when its
-lease has run out.
+``ignored`` | back to ``pending`` with a later ``next_attempt_at`` after a server-side failure |
+``failed`` at once for a client error, or once its attempts are spent. An event left
+``processing`` by a crash is claimed again when its lease has run out.
 """
 
 from __future__ import annotations

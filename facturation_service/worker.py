@@ -1,4 +1,7 @@
-"""The background worker that applies journaled Stripe events, inside the facturation service.
+"""The loop that applies journaled Stripe events, inside the facturation service: claim, apply,
+mark. What an event does lives in its domain module (``invoices.py``, ``order_events.py``);
+``event_handlers`` is the one table saying which applies each type. The app builds the worker
+once, with the journal writer it also hands to the webhook intake.
 
 Each replica runs one loop. It claims due events (see :func:`journal.claim_events`), applies each
 in one transaction together with marking it done, and on an error follows the shared error tree:
@@ -148,6 +151,12 @@ class WebhookWorker:
         handlers: Mapping[str, Handler] | None = None,
         intake: journal.JournalWriter | None = None,
     ) -> None:
+        """Apply the events journaled in ``database``.
+
+        Args:
+            handlers: by event type; :func:`event_handlers` when not given.
+            intake: the app's journal writer, read only to give way to a burst of deliveries.
+        """
         self.database = database
         self.intake = intake
         self.config = config or WorkerConfig()
