@@ -8,6 +8,7 @@ import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import update
 
@@ -22,7 +23,7 @@ from facturation_service.worker import (
     WorkerConfig,
     event_handlers,
 )
-from shared import ConflictError, Database, GatewayTimeoutError
+from shared import ConflictError, Database, GatewayTimeoutError, ProblemError
 from tests.support import stripe_events
 from tests.support.webhook_app import get_event, get_invoice, journal_event, wait_until
 
@@ -112,33 +113,24 @@ async def test_an_invoice_event_without_an_invoice_fails_at_once_without_retries
     assert stored.last_error.startswith("UnprocessableError: ")
 
 
-async def test_a_handler_raising_a_client_error_fails_the_event_at_once(db: Database) -> None:
-    calls: list[int] = []
-
-    async def handler(session: object, event: StripeEvent) -> bool:
-        calls.append(1)
-        raise ConflictError("this invoice contradicts what is stored")
-
-    worker = WebhookWorker(db, FAST, handlers={"invoice.paid": handler})
-    event = stripe_events.event("invoice.paid", stripe_events.invoice("paid"))
-    await journal_event(db, event)
-
-    await worker.drain()
-
-    stored = await get_event(db, event["id"])
-    assert stored is not None
-    assert (stored.status, stored.attempts, len(calls)) == ("failed", 1, 1)
-    assert stored.last_error == "ConflictError: this invoice contradicts what is stored"
-
-
-async def test_a_handler_raising_a_server_error_is_retried_until_it_passes(db: Database) -> None:
+@pytest.mark.parametrize(
+    ("error", "status", "attempts"),
+    [
+        (ConflictError("this invoice contradicts what is stored"), "failed", 1),
+        (GatewayTimeoutError("Stripe did not answer in time."), "processed", 2),
+    ],
+    ids=["client-error-fails-at-once", "server-error-is-retried"],
+)
+async def test_a_client_error_fails_the_event_at_once_and_a_server_error_is_retried(
+    db: Database, error: ProblemError, status: str, attempts: int
+) -> None:
     real = event_handlers()["invoice.paid"]
     calls: list[int] = []
 
     async def handler(session: object, event: StripeEvent) -> bool:
         calls.append(1)
         if len(calls) == 1:
-            raise GatewayTimeoutError("Stripe did not answer in time.")
+            raise error
         return await real(session, event)  # type: ignore[arg-type]
 
     worker = WebhookWorker(db, FAST, handlers={"invoice.paid": handler})
@@ -149,8 +141,8 @@ async def test_a_handler_raising_a_server_error_is_retried_until_it_passes(db: D
 
     stored = await get_event(db, event["id"])
     assert stored is not None
-    assert (stored.status, stored.attempts, len(calls)) == ("processed", 2, 2)
-    assert stored.last_error == "GatewayTimeoutError: Stripe did not answer in time."
+    assert (stored.status, stored.attempts, len(calls)) == (status, attempts, attempts)
+    assert stored.last_error == f"{type(error).__name__}: {error}"
 
 
 async def test_an_event_left_processing_by_a_crashed_worker_is_processed_after_its_lease(
