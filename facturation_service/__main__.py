@@ -1,3 +1,6 @@
+"""``python -m facturation_service serve | migrate``: start the service, or bring its database to
+the newest migration."""
+
 from __future__ import annotations
 
 import sys

@@ -1,11 +1,12 @@
 """The facturation app set up for webhook tests: signing secrets, a fast worker, and helpers to
-post signed events and read the journal."""
+start it, post signed events and read the journal."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import msgspec
@@ -13,11 +14,12 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select
 
+from facturation_service.app import create_app
 from facturation_service.journal import EventEnvelope, record_event
 from facturation_service.models import Invoice, WebhookEvent
 from facturation_service.settings import FacturationSettings
 from facturation_service.worker import HANDLED_EVENT_TYPES
-from shared import Database
+from shared import INTERNAL_TOKEN_HEADER, Database
 from tests.support import stripe_events
 
 INTERNAL_TOKEN = "unit-internal-token"
@@ -37,6 +39,16 @@ def webhook_settings(database_url: str, **overrides: Any) -> FacturationSettings
     }
     values.update(overrides)
     return FacturationSettings(**values)
+
+
+@asynccontextmanager
+async def webhook_app_client(
+    database_url: str, **overrides: Any
+) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    """The app under ``webhook_settings``, started, sending the internal credential."""
+    async with AsyncTestClient(create_app(webhook_settings(database_url, **overrides))) as client:
+        client.headers[INTERNAL_TOKEN_HEADER] = INTERNAL_TOKEN
+        yield client
 
 
 async def post_event(

@@ -29,7 +29,7 @@ from shared import (
 )
 from tests.support.databases import migrated_database
 from tests.support.fake_stripe import FakeStripe
-from tests.support.webhook_app import webhook_settings
+from tests.support.webhook_app import webhook_app_client
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "facturation_service" / "migrations"
 STRIPE_BASE = "https://stripe.test"
@@ -168,9 +168,7 @@ async def client(app: Litestar, stripe_http: respx.MockRouter) -> AsyncIterator[
 @pytest.fixture
 async def webhook_client(facturation_url: str) -> AsyncIterator[AsyncTestClient[Litestar]]:
     """The app under ``webhook_settings``: signing secrets and a fast worker."""
-    app = create_app(webhook_settings(facturation_url))
-    async with AsyncTestClient(app) as test_client:
-        test_client.headers[INTERNAL_TOKEN_HEADER] = INTERNAL_TOKEN
+    async with webhook_app_client(facturation_url) as test_client:
         yield test_client
 
 

@@ -10,12 +10,11 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from facturation_service.app import create_app
 from facturation_service.models import StripeCustomer
 from facturation_service.worker import WebhookWorker
 from shared import PROBLEM_MEDIA_TYPE, Database
 from tests.support import stripe_events
-from tests.support.webhook_app import INTERNAL_TOKEN, journal_event, webhook_settings
+from tests.support.webhook_app import journal_event, webhook_app_client
 
 ADA = "11111111-2222-4333-8444-00000000000a"
 BOB = "11111111-2222-4333-8444-00000000000b"
@@ -33,9 +32,7 @@ async def database(facturation_url: str) -> AsyncIterator[Database]:
 
 @pytest.fixture
 async def client(facturation_url: str) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    app = create_app(webhook_settings(facturation_url, facturation_webhook_worker=False))
-    async with AsyncTestClient(app) as test_client:
-        test_client.headers["X-Internal-Token"] = INTERNAL_TOKEN
+    async with webhook_app_client(facturation_url, facturation_webhook_worker=False) as test_client:
         yield test_client
 
 

@@ -12,12 +12,12 @@ from facturation_service.app import create_app
 from shared import Database
 from tests.support import stripe_events
 from tests.support.webhook_app import (
-    INTERNAL_TOKEN,
     count_events,
     get_event,
     journal_event,
     post_event,
     wait_until,
+    webhook_app_client,
     webhook_settings,
 )
 
@@ -109,14 +109,12 @@ def test_several_apps_build_in_one_process_without_registering_metrics_twice(
 async def test_replaying_an_event_a_worker_holds_is_a_409(
     facturation_url: str, db: Database
 ) -> None:
-    app = create_app(webhook_settings(facturation_url, facturation_webhook_worker=False))
     event = stripe_events.event("invoice.paid", stripe_events.invoice("paid"))
     await journal_event(db, event)
     async with db.sessionmaker() as session:
         (held,) = await journal.claim_events(session, limit=1, lease=timedelta(seconds=60))
 
-    async with AsyncTestClient(app) as private:
-        private.headers["X-Internal-Token"] = INTERNAL_TOKEN
+    async with webhook_app_client(facturation_url, facturation_webhook_worker=False) as private:
         response = await private.post(f"/internal/v1/webhook-events/{held.id}/replay")
 
     assert response.status_code == 409
@@ -128,11 +126,9 @@ async def test_replaying_an_event_a_worker_holds_is_a_409(
 async def test_without_a_signing_secret_events_are_refused_with_503_and_not_stored(
     facturation_url: str, db: Database
 ) -> None:
-    app = create_app(webhook_settings(facturation_url, stripe_webhook_secret=[]))
     event = stripe_events.event("invoice.paid", stripe_events.invoice("paid"))
 
-    async with AsyncTestClient(app) as test_client:
-        test_client.headers["X-Internal-Token"] = INTERNAL_TOKEN
+    async with webhook_app_client(facturation_url, stripe_webhook_secret=[]) as test_client:
         response = await post_event(test_client, event)
 
     assert response.status_code == 503
