@@ -43,6 +43,7 @@ class FakeAuth:
     store_calls: int = 0
     fail_stores: int = 0
     """How many of the next ``store_stripe_customer`` calls fail as if auth were down."""
+    closed: bool = False
 
     def add_user(self, email: str | None = None) -> str:
         user_id = str(uuid.uuid4())
@@ -70,7 +71,7 @@ class FakeAuth:
         return self.users[user_id]
 
     async def close(self) -> None:
-        return None
+        self.closed = True
 
 
 @pytest.fixture(autouse=True)
