@@ -27,9 +27,26 @@ FONTS = Path(__file__).resolve().parent / "fonts"
 
 # Stripe's zero-decimal and three-decimal currencies; every other one has two decimals.
 _ZERO_DECIMAL = frozenset(
-    "bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split()
+    [
+        "bif",
+        "clp",
+        "djf",
+        "gnf",
+        "jpy",
+        "kmf",
+        "krw",
+        "mga",
+        "pyg",
+        "rwf",
+        "ugx",
+        "vnd",
+        "vuv",
+        "xaf",
+        "xof",
+        "xpf",
+    ]
 )
-_THREE_DECIMAL = frozenset("bhd jod kwd omr tnd".split())
+_THREE_DECIMAL = frozenset(["bhd", "jod", "kwd", "omr", "tnd"])
 _SYMBOLS = {"eur": "€", "usd": "$", "gbp": "£", "jpy": "¥"}
 
 
@@ -310,7 +327,7 @@ def _lines_table(pdf: _InvoicePdf, invoice: _Snapshot, currency: str) -> None:
         for line in invoice.lines.data:
             description = line.description or "—"
             if line.is_subscription and line.period and line.period.start and line.period.end:
-                description += f"\nPeriod: {_date(line.period.start)} – {_date(line.period.end)}"
+                description += f"\nPeriod: {_date(line.period.start)} to {_date(line.period.end)}"
             # A fractional unit price (Stripe's unit_amount_decimal) is shown to the minor unit.
             unit = int(line.unit_amount().to_integral_value())
             table.row(

@@ -21,7 +21,7 @@ from facturation_service.models import Invoice, InvoiceLine, StripeCustomer
 from facturation_service.routes import Identity, provide_identity
 from shared import BadRequestError, NotFoundError
 
-__all__ = ["ROUTE_HANDLERS", "InvoiceDetail", "InvoicePage", "InvoiceSummary"]
+__all__ = ["ROUTE_HANDLERS", "InvoiceDetail", "InvoicePage", "InvoiceSummary", "owned_by"]
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
@@ -71,7 +71,7 @@ def _summary_fields(invoice: Invoice) -> dict[str, Any]:
     return {field: getattr(invoice, field) for field in InvoiceSummary.__struct_fields__}
 
 
-def _owned_by(user_id: str) -> ColumnElement[bool]:
+def owned_by(user_id: str) -> ColumnElement[bool]:
     customers_of_user = select(StripeCustomer.user_stripe_id).where(
         StripeCustomer.user_id == user_id
     )
@@ -99,7 +99,7 @@ async def list_user_invoices(
     session: AsyncSession, user_id: str, *, limit: int, cursor: str | None
 ) -> InvoicePage:
     """Newest first, by Stripe's creation time then id (a stable order for the cursor)."""
-    query = select(Invoice).where(_owned_by(user_id))
+    query = select(Invoice).where(owned_by(user_id))
     if cursor:
         created, invoice_id = decode_cursor(cursor)
         query = query.where(tuple_(Invoice.created, Invoice.id) < tuple_(created, invoice_id))
@@ -116,7 +116,7 @@ async def list_user_invoices(
 
 async def get_user_invoice(session: AsyncSession, user_id: str, invoice_id: str) -> InvoiceDetail:
     invoice = (
-        await session.scalars(select(Invoice).where(Invoice.id == invoice_id, _owned_by(user_id)))
+        await session.scalars(select(Invoice).where(Invoice.id == invoice_id, owned_by(user_id)))
     ).one_or_none()
     if invoice is None:
         raise NotFoundError(f"No invoice {invoice_id} for this user.")

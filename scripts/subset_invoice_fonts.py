@@ -64,7 +64,7 @@ def subset_font(source: Path, target: Path, codepoints: set[int]) -> None:
     subsetter.populate(unicodes=codepoints)
     subsetter.subset(font)
     font.save(target)
-    print(f"{target.name}: {target.stat().st_size} bytes")  # noqa: T201
+    print(f"{target.name}: {target.stat().st_size} bytes")
 
 
 def main() -> None:
