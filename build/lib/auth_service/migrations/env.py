@@ -1,0 +1,4 @@
+from auth_service.models import Base
+from shared import run_alembic_env
+
+run_alembic_env(Base.metadata)

@@ -1,0 +1,179 @@
+"""Access tokens: issue (EdDSA JWT), verify, revoke.
+
+Verification is on the hot path (every uncached gateway request, nginx ``auth_request``): it is
+one signature check and, for revocation, one primary-key lookup; no password work.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from sqlalchemy import insert, select
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from auth_service.models import RevokedToken
+from auth_service.signing_keys import ALGORITHM, KeyRing
+from shared import Database, ServiceUnavailableError, UnauthorizedError
+
+__all__ = ["AccessToken", "TokenClaims", "Tokens", "bearer_token", "revocation_engine"]
+
+REQUIRED_CLAIMS = ["sub", "email", "iss", "aud", "iat", "exp", "jti"]
+# RFC 6750 b64token, as three dot-separated JWS parts; bounded so garbage is rejected cheaply.
+_BEARER = re.compile(r"^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$", re.IGNORECASE)
+_MAX_AUTHORIZATION_LENGTH = 4096
+_CHALLENGE = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+
+
+def revocation_engine(database: Database) -> AsyncEngine:
+    """The check route's own pool: autocommit and no pre-ping, so a lookup is one round trip.
+
+    The service's main pool pings every checkout (on asyncpg: BEGIN, ping, ROLLBACK) and wraps a
+    lone SELECT in BEGIN/ROLLBACK: six round trips where one does. SQLite has no such cost and
+    keeps its one engine (and its pragmas).
+    """
+    if database.is_sqlite:
+        return database.engine.execution_options(isolation_level="AUTOCOMMIT")
+    return create_async_engine(
+        database.url,
+        isolation_level="AUTOCOMMIT",
+        # Each lookup holds a connection for one round trip: a few go a long way.
+        pool_size=5,
+        max_overflow=10,
+        pool_recycle=1800,
+    )
+
+
+def invalid_token(detail: str) -> UnauthorizedError:
+    return UnauthorizedError(detail, headers=dict(_CHALLENGE))
+
+
+def bearer_token(authorization: list[str]) -> str:
+    """The token of the one ``Authorization: Bearer <jwt>`` header, else 401."""
+    if len(authorization) != 1:
+        raise invalid_token("Expected exactly one Authorization header with a bearer token.")
+    value = authorization[0]
+    match = _BEARER.match(value) if len(value) <= _MAX_AUTHORIZATION_LENGTH else None
+    if match is None:
+        raise invalid_token("The Authorization header is not 'Bearer <token>'.")
+    return match.group(1)
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    token: str
+    jti: str
+    expires_in: int
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    user_id: str
+    email: str
+    exp: int
+    jti: str
+
+
+class Tokens:
+    def __init__(
+        self,
+        keys: KeyRing,
+        *,
+        issuer: str,
+        audience: str,
+        ttl_seconds: int,
+        engine: AsyncEngine,
+        lookup_engine: AsyncEngine | None = None,
+    ) -> None:
+        """Args:
+        lookup_engine: where the hot-path revocation lookup runs (see ``revocation_engine``);
+            ``engine`` by default.
+        """
+        self.keys = keys
+        self.issuer = issuer
+        self.audience = audience
+        self.ttl_seconds = ttl_seconds
+        self._engine = engine
+        self._lookup_engine = lookup_engine or engine
+
+    def issue(self, *, user_id: str, email: str) -> AccessToken:
+        now = int(time.time())
+        jti = uuid.uuid4().hex
+        claims = {
+            "sub": user_id,
+            "email": email,
+            "iss": self.issuer,
+            "aud": self.audience,
+            "iat": now,
+            "exp": now + self.ttl_seconds,
+            "jti": jti,
+        }
+        token = jwt.encode(
+            claims,
+            self.keys.signing_key,
+            algorithm=ALGORITHM,
+            headers={"kid": self.keys.signing_kid},
+        )
+        return AccessToken(token=token, jti=jti, expires_in=self.ttl_seconds)
+
+    def decode(self, token: str) -> TokenClaims:
+        """Signature, algorithm, issuer, audience, expiry and claim presence; not revocation."""
+        try:
+            header = jwt.get_unverified_header(token)
+            key = self.keys.verification_keys.get(str(header.get("kid")))
+            if key is None:
+                raise invalid_token("The token was not signed by a key this service accepts.")
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key.key,
+                algorithms=[ALGORITHM],
+                audience=self.audience,
+                issuer=self.issuer,
+                options={"require": REQUIRED_CLAIMS},
+            )
+        except jwt.ExpiredSignatureError:
+            raise invalid_token("The token has expired.") from None
+        except jwt.PyJWTError:
+            raise invalid_token("The token is invalid.") from None
+        user_id, email, jti = claims["sub"], claims["email"], claims["jti"]
+        if not all(isinstance(value, str) and value for value in (user_id, email, jti)):
+            raise invalid_token("The token is invalid.")
+        if len(jti) > 64:
+            raise invalid_token("The token is invalid.")
+        return TokenClaims(user_id=user_id, email=email, exp=int(claims["exp"]), jti=jti)
+
+    async def verify(self, token: str) -> TokenClaims:
+        """:meth:`decode`, then refuse a revoked token."""
+        claims = self.decode(token)
+        if await self._is_revoked(claims.jti):
+            raise invalid_token("The token has been revoked.")
+        return claims
+
+    async def _is_revoked(self, jti: str, *, retry: bool = True) -> bool:
+        query = select(RevokedToken.jti).where(RevokedToken.jti == jti)
+        try:
+            async with self._lookup_engine.connect() as connection:
+                return await connection.scalar(query) is not None
+        except DBAPIError as exc:
+            # Without pre-ping a pooled connection may have died (database restart); SQLAlchemy
+            # has invalidated it, and one retry takes a fresh one.
+            if retry and exc.connection_invalidated:
+                return await self._is_revoked(jti, retry=False)
+            raise ServiceUnavailableError("The revocation list is unreachable.") from None
+        except (SQLAlchemyError, OSError):
+            raise ServiceUnavailableError("The revocation list is unreachable.") from None
+
+    async def revoke(self, claims: TokenClaims) -> None:
+        """Idempotent: revoking twice keeps one row, kept until the token's own expiry."""
+        try:
+            async with self._engine.begin() as connection:
+                await connection.execute(
+                    insert(RevokedToken).values(jti=claims.jti, expires_at=claims.exp)
+                )
+        except IntegrityError:
+            return

@@ -1,0 +1,212 @@
+"""Embedded Checkout: price the basket, make sure the customer exists, open a Checkout Session
+and remember it as a local order. Stripe is called with no database transaction open."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import msgspec
+from sqlalchemy import insert, or_, select
+
+from facturation_service.basket import PricedBasket
+from facturation_service.models import Order, OrderStatus, utcnow
+from facturation_service.schemas import CheckoutResponse, CheckoutStatus
+from facturation_service.stripe_api import StripeApi
+from shared import Database, NotFoundError, UnprocessableError
+
+if TYPE_CHECKING:
+    from stripe.params.checkout import SessionCreateParams
+
+__all__ = [
+    "SESSION_ID_PLACEHOLDER",
+    "checkout_params",
+    "checkout_return_url",
+    "checkout_status",
+    "complete_free_order",
+    "open_checkout_session",
+]
+
+SESSION_ID_PLACEHOLDER = "{CHECKOUT_SESSION_ID}"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an absolute http(s) URL without credentials, else None."""
+    if any(char in url for char in "\\\t\r\n ") or not url.isprintable():
+        return None
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname or "@" in parts.netloc:
+        return None
+    return scheme, parts.hostname.lower(), port or _DEFAULT_PORTS[scheme]
+
+
+def checkout_return_url(
+    requested: str | None, allowed_origins: list[str], default_path: str
+) -> str:
+    """The URL Stripe sends the buyer back to; only allow-listed origins (no open redirect)."""
+    allowed = {origin for origin in map(_origin, allowed_origins) if origin is not None}
+    if requested is None:
+        if not allowed_origins:
+            raise UnprocessableError("return_url is required: no default origin is configured.")
+        return allowed_origins[0].rstrip("/") + default_path
+    if SESSION_ID_PLACEHOLDER not in requested:
+        raise UnprocessableError(f"return_url must contain {SESSION_ID_PLACEHOLDER}.")
+    if _origin(requested) not in allowed:
+        raise UnprocessableError("return_url must be on one of this site's origins.")
+    return requested
+
+
+def new_order_id() -> str:
+    return f"ord_{uuid.uuid4().hex}"
+
+
+def checkout_idempotency_key(order_id: str) -> str:
+    return f"checkout-session:{order_id}"
+
+
+def checkout_params(
+    basket: PricedBasket, *, user_id: str, user_stripe_id: str, order_id: str, return_url: str
+) -> SessionCreateParams:
+    metadata = {"user_id": user_id, "order_id": order_id}
+    return {
+        "ui_mode": "embedded_page",
+        "mode": "payment",
+        "customer": user_stripe_id,
+        "client_reference_id": order_id,
+        "line_items": [
+            {
+                "quantity": line.quantity,
+                "price_data": {
+                    "currency": line.currency,
+                    "unit_amount": line.unit_amount,
+                    "product_data": {
+                        "name": line.name,
+                        "metadata": {"product_id": line.product_id},
+                    },
+                },
+            }
+            for line in basket.lines
+        ],
+        "invoice_creation": {"enabled": True, "invoice_data": {"metadata": metadata}},
+        "return_url": return_url,
+        "metadata": metadata,
+    }
+
+
+# One statement compiled once: the checkout path is hot (see tests/bench/bench_checkout.py).
+_INSERT_ORDER = insert(Order.metadata.tables[Order.__tablename__])
+
+
+def _order_values(basket: PricedBasket, **fields: Any) -> dict[str, Any]:
+    now = utcnow()
+    return {
+        "amount_total": basket.amount_total,
+        "currency": basket.currency,
+        "user_stripe_id": None,
+        "stripe_checkout_session_id": None,
+        "stripe_invoice_id": None,
+        "lines": [msgspec.structs.asdict(line) for line in basket.lines],
+        "created_at": now,
+        "updated_at": now,
+        **fields,
+    }
+
+
+async def complete_free_order(
+    database: Database, basket: PricedBasket, *, user_id: str
+) -> CheckoutResponse:
+    """Nothing to pay: the order is complete at once and Stripe is never called."""
+    order_id = new_order_id()
+    async with database.engine.begin() as connection:
+        await connection.execute(
+            _INSERT_ORDER,
+            _order_values(basket, id=order_id, user_id=user_id, status=OrderStatus.COMPLETE),
+        )
+    return CheckoutResponse(
+        id=order_id,
+        client_secret=None,
+        amount_total=0,
+        currency=basket.currency,
+        order_id=order_id,
+        status=OrderStatus.COMPLETE,
+    )
+
+
+async def open_checkout_session(
+    database: Database,
+    stripe_api: StripeApi,
+    basket: PricedBasket,
+    *,
+    user_id: str,
+    user_stripe_id: str,
+    return_url: str,
+) -> CheckoutResponse:
+    order_id = new_order_id()
+    # The order row is written only once Stripe has answered, so a failure leaves nothing behind.
+    session = await stripe_api.create_checkout_session(
+        checkout_params(
+            basket,
+            user_id=user_id,
+            user_stripe_id=user_stripe_id,
+            order_id=order_id,
+            return_url=return_url,
+        ),
+        idempotency_key=checkout_idempotency_key(order_id),
+    )
+    async with database.engine.begin() as connection:
+        await connection.execute(
+            _INSERT_ORDER,
+            _order_values(
+                basket,
+                id=order_id,
+                user_id=user_id,
+                user_stripe_id=user_stripe_id,
+                stripe_checkout_session_id=session.id,
+                status=OrderStatus.PENDING_PAYMENT,
+            ),
+        )
+    return CheckoutResponse(
+        id=session.id,
+        client_secret=session.to_dict().get("client_secret"),
+        amount_total=basket.amount_total,
+        currency=basket.currency,
+        order_id=order_id,
+        status=OrderStatus.PENDING_PAYMENT,
+    )
+
+
+async def checkout_status(
+    database: Database, stripe_api: StripeApi, *, user_id: str, checkout_id: str
+) -> CheckoutStatus:
+    """For the return page; someone else's session is indistinguishable from a missing one."""
+    async with database.sessionmaker() as db:
+        order = await db.scalar(
+            select(Order).where(
+                Order.user_id == user_id,
+                or_(Order.stripe_checkout_session_id == checkout_id, Order.id == checkout_id),
+            )
+        )
+    if order is None:
+        raise NotFoundError("No checkout session with this id.")
+    if order.stripe_checkout_session_id is None:
+        return CheckoutStatus(
+            status="complete", payment_status="no_payment_required", invoice_id=None
+        )
+    session = (
+        await stripe_api.retrieve_checkout_session(order.stripe_checkout_session_id)
+    ).to_dict()
+    invoice = session.get("invoice")
+    if isinstance(invoice, dict):
+        invoice = invoice.get("id")
+    return CheckoutStatus(
+        status=session.get("status"),
+        payment_status=session.get("payment_status"),
+        invoice_id=invoice if isinstance(invoice, str) else order.stripe_invoice_id,
+    )

@@ -1,0 +1,259 @@
+"""Invoices persisted from Stripe's ``invoice.*`` events.
+
+Events arrive duplicated, concurrently and out of order. Each carries a full snapshot of the
+invoice; the stored row keeps the newest one, ordered by the event's ``created`` and then by
+status rank (draft < open < uncollectible < paid = void). The comparison happens inside the one
+``INSERT ... ON CONFLICT DO UPDATE ... WHERE`` statement, which holds the row lock while it
+decides, so two workers applying two snapshots at once cannot both win.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import msgspec
+from sqlalchemy import String, Table, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from facturation_service.models import Invoice, InvoiceLine, StripeCustomer, utcnow
+
+__all__ = [
+    "INVOICE_EVENT_TYPES",
+    "InvoiceSnapshot",
+    "apply_invoice_snapshot",
+    "link_invoices_to_users",
+    "status_rank",
+]
+
+INVOICE_EVENT_TYPES = frozenset(
+    {
+        "invoice.created",
+        "invoice.finalized",
+        "invoice.updated",
+        "invoice.paid",
+        "invoice.payment_succeeded",
+        "invoice.payment_failed",
+        "invoice.voided",
+        "invoice.marked_uncollectible",
+    }
+)
+
+_STATUS_RANKS = {"draft": 0, "open": 1, "uncollectible": 2, "paid": 3, "void": 3}
+
+
+def status_rank(status: str | None) -> int:
+    return _STATUS_RANKS.get(status or "", 0)
+
+
+class _Period(msgspec.Struct):
+    start: int | None = None
+    end: int | None = None
+
+
+class _PriceDetails(msgspec.Struct):
+    price: str | dict[str, Any] | None = None
+
+
+class _Pricing(msgspec.Struct):
+    price_details: _PriceDetails | None = None
+
+
+class LineSnapshot(msgspec.Struct):
+    id: str
+    amount: int
+    currency: str
+    description: str | None = None
+    quantity: int | None = None
+    period: _Period | None = None
+    pricing: _Pricing | None = None
+
+    @property
+    def price(self) -> str | None:
+        details = self.pricing.price_details if self.pricing else None
+        price = details.price if details else None
+        if isinstance(price, dict):
+            return str(price.get("id")) if price.get("id") else None
+        return price
+
+
+class _LineList(msgspec.Struct):
+    data: list[LineSnapshot] = []
+    has_more: bool = False
+
+
+class InvoiceSnapshot(msgspec.Struct):
+    """What the service uses of a Stripe invoice; unknown fields are accepted (and kept raw)."""
+
+    id: str
+    currency: str
+    created: int
+    customer: str | dict[str, Any] | None = None
+    number: str | None = None
+    status: str | None = None
+    amount_due: int = 0
+    amount_paid: int = 0
+    amount_remaining: int = 0
+    subtotal: int = 0
+    total: int = 0
+    hosted_invoice_url: str | None = None
+    invoice_pdf: str | None = None
+    period_start: int | None = None
+    period_end: int | None = None
+    status_transitions: dict[str, Any] = {}
+    lines: _LineList = msgspec.field(default_factory=_LineList)
+
+    @property
+    def customer_id(self) -> str | None:
+        if isinstance(self.customer, dict):
+            return str(self.customer.get("id")) if self.customer.get("id") else None
+        return self.customer
+
+
+_INVOICES = Invoice.__table__
+# Core inserts: the ORM's bulk path costs more per row and adds nothing here.
+_LINES = cast("Table", InvoiceLine.__table__)
+_SNAPSHOT_COLUMNS = (
+    "id",
+    "customer",
+    "number",
+    "status",
+    "currency",
+    "amount_due",
+    "amount_paid",
+    "amount_remaining",
+    "subtotal",
+    "total",
+    "hosted_invoice_url",
+    "invoice_pdf",
+    "period_start",
+    "period_end",
+    "created",
+    "status_transitions",
+    "raw",
+    "snapshot_created",
+    "status_rank",
+    "updated_at",
+)
+
+
+def _build_upsert(dialect: Any) -> Any:
+    """The conditional upsert, built once per dialect so each event only binds parameters."""
+    columns = _INVOICES.c
+    # An invoice whose customer is not mapped yet keeps user_id NULL until the mapping appears.
+    user_of_customer = (
+        select(StripeCustomer.user_id)
+        .where(StripeCustomer.user_stripe_id == bindparam("p_customer", type_=String()))
+        .scalar_subquery()
+    )
+    values: dict[str, Any] = {
+        name: bindparam(f"p_{name}", type_=columns[name].type) for name in _SNAPSHOT_COLUMNS
+    }
+    statement = dialect.insert(_INVOICES).values(**values, user_id=user_of_customer)
+    excluded = statement.excluded
+    newer = or_(
+        columns.snapshot_created < excluded.snapshot_created,
+        and_(
+            columns.snapshot_created == excluded.snapshot_created,
+            columns.status_rank <= excluded.status_rank,
+        ),
+    )
+    updates = {name: excluded[name] for name in _SNAPSHOT_COLUMNS if name != "id"}
+    updates["user_id"] = func.coalesce(columns.user_id, excluded.user_id)
+    return statement.on_conflict_do_update(
+        index_elements=[columns.id], set_=updates, where=newer
+    ).returning(columns.id)
+
+
+_UPSERTS = {"postgresql": _build_upsert(postgresql), "sqlite": _build_upsert(sqlite)}
+
+
+async def apply_invoice_snapshot(
+    session: AsyncSession, raw: dict[str, Any], *, snapshot_created: int
+) -> bool:
+    """Store this snapshot unless a newer one is stored; ``True`` when it was applied.
+
+    Runs in the caller's transaction; its first statement writes, so on SQLite the transaction
+    takes the write lock at once instead of failing to upgrade a read lock.
+
+    Raises:
+        msgspec.ValidationError: the object is not an invoice this service can store.
+    """
+    snapshot = msgspec.convert(raw, InvoiceSnapshot)
+    values: dict[str, Any] = {
+        "id": snapshot.id,
+        "customer": snapshot.customer_id,
+        "number": snapshot.number,
+        "status": snapshot.status,
+        "currency": snapshot.currency,
+        "amount_due": snapshot.amount_due,
+        "amount_paid": snapshot.amount_paid,
+        "amount_remaining": snapshot.amount_remaining,
+        "subtotal": snapshot.subtotal,
+        "total": snapshot.total,
+        "hosted_invoice_url": snapshot.hosted_invoice_url,
+        "invoice_pdf": snapshot.invoice_pdf,
+        "period_start": snapshot.period_start,
+        "period_end": snapshot.period_end,
+        "created": snapshot.created,
+        "status_transitions": snapshot.status_transitions,
+        "raw": raw,
+        "snapshot_created": snapshot_created,
+        "status_rank": status_rank(snapshot.status),
+        "updated_at": utcnow(),
+    }
+    statement = _UPSERTS[session.get_bind().dialect.name]
+    parameters = {f"p_{name}": value for name, value in values.items()}
+    applied = (await session.execute(statement, parameters)).scalar_one_or_none() is not None
+    if applied:
+        raw_lines = raw.get("lines", {}).get("data", [])
+        await _replace_lines(session, snapshot, raw_lines)
+    return applied
+
+
+async def _replace_lines(
+    session: AsyncSession, snapshot: InvoiceSnapshot, raw_lines: list[dict[str, Any]]
+) -> None:
+    await session.execute(delete(InvoiceLine).where(InvoiceLine.invoice_id == snapshot.id))
+    rows = [
+        {
+            "invoice_id": snapshot.id,
+            "id": line.id,
+            "position": position,
+            "description": line.description,
+            "amount": line.amount,
+            "currency": line.currency,
+            "quantity": line.quantity,
+            "price": line.price,
+            "period_start": line.period.start if line.period else None,
+            "period_end": line.period.end if line.period else None,
+            "raw": raw_line,
+        }
+        for position, (line, raw_line) in enumerate(
+            zip(snapshot.lines.data, raw_lines, strict=True)
+        )
+    ]
+    if rows:
+        await session.execute(insert(_LINES), rows)
+
+
+async def link_invoices_to_users(session: AsyncSession, *, customer: str | None = None) -> int:
+    """Give invoices stored before their customer was mapped to a user their user; returns how
+    many were linked. Runs in the caller's transaction."""
+    user_of_customer = (
+        select(StripeCustomer.user_id)
+        .where(StripeCustomer.user_stripe_id == Invoice.customer)
+        .scalar_subquery()
+    )
+    statement = (
+        update(Invoice)
+        .where(
+            Invoice.user_id.is_(None), Invoice.customer.in_(select(StripeCustomer.user_stripe_id))
+        )
+        .values(user_id=user_of_customer)
+        .execution_options(synchronize_session=False)
+    )
+    if customer is not None:
+        statement = statement.where(Invoice.customer == customer)
+    result = await session.execute(statement)
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -1,0 +1,330 @@
+"""The webhook journal: every verified Stripe event stored once by its id, then claimed, processed
+and marked by the worker.
+
+An event's life: ``pending`` → ``processing`` (claimed, under a lease) → ``processed`` |
+``ignored`` | back to ``pending`` with a later ``next_attempt_at`` after a failure | ``failed``
+once its attempts are spent. An event left ``processing`` by a crash is claimed again when its
+lease has run out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any
+
+import msgspec
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from facturation_service.models import WebhookEvent, utcnow
+
+__all__ = [
+    "ClaimedEvent",
+    "EventEnvelope",
+    "EventStatus",
+    "JournalWriter",
+    "claim_events",
+    "finish_event_as",
+    "finish_events",
+    "get_event",
+    "list_events",
+    "oldest_unprocessed_received_at",
+    "record_event",
+    "record_failure",
+    "replay_event",
+]
+
+_MAX_ERROR_LENGTH = 2000
+
+
+class EventStatus(StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    PROCESSED = "processed"
+    FAILED = "failed"
+    IGNORED = "ignored"
+
+
+class EventEnvelope(msgspec.Struct):
+    """The fields of a Stripe event the journal needs; every other field is accepted and kept in
+    the raw payload."""
+
+    # Bounded by the journal's columns, so a signed oddity is a 400, never a failed insert.
+    id: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+    type: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    created: int
+    livemode: bool = False
+    api_version: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+
+
+class ClaimedEvent(msgspec.Struct, frozen=True):
+    id: str
+    type: str
+    created: int
+    payload: str
+    attempts: int
+    claim_token: str
+
+
+_EVENTS = WebhookEvent.__table__
+# Built once per dialect: the receiver's hot path only binds parameters.
+_RECORD_STATEMENTS: dict[str, Any] = {
+    name: dialect.insert(_EVENTS)
+    .on_conflict_do_nothing(index_elements=["id"])
+    .returning(_EVENTS.c.id)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+
+
+def _record_parameters(envelope: EventEnvelope, payload: str, *, handled: bool) -> dict[str, Any]:
+    now = utcnow()
+    return {
+        "id": envelope.id,
+        "type": envelope.type,
+        "api_version": envelope.api_version,
+        "created": envelope.created,
+        "livemode": envelope.livemode,
+        "payload": payload,
+        "received_at": now,
+        "status": EventStatus.PENDING if handled else EventStatus.IGNORED,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "processed_at": None if handled else now,
+    }
+
+
+async def record_event(
+    session: AsyncSession, envelope: EventEnvelope, payload: str, *, handled: bool
+) -> bool:
+    """Store the event once, durably when this returns; ``False`` when this id was already
+    journaled. Call it first in a fresh session."""
+    # One statement needs no transaction around it: autocommit saves the BEGIN and COMMIT round
+    # trips.
+    connection = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    statement = _RECORD_STATEMENTS[connection.dialect.name]
+    parameters = _record_parameters(envelope, payload, handled=handled)
+    inserted = (await connection.execute(statement, parameters)).scalar_one_or_none()
+    return inserted is not None
+
+
+class JournalWriter:
+    """Group commit for the receiver: the events of concurrent requests are written by one
+    multi-row INSERT, and each request is answered once the batch holding its event committed.
+
+    One database round trip then serves many deliveries, which is where the receiver's time went.
+    """
+
+    def __init__(self, engine: AsyncEngine, *, max_batch: int = 256) -> None:
+        self.engine = engine
+        self.max_batch = max_batch
+        self._pending: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self.last_delivery_at = 0.0
+        """``time.monotonic()`` of the latest delivery, so the worker can give way to intake."""
+
+    async def record(self, envelope: EventEnvelope, payload: str, *, handled: bool) -> bool:
+        """As :func:`record_event`: ``False`` when the event id was already journaled.
+
+        Raises:
+            SQLAlchemyError | OSError: the batch could not be written; nothing of it is stored.
+        """
+        self.last_delivery_at = time.monotonic()
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append((_record_parameters(envelope, payload, handled=handled), future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        # Shielded: a client that hangs up must not cancel the write of the others' events.
+        return await asyncio.shield(future)
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+            try:
+                inserted = await self._insert([parameters for parameters, _ in batch])
+            except Exception as exc:  # each waiting request answers 5xx
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for parameters, future in batch:
+                # The same event twice in one batch: the first delivery stored it.
+                new = parameters["id"] in inserted
+                inserted.discard(parameters["id"])
+                if not future.done():
+                    future.set_result(new)
+
+    async def _insert(self, rows: list[dict[str, Any]]) -> set[str]:
+        async with self.engine.connect() as connection:
+            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            statement = _RECORD_STATEMENTS[autocommit.dialect.name]
+            result = await autocommit.execute(statement, rows)
+            return {row.id for row in result}
+
+
+async def claim_events(
+    session: AsyncSession, *, limit: int, lease: timedelta, now: datetime | None = None
+) -> list[ClaimedEvent]:
+    """Take up to ``limit`` due events for this worker. Commits.
+
+    PostgreSQL skips rows another replica is claiming (``FOR UPDATE SKIP LOCKED``); SQLite runs
+    the whole UPDATE under its single write lock, so one statement is as safe there.
+    """
+    now = now or utcnow()
+    due = or_(
+        and_(WebhookEvent.status == EventStatus.PENDING, WebhookEvent.next_attempt_at <= now),
+        and_(WebhookEvent.status == EventStatus.PROCESSING, WebhookEvent.locked_until < now),
+    )
+    candidates = (
+        select(WebhookEvent.id)
+        .where(due)
+        .order_by(WebhookEvent.next_attempt_at, WebhookEvent.created)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    token = secrets.token_hex(16)
+    statement = (
+        update(WebhookEvent)
+        .where(WebhookEvent.id.in_(candidates.scalar_subquery()), due)
+        .values(
+            status=EventStatus.PROCESSING,
+            attempts=WebhookEvent.attempts + 1,
+            locked_until=now + lease,
+            claim_token=token,
+        )
+        .returning(
+            WebhookEvent.id,
+            WebhookEvent.type,
+            WebhookEvent.created,
+            WebhookEvent.payload,
+            WebhookEvent.attempts,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    rows = (await session.execute(statement)).all()
+    await session.commit()
+    return [
+        ClaimedEvent(
+            id=row.id,
+            type=row.type,
+            created=row.created,
+            payload=row.payload,
+            attempts=row.attempts,
+            claim_token=token,
+        )
+        for row in rows
+    ]
+
+
+async def finish_events(
+    session: AsyncSession, events: list[ClaimedEvent], status: EventStatus
+) -> set[str]:
+    """Mark events done inside the transaction that applies them, so both commit or neither;
+    one statement per claim. Returns the ids still held: the others' lease was lost to another
+    worker, and the caller must not apply them."""
+    now = utcnow()
+    held: set[str] = set()
+    for token in {event.claim_token for event in events}:
+        ids = [event.id for event in events if event.claim_token == token]
+        statement = (
+            update(WebhookEvent)
+            .where(WebhookEvent.id.in_(ids), WebhookEvent.claim_token == token)
+            .values(status=status, processed_at=now, locked_until=None, claim_token=None)
+            .returning(WebhookEvent.id)
+            .execution_options(synchronize_session=False)
+        )
+        held.update((await session.execute(statement)).scalars())
+    return held
+
+
+async def finish_event_as(session: AsyncSession, event_id: str, status: EventStatus) -> None:
+    """Correct the outcome of an event finished earlier in the same transaction."""
+    await session.execute(
+        update(WebhookEvent)
+        .where(WebhookEvent.id == event_id)
+        .values(status=status)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def record_failure(
+    session: AsyncSession, event: ClaimedEvent, error: str, *, retry_at: datetime | None
+) -> None:
+    """Keep the error on the event; back to ``pending`` until ``retry_at``, else ``failed``."""
+    values: dict[str, Any] = {
+        "last_error": error[:_MAX_ERROR_LENGTH],
+        "locked_until": None,
+        "claim_token": None,
+    }
+    if retry_at is None:
+        values.update(status=EventStatus.FAILED, processed_at=utcnow())
+    else:
+        values.update(status=EventStatus.PENDING, next_attempt_at=retry_at)
+    await session.execute(
+        update(WebhookEvent)
+        .where(WebhookEvent.id == event.id, WebhookEvent.claim_token == event.claim_token)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    await session.commit()
+
+
+async def replay_event(session: AsyncSession, event_id: str) -> WebhookEvent | None:
+    """Queue a stored event again with a fresh attempt budget. Commits.
+
+    ``None`` when no such event exists or a worker holds it right now.
+    """
+    now = utcnow()
+    busy = and_(WebhookEvent.status == EventStatus.PROCESSING, WebhookEvent.locked_until >= now)
+    statement = (
+        update(WebhookEvent)
+        .where(WebhookEvent.id == event_id, ~busy)
+        .values(
+            status=EventStatus.PENDING,
+            attempts=0,
+            next_attempt_at=now,
+            processed_at=None,
+            locked_until=None,
+            claim_token=None,
+        )
+        .returning(WebhookEvent)
+        .execution_options(synchronize_session=False)
+    )
+    event = (await session.execute(statement)).scalar_one_or_none()
+    await session.commit()
+    return event
+
+
+async def get_event(session: AsyncSession, event_id: str) -> WebhookEvent | None:
+    return await session.get(WebhookEvent, event_id)
+
+
+async def list_events(
+    session: AsyncSession,
+    *,
+    status: EventStatus | None = None,
+    type_: str | None = None,
+    limit: int = 50,
+) -> list[WebhookEvent]:
+    """Newest received first."""
+    query = select(WebhookEvent).order_by(WebhookEvent.received_at.desc(), WebhookEvent.id.desc())
+    if status is not None:
+        query = query.where(WebhookEvent.status == status)
+    if type_ is not None:
+        query = query.where(WebhookEvent.type == type_)
+    return list((await session.scalars(query.limit(limit))).all())
+
+
+async def oldest_unprocessed_received_at(session: AsyncSession) -> datetime | None:
+    """When the oldest event still waiting (pending or in progress) arrived."""
+    query = select(func.min(WebhookEvent.received_at)).where(
+        WebhookEvent.status.in_([EventStatus.PENDING, EventStatus.PROCESSING])
+    )
+    value: datetime | None = (await session.execute(query)).scalar_one_or_none()
+    if value is not None and value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value

@@ -1,0 +1,230 @@
+"""Facturation's tables. Each part of the service declares its tables here on the one ``Base``."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from shared import named_metadata
+
+__all__ = [
+    "Base",
+    "Invoice",
+    "InvoiceDocument",
+    "InvoiceLine",
+    "Order",
+    "OrderStatus",
+    "StripeCustomer",
+    "UTCDateTime",
+    "WebhookEvent",
+    "utcnow",
+]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = named_metadata()
+
+
+# --- customers and checkout (issue 3) ---
+
+
+class StripeCustomer(Base):
+    """The one Stripe customer of a user; the unique keys make a second customer impossible."""
+
+    __tablename__ = "stripe_customers"
+
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_stripe_id: Mapped[str] = mapped_column(String(255), unique=True)
+    email: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+    stored_in_auth_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When auth confirmed it holds ``user_stripe_id``; null means the next call must finish."""
+
+
+class OrderStatus(enum.StrEnum):
+    PENDING_PAYMENT = "pending_payment"
+    PAID = "paid"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    COMPLETE = "complete"
+    """A basket of free products only: nothing to pay, no Stripe session."""
+
+
+class Order(Base):
+    """A priced basket the user checked out; its lines are the server-side prices at that time."""
+
+    __tablename__ = "orders"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64), index=True)
+    user_stripe_id: Mapped[str | None] = mapped_column(String(255))
+    stripe_checkout_session_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    status: Mapped[str] = mapped_column(String(32))
+    amount_total: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    lines: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    stripe_invoice_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, server_default=func.now()
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow, server_default=func.now()
+    )
+
+
+# --- webhooks, journal and invoices (issue 4) ---
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on both backends (SQLite hands back naive values otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("UTCDateTime needs an aware datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class WebhookEvent(Base):
+    """One Stripe event as received, stored once by its id: the webhook journal."""
+
+    __tablename__ = "webhook_events"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(128))
+    api_version: Mapped[str | None] = mapped_column(String(64))
+    created: Mapped[int] = mapped_column(BigInteger)
+    """Stripe's event time (unix seconds): the order of invoice snapshots."""
+    livemode: Mapped[bool] = mapped_column(Boolean)
+    payload: Mapped[str] = mapped_column(Text)
+    """The body exactly as signed by Stripe."""
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    """The lease of the worker processing it; once past, a crashed attempt is taken again."""
+    claim_token: Mapped[str | None] = mapped_column(String(32))
+
+    __table_args__ = (
+        Index("ix_webhook_events_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_webhook_events_type", "type"),
+        Index("ix_webhook_events_received_at", "received_at"),
+    )
+
+
+class Invoice(Base):
+    """The newest known snapshot of one Stripe invoice."""
+
+    __tablename__ = "invoices"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    """Stripe's invoice id (``in_...``), also the id in the API."""
+    user_id: Mapped[str | None] = mapped_column(String(64))
+    """``None`` until the customer's user is known."""
+    customer: Mapped[str | None] = mapped_column(String(255))
+    number: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str | None] = mapped_column(String(32))
+    currency: Mapped[str] = mapped_column(String(3))
+    amount_due: Mapped[int] = mapped_column(BigInteger)
+    amount_paid: Mapped[int] = mapped_column(BigInteger)
+    amount_remaining: Mapped[int] = mapped_column(BigInteger)
+    subtotal: Mapped[int] = mapped_column(BigInteger)
+    total: Mapped[int] = mapped_column(BigInteger)
+    hosted_invoice_url: Mapped[str | None] = mapped_column(Text)
+    invoice_pdf: Mapped[str | None] = mapped_column(Text)
+    period_start: Mapped[int | None] = mapped_column(BigInteger)
+    period_end: Mapped[int | None] = mapped_column(BigInteger)
+    created: Mapped[int] = mapped_column(BigInteger)
+    status_transitions: Mapped[dict[str, Any]] = mapped_column(JSON)
+    raw: Mapped[dict[str, Any]] = mapped_column(JSON)
+    snapshot_created: Mapped[int] = mapped_column(BigInteger)
+    """The time of the event that carried this snapshot; a stored newer one is never replaced."""
+    status_rank: Mapped[int] = mapped_column(SmallInteger)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        Index("ix_invoices_user_id_created", "user_id", "created"),
+        Index("ix_invoices_customer", "customer"),
+    )
+
+
+class InvoiceLine(Base):
+    __tablename__ = "invoice_lines"
+
+    invoice_id: Mapped[str] = mapped_column(
+        String(255), ForeignKey("invoices.id", ondelete="CASCADE"), primary_key=True
+    )
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+    description: Mapped[str | None] = mapped_column(Text)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    quantity: Mapped[int | None] = mapped_column(BigInteger)
+    price: Mapped[str | None] = mapped_column(String(255))
+    period_start: Mapped[int | None] = mapped_column(BigInteger)
+    period_end: Mapped[int | None] = mapped_column(BigInteger)
+    raw: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+# --- invoice documents (issue 13) ---
+
+
+class InvoiceDocument(Base):
+    """The PDF issued for one invoice in one state; a later state adds a row, never replaces one.
+
+    The unique key on ``(invoice_id, state)`` is what makes a document exist once per state."""
+
+    __tablename__ = "invoice_documents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    invoice_id: Mapped[str] = mapped_column(
+        String(255), ForeignKey("invoices.id", ondelete="CASCADE")
+    )
+    state: Mapped[str] = mapped_column(String(32))
+    """The invoice's status when the document was rendered: open, paid, void, uncollectible."""
+    number: Mapped[str] = mapped_column(String(255))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    sha256: Mapped[str] = mapped_column(String(64))
+    """Hex SHA-256 of ``content``: the audit checksum and the HTTP ETag."""
+    size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (UniqueConstraint("invoice_id", "state"),)

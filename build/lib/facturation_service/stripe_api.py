@@ -1,0 +1,119 @@
+"""Every request this service makes to Stripe, behind one small client object.
+
+All calls are async (``*_async`` through ``stripe.HTTPXClient``); the SDK retries network errors,
+409s and 5xx up to ``max_network_retries`` times, reusing the idempotency key we pass, so a retry
+never creates a second object. Stripe's errors leave this module as problem+json errors.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import stripe
+
+from shared import (
+    BadGatewayError,
+    ConflictError,
+    GatewayTimeoutError,
+    PaymentRequiredError,
+    ProblemError,
+    ServiceUnavailableError,
+    UnprocessableError,
+)
+
+if TYPE_CHECKING:
+    from stripe.params import CustomerCreateParams
+    from stripe.params.checkout import SessionCreateParams
+
+__all__ = ["StripeApi", "problem_from_stripe_error"]
+
+
+class StripeApi:
+    """The service's Stripe client; one per process, closed on shutdown."""
+
+    def __init__(
+        self,
+        secret_key: str,
+        *,
+        api_base: str = "",
+        timeout_seconds: float = 10.0,
+        max_network_retries: int = 2,
+    ) -> None:
+        self.http_client = stripe.HTTPXClient(
+            timeout=httpx.Timeout(timeout_seconds, connect=min(timeout_seconds, 5.0))
+        )
+        self.client = stripe.StripeClient(
+            secret_key,
+            http_client=self.http_client,
+            max_network_retries=max_network_retries,
+            base_addresses={"api": api_base.rstrip("/")} if api_base else None,
+        )
+
+    async def close(self) -> None:
+        await self.http_client.close_async()  # type: ignore[no-untyped-call]
+
+    async def create_customer(
+        self, *, user_id: str, email: str, name: str | None, idempotency_key: str
+    ) -> stripe.Customer:
+        params: CustomerCreateParams = {"email": email, "metadata": {"user_id": user_id}}
+        if name:
+            params["name"] = name
+        try:
+            return await self.client.v1.customers.create_async(
+                params, {"idempotency_key": idempotency_key}
+            )
+        except stripe.StripeError as exc:
+            raise problem_from_stripe_error(exc) from exc
+
+    async def create_checkout_session(
+        self, params: SessionCreateParams, *, idempotency_key: str
+    ) -> stripe.checkout.Session:
+        try:
+            return await self.client.v1.checkout.sessions.create_async(
+                params, {"idempotency_key": idempotency_key}
+            )
+        except stripe.StripeError as exc:
+            raise problem_from_stripe_error(exc) from exc
+
+    async def retrieve_checkout_session(self, session_id: str) -> stripe.checkout.Session:
+        try:
+            return await self.client.v1.checkout.sessions.retrieve_async(session_id)
+        except stripe.StripeError as exc:
+            raise problem_from_stripe_error(exc) from exc
+
+    async def retrieve_invoice(self, invoice_id: str) -> stripe.Invoice:
+        try:
+            return await self.client.v1.invoices.retrieve_async(invoice_id)
+        except stripe.StripeError as exc:
+            raise problem_from_stripe_error(exc) from exc
+
+
+def problem_from_stripe_error(exc: stripe.StripeError) -> ProblemError:
+    """Map a Stripe failure (already retried by the SDK) to the problem the client sees.
+
+    The caller's mistakes (a declined card, a request Stripe refuses) are 4xx with Stripe's own
+    message; Stripe being down, slow or refusing our credentials is 5xx.
+    """
+    extra: dict[str, Any] = {"stripe_request_id": exc.request_id}
+    if exc.code:
+        extra["stripe_code"] = exc.code
+    message = exc.user_message or str(exc) or "Stripe refused the request."
+    if isinstance(exc, stripe.CardError):
+        return PaymentRequiredError(message, extra=extra)
+    if isinstance(exc, stripe.IdempotencyError):
+        return ConflictError(message, extra=extra)
+    if isinstance(exc, stripe.InvalidRequestError):
+        return UnprocessableError(message, extra=extra)
+    if isinstance(exc, stripe.RateLimitError):
+        return ServiceUnavailableError(
+            "Stripe is rate limiting this service; retry later.",
+            headers={"Retry-After": "1"},
+            extra=extra,
+        )
+    if isinstance(exc, stripe.APIConnectionError):
+        if isinstance(exc.__cause__, httpx.TimeoutException):
+            return GatewayTimeoutError("Stripe did not answer in time.", extra=extra)
+        return BadGatewayError("Stripe could not be reached.", extra=extra)
+    # Authentication, permission and 5xx errors: nothing the caller can fix.
+    return BadGatewayError("Stripe refused or failed the request.", extra=extra)

@@ -1,0 +1,185 @@
+"""``POST /webhooks/stripe``: verify Stripe's signature on the raw body, journal the event once,
+answer at once. The worker applies it afterwards (``worker.py``).
+
+Like every private route it requires the internal credential (Stripe reaches it only through the
+gateway), and on top of that Stripe's signature over the exact bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+import stripe
+from litestar import Request, get, post
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.params import PathParameter, QueryParameter
+from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from facturation_service import journal
+from facturation_service.journal import EventEnvelope, EventStatus, JournalWriter
+from facturation_service.models import WebhookEvent
+from facturation_service.worker import HANDLED_EVENT_TYPES, WebhookWorker
+from shared import (
+    BadRequestError,
+    ConflictError,
+    NotFoundError,
+    ServiceUnavailableError,
+)
+
+__all__ = [
+    "ROUTE_HANDLERS",
+    "SIGNATURE_TOLERANCE_SECONDS",
+    "WebhookAck",
+    "WebhookEventView",
+    "verify_signature",
+]
+
+logger = logging.getLogger("facturation_service.webhooks")
+
+SIGNATURE_TOLERANCE_SECONDS = 300
+SIGNATURE_HEADER = "Stripe-Signature"
+_NO_MATCH = "no signature matches"
+
+
+class WebhookAck(msgspec.Struct):
+    id: str
+    duplicate: bool
+    """Already journaled by an earlier delivery: stored once, acknowledged again."""
+    handled: bool
+    """``False`` for event types the service journals as ignored."""
+
+
+def verify_signature(body: bytes, header: str | None, secrets: list[str]) -> None:
+    """Accept the body if any configured secret (several during a rotation) signed it within the
+    tolerance; the stripe SDK does the HMAC and timestamp checks.
+
+    Raises:
+        BadRequestError: missing, malformed, unmatched or stale signature.
+    """
+    if not header:
+        raise BadRequestError(f"The {SIGNATURE_HEADER} header is missing.")
+    if not secrets:
+        # Misconfiguration, not the sender's fault: still refuse, and let Stripe retry later.
+        raise ServiceUnavailableError("No webhook signing secret is configured.")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequestError("The webhook body is not UTF-8 text.") from None
+    reason = _NO_MATCH
+    for secret in secrets:
+        try:
+            stripe.WebhookSignature.verify_header(
+                text, header, secret, tolerance=SIGNATURE_TOLERANCE_SECONDS
+            )
+        except stripe.SignatureVerificationError as exc:
+            # The message names the failed check, never the secret. A stale timestamp is only
+            # reported once the signature matched, so it is the more useful reason to keep.
+            message = str(exc.user_message or exc)
+            if "tolerance" in message or reason == _NO_MATCH:
+                reason = message
+            continue
+        return
+    raise BadRequestError(f"Invalid {SIGNATURE_HEADER}: {reason}.")
+
+
+def _envelope(body: bytes) -> EventEnvelope:
+    try:
+        return msgspec.json.decode(body, type=EventEnvelope)
+    except msgspec.DecodeError as exc:
+        raise BadRequestError(f"The signed body is not a Stripe event: {exc}") from None
+
+
+@post(
+    "/webhooks/stripe",
+    status_code=HTTP_200_OK,
+    summary="Receive a Stripe event",
+)
+async def receive_stripe_event(request: Request[Any, Any, State]) -> WebhookAck:
+    # Verified over the exact bytes Stripe signed; JSON is parsed only afterwards.
+    body = await request.body()
+    state = request.app.state
+    verify_signature(
+        body, request.headers.get(SIGNATURE_HEADER), state.settings.stripe_webhook_secret
+    )
+    envelope = _envelope(body)
+    handled = envelope.type in HANDLED_EVENT_TYPES
+    writer: JournalWriter = state.journal_writer
+    try:
+        stored = await writer.record(envelope, body.decode("utf-8"), handled=handled)
+    except (SQLAlchemyError, OSError) as exc:
+        logger.error(
+            "webhook journal write failed",
+            extra={"event_id": envelope.id, "error": type(exc).__name__},
+        )
+        raise ServiceUnavailableError(
+            "The event could not be stored; Stripe will retry.", headers={"Retry-After": "5"}
+        ) from None
+    worker: WebhookWorker | None = getattr(state, "webhook_worker", None)
+    if stored and handled and worker is not None:
+        worker.notify()
+    return WebhookAck(id=envelope.id, duplicate=not stored, handled=handled)
+
+
+class WebhookEventView(msgspec.Struct):
+    """A journal entry as operators see it (the payload stays in the database)."""
+
+    id: str
+    type: str
+    api_version: str | None
+    created: int
+    livemode: bool
+    status: str
+    attempts: int
+    last_error: str | None
+    received_at: datetime
+    processed_at: datetime | None
+    next_attempt_at: datetime
+
+    @classmethod
+    def of(cls, event: WebhookEvent) -> WebhookEventView:
+        return cls(**{field: getattr(event, field) for field in cls.__struct_fields__})
+
+
+class WebhookEventList(msgspec.Struct):
+    data: list[WebhookEventView]
+
+
+@get("/internal/v1/webhook-events", summary="List journaled Stripe events, newest first")
+async def list_webhook_events(
+    db_session: NamedDependency[AsyncSession],
+    status: Annotated[EventStatus | None, QueryParameter()] = None,
+    event_type: Annotated[str | None, QueryParameter(name="type", max_length=128)] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
+) -> WebhookEventList:
+    events = await journal.list_events(db_session, status=status, type_=event_type, limit=limit)
+    return WebhookEventList(data=[WebhookEventView.of(event) for event in events])
+
+
+@post(
+    "/internal/v1/webhook-events/{event_id:str}/replay",
+    status_code=HTTP_202_ACCEPTED,
+    summary="Apply a journaled Stripe event again",
+)
+async def replay_webhook_event(
+    event_id: Annotated[str, PathParameter(max_length=255)],
+    db_session: NamedDependency[AsyncSession],
+    request: Request[Any, Any, State],
+) -> WebhookEventView:
+    event = await journal.replay_event(db_session, event_id)
+    if event is None:
+        if await journal.get_event(db_session, event_id) is None:
+            raise NotFoundError(f"No webhook event {event_id} in the journal.")
+        raise ConflictError(f"Webhook event {event_id} is being processed right now.")
+    worker: WebhookWorker | None = getattr(request.app.state, "webhook_worker", None)
+    if worker is not None:
+        worker.notify()
+    return WebhookEventView.of(event)
+
+
+ROUTE_HANDLERS = [receive_stripe_event, list_webhook_events, replay_webhook_event]

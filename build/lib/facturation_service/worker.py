@@ -1,0 +1,393 @@
+"""The background worker that applies journaled Stripe events, inside the facturation service.
+
+Each replica runs one loop. It claims due events (see :func:`journal.claim_events`), applies each
+in one transaction together with marking it done, and on an error puts the event back with an
+exponential backoff, or marks it ``failed`` once its attempts are spent. The receiver wakes the
+loop when it stores an event; a poll interval catches events stored by other replicas, retries
+that fall due, and events whose lease ran out after a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+from litestar import Litestar
+from prometheus_client import Counter, Gauge
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from facturation_service import journal
+from facturation_service.invoices import (
+    INVOICE_EVENT_TYPES,
+    apply_invoice_snapshot,
+    link_invoices_to_users,
+)
+from facturation_service.journal import ClaimedEvent, EventStatus
+from facturation_service.models import utcnow
+from facturation_service.order_events import (
+    ORDER_EVENT_TYPES,
+    OrderNotStoredYetError,
+    apply_checkout_session_event,
+)
+from facturation_service.settings import FacturationSettings
+from facturation_service.stripe_api import StripeApi
+from shared import Database
+
+__all__ = [
+    "EVENTS_PROCESSED",
+    "HANDLED_EVENT_TYPES",
+    "OLDEST_PENDING_AGE",
+    "PermanentEventError",
+    "StripeEvent",
+    "WebhookWorker",
+    "WorkerConfig",
+    "webhook_worker",
+]
+
+logger = logging.getLogger("facturation_service.worker")
+
+HANDLED_EVENT_TYPES = INVOICE_EVENT_TYPES | ORDER_EVENT_TYPES
+
+# Module-level, registered once per process however many apps a test process builds.
+EVENTS_PROCESSED = Counter(
+    "facturation_webhook_events_processed_total",
+    "Stripe events the worker finished, by event type and outcome.",
+    ["type", "outcome"],
+)
+OLDEST_PENDING_AGE = Gauge(
+    "facturation_webhook_oldest_pending_event_age_seconds",
+    "Age of the oldest journaled Stripe event not processed yet (0 when none).",
+)
+_oldest_pending: list[datetime | None] = [None]
+
+
+def _oldest_pending_age() -> float:
+    oldest = _oldest_pending[0]
+    return 0.0 if oldest is None else max(0.0, (utcnow() - oldest).total_seconds())
+
+
+OLDEST_PENDING_AGE.set_function(_oldest_pending_age)
+
+
+class PermanentEventError(Exception):
+    """Retrying cannot help (the object is not what the event type promises): fail at once."""
+
+
+class StripeEvent(msgspec.Struct, frozen=True):
+    id: str
+    type: str
+    created: int
+    object: dict[str, Any]
+
+
+InvoiceFetcher = Callable[[str], Awaitable[dict[str, Any]]]
+Handler = Callable[[AsyncSession, StripeEvent], Awaitable[bool]]
+"""Applies an event in the caller's transaction; ``False`` means it was not ours (ignored)."""
+
+
+class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True):
+    poll_interval: float = 1.0
+    max_attempts: int = 8
+    retry_base: float = 2.0
+    retry_max: float = 3600.0
+    lease: float = 60.0
+    concurrency: int = 4
+    """Batches (or, in :meth:`WebhookWorker.run_once`, events) applied at once."""
+    batch_size: int = 16
+    """Events the loop claims and applies in one transaction."""
+    intake_quiet: float = 0.05
+    """While deliveries arrived this recently the loop waits: acknowledging Stripe comes first,"""
+    max_defer: float = 1.0
+    """but never longer than this between two batches, so applying never stops."""
+
+
+def event_handlers(fetch_invoice: InvoiceFetcher | None = None) -> dict[str, Handler]:
+    """Handlers by event type.
+
+    Args:
+        fetch_invoice: when given, the invoice is read from Stripe instead of trusting the
+            event's snapshot; the fetched state is then as new as the moment it was read.
+    """
+
+    async def invoice_event(session: AsyncSession, event: StripeEvent) -> bool:
+        raw, snapshot_created = event.object, event.created
+        if fetch_invoice is not None:
+            raw, snapshot_created = await fetch_invoice(str(raw["id"])), int(time.time())
+        await apply_invoice_snapshot(session, raw, snapshot_created=snapshot_created)
+        return True
+
+    async def checkout_session_event(session: AsyncSession, event: StripeEvent) -> bool:
+        applied = await apply_checkout_session_event(session, event.type, event.object)
+        customer = event.object.get("customer")
+        if isinstance(customer, str):
+            await link_invoices_to_users(session, customer=customer)
+        return applied
+
+    handlers: dict[str, Handler] = dict.fromkeys(INVOICE_EVENT_TYPES, invoice_event)
+    handlers.update(dict.fromkeys(ORDER_EVENT_TYPES, checkout_session_event))
+    return handlers
+
+
+def _decode(claimed: ClaimedEvent) -> StripeEvent:
+    try:
+        body = msgspec.json.decode(claimed.payload)
+        obj = body["data"]["object"]
+    except (msgspec.DecodeError, KeyError, TypeError) as exc:
+        raise PermanentEventError(f"event has no data.object: {exc}") from exc
+    if not isinstance(obj, dict):
+        raise PermanentEventError("event data.object is not an object")
+    return StripeEvent(id=claimed.id, type=claimed.type, created=claimed.created, object=obj)
+
+
+class WebhookWorker:
+    def __init__(
+        self,
+        database: Database,
+        config: WorkerConfig | None = None,
+        *,
+        handlers: Mapping[str, Handler] | None = None,
+        intake: journal.JournalWriter | None = None,
+    ) -> None:
+        self.database = database
+        self.intake = intake
+        self.config = config or WorkerConfig()
+        self.handlers = dict(handlers) if handlers is not None else event_handlers()
+        self._wake = asyncio.Event()
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._last_housekeeping = 0.0
+        self._last_batch_at = 0.0
+        self._stopping = False
+
+    def notify(self) -> None:
+        """A new event is in the journal: look now instead of at the next poll."""
+        self._wake.set()
+
+    async def run_once(self, limit: int | None = None) -> int:
+        """Claim due events and apply them; returns how many were claimed."""
+        async with self.database.sessionmaker() as session:
+            claimed = await journal.claim_events(
+                session,
+                limit=limit or self.config.concurrency,
+                lease=timedelta(seconds=self.config.lease),
+            )
+        await asyncio.gather(*(self.process(event) for event in claimed))
+        return len(claimed)
+
+    async def drain(self) -> None:
+        """Apply events until none is due (tests and benchmarks)."""
+        while await self.run_once():
+            pass
+
+    async def process(self, claimed: ClaimedEvent) -> None:
+        try:
+            outcome = await self._apply(claimed)
+        except PermanentEventError as exc:
+            await self._fail(claimed, exc, retry=False)
+        except Exception as exc:
+            await self._fail(claimed, exc, retry=True)
+        else:
+            if outcome is not None:
+                EVENTS_PROCESSED.labels(type=claimed.type, outcome=outcome).inc()
+
+    async def process_batch(self, claimed: list[ClaimedEvent]) -> None:
+        """Apply claimed events in one transaction: one commit for many events. If any of them
+        fails, the whole batch rolls back and each event is applied on its own, so one bad event
+        neither holds back the others nor has its failure recorded on them."""
+        if len(claimed) == 1:
+            await self.process(claimed[0])
+            return
+        try:
+            async with self.database.sessionmaker() as session, session.begin():
+                outcomes = await self._apply_all(session, claimed)
+        except Exception:
+            logger.info("batch rolled back; applying its events one by one")
+            for event in claimed:
+                await self.process(event)
+            return
+        for event, outcome in zip(claimed, outcomes, strict=True):
+            if outcome is not None:
+                EVENTS_PROCESSED.labels(type=event.type, outcome=outcome).inc()
+
+    async def _apply(self, claimed: ClaimedEvent) -> str | None:
+        async with self.database.sessionmaker() as session, session.begin():
+            (outcome,) = await self._apply_all(session, [claimed])
+            if outcome is None:
+                await session.rollback()
+            return outcome
+
+    async def _apply_all(
+        self, session: AsyncSession, claimed: list[ClaimedEvent]
+    ) -> list[str | None]:
+        """Apply events in the caller's transaction; ``None`` for an event whose lease was lost."""
+        # Marking first makes the transaction's first statement a write (SQLite then takes its
+        # write lock up front) and skips events another worker took over.
+        held = await journal.finish_events(session, claimed, EventStatus.PROCESSED)
+        outcomes: list[str | None] = []
+        for event in claimed:
+            if event.id in held:
+                outcomes.append(await self._apply_held(session, event))
+            else:
+                logger.warning("lease lost", extra={"event_id": event.id})
+                outcomes.append(None)
+        return outcomes
+
+    async def _apply_held(self, session: AsyncSession, claimed: ClaimedEvent) -> str:
+        event = _decode(claimed)
+        applied = False
+        handler = self.handlers.get(claimed.type)
+        if handler is not None:
+            try:
+                applied = await handler(session, event)
+            except msgspec.ValidationError as exc:
+                raise PermanentEventError(f"{claimed.type}: {exc}") from exc
+        if not applied:
+            await journal.finish_event_as(session, claimed.id, EventStatus.IGNORED)
+        return EventStatus.PROCESSED if applied else EventStatus.IGNORED
+
+    async def _fail(self, claimed: ClaimedEvent, exc: Exception, *, retry: bool) -> None:
+        error = f"{type(exc).__name__}: {exc}"
+        retry_at: datetime | None = None
+        if retry and claimed.attempts < self.config.max_attempts:
+            delay = min(self.config.retry_base * 2 ** (claimed.attempts - 1), self.config.retry_max)
+            retry_at = utcnow() + timedelta(seconds=delay * random.uniform(0.9, 1.1))  # noqa: S311
+        log = logger.warning if retry_at else logger.error
+        log(
+            "webhook event failed",
+            extra={
+                "event_id": claimed.id,
+                "event_type": claimed.type,
+                "attempts": claimed.attempts,
+                "error": error,
+                "will_retry": retry_at is not None,
+            },
+        )
+        if not isinstance(exc, OrderNotStoredYetError | PermanentEventError):
+            logger.debug("handler error", exc_info=exc)
+        EVENTS_PROCESSED.labels(
+            type=claimed.type, outcome="retried" if retry_at else EventStatus.FAILED
+        ).inc()
+        try:
+            async with self.database.sessionmaker() as session:
+                await journal.record_failure(session, claimed, error, retry_at=retry_at)
+        except Exception:
+            # The lease runs out and the event is claimed again: nothing is lost.
+            logger.exception("could not record the failure", extra={"event_id": claimed.id})
+
+    async def housekeeping(self) -> None:
+        now = time.monotonic()
+        if now - self._last_housekeeping < self.config.poll_interval:
+            return
+        self._last_housekeeping = now
+        async with self.database.sessionmaker() as session:
+            async with session.begin():
+                await link_invoices_to_users(session)
+            _oldest_pending[0] = await journal.oldest_unprocessed_received_at(session)
+
+    def _start(self, claimed: list[ClaimedEvent]) -> None:
+        task = asyncio.create_task(self.process_batch(claimed))
+        self._in_flight.add(task)
+
+        def done(finished: asyncio.Task[None]) -> None:
+            self._in_flight.discard(finished)
+            self._wake.set()
+
+        task.add_done_callback(done)
+
+    def _giving_way_to_intake(self) -> bool:
+        """During a burst of deliveries, apply one batch per ``max_defer`` only: the CPU goes to
+        acknowledging Stripe, and the backlog is applied as soon as the burst ends."""
+        if self.intake is None:
+            return False
+        now = time.monotonic()
+        burst = now - self.intake.last_delivery_at < self.config.intake_quiet
+        return burst and now - self._last_batch_at < self.config.max_defer
+
+    async def run(self) -> None:
+        """Loop until :meth:`stop`; each replica runs one."""
+        while not self._stopping:
+            self._wake.clear()
+            try:
+                await self.housekeeping()
+                if self._giving_way_to_intake():
+                    await asyncio.sleep(self.config.intake_quiet)
+                    continue
+                free = self.config.concurrency - len(self._in_flight)
+                claimed: list[ClaimedEvent] = []
+                if free > 0:
+                    async with self.database.sessionmaker() as session:
+                        claimed = await journal.claim_events(
+                            session,
+                            limit=self.config.batch_size,
+                            lease=timedelta(seconds=self.config.lease),
+                        )
+                if claimed:
+                    self._last_batch_at = time.monotonic()
+                    self._start(claimed)
+                    continue
+            except Exception:
+                logger.exception("webhook worker cycle failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.config.poll_interval)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Let events in flight finish; whatever does not is taken again after its lease."""
+        self._stopping = True
+        self._wake.set()
+        if self._in_flight:
+            await asyncio.wait(set(self._in_flight), timeout=grace)
+        for task in set(self._in_flight):
+            task.cancel()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, _app: Litestar) -> AsyncIterator[None]:
+        loop = asyncio.create_task(self.run(), name="webhook-worker")
+        try:
+            yield
+        finally:
+            # Stopping between cycles, not cancelling one, keeps database connections clean.
+            await self.stop()
+            try:
+                await asyncio.wait_for(loop, timeout=5.0)
+            except (TimeoutError, asyncio.CancelledError):
+                loop.cancel()
+
+
+@contextlib.asynccontextmanager
+async def webhook_worker(app: Litestar) -> AsyncIterator[None]:
+    """The app's worker, from its settings; after the Stripe client exists (refetch uses it)."""
+    settings: FacturationSettings = app.state.settings
+    fetch_invoice: InvoiceFetcher | None = None
+    if settings.facturation_refetch_invoices:
+        stripe_api: StripeApi = app.state.stripe
+
+        async def fetch_invoice(invoice_id: str) -> dict[str, Any]:
+            invoice = await stripe_api.retrieve_invoice(invoice_id)
+            return invoice.to_dict(recursive=True, for_json=True)
+
+    instance = WebhookWorker(
+        app.state.database,
+        WorkerConfig(
+            poll_interval=settings.facturation_webhook_poll_seconds,
+            max_attempts=settings.facturation_webhook_max_attempts,
+            retry_base=settings.facturation_webhook_retry_base_seconds,
+            lease=settings.facturation_webhook_lease_seconds,
+            concurrency=settings.facturation_webhook_concurrency,
+            batch_size=settings.facturation_webhook_batch_size,
+        ),
+        handlers=event_handlers(fetch_invoice),
+        intake=journal.JournalWriter(app.state.database.engine),
+    )
+    app.state.webhook_worker = instance
+    app.state.journal_writer = instance.intake
+    if not settings.facturation_webhook_worker:
+        yield
+        return
+    async with instance.lifespan(app):
+        yield

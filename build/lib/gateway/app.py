@@ -1,0 +1,118 @@
+"""The gateway's app factory: settings read once, one connection pool per private service opened
+at start-up and closed at shutdown, the proxy mounted behind CORS, request ids and metrics."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import msgspec
+from litestar import Litestar, Response, asgi, get
+from litestar.config.cors import CORSConfig
+from litestar.static_files import create_static_files_router
+from litestar.types import ControllerRouterHandler
+
+from gateway.proxy import Proxy, Upstream
+from gateway.routes import API_PREFIX
+from gateway.settings import GatewaySettings, load_gateway_settings
+from gateway.token_check import DecisionCache, TokenChecker
+from shared import REQUEST_ID_HEADER, create_service_app
+
+__all__ = ["create_app", "load"]
+
+WEBHOOK_PATH = "/webhooks/stripe"
+
+
+def load() -> GatewaySettings:
+    """Read the settings; ``python -m gateway`` calls it before starting workers."""
+    return load_gateway_settings()
+
+
+def _cors(settings: GatewaySettings) -> CORSConfig:
+    return CORSConfig(
+        allow_origins=list(settings.cors_origins),
+        allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", REQUEST_ID_HEADER],
+        expose_headers=[REQUEST_ID_HEADER],
+        max_age=600,
+    )
+
+
+def spa_config_route(settings: GatewaySettings) -> ControllerRouterHandler:
+    """``/config.js``: where the SPA loads Stripe.js from and with which publishable key, so one
+    SPA folder serves the sandbox offline and Stripe in production."""
+    config = {
+        "apiBase": API_PREFIX,
+        "stripeJsUrl": settings.stripe_js_url,
+        "stripePublishableKey": settings.stripe_publishable_key,
+    }
+    script = b"window.FACTURATION_CONFIG = " + msgspec.json.encode(config) + b";\n"
+
+    @get("/config.js", include_in_schema=False, sync_to_thread=False)
+    def spa_config() -> Response[bytes]:
+        return Response(
+            script,
+            media_type="text/javascript; charset=utf-8",
+            headers={"Cache-Control": "no-store"},
+        )
+
+    return spa_config
+
+
+def create_app(settings: GatewaySettings | None = None) -> Litestar:
+    settings = settings or load()
+    upstreams = {
+        name: Upstream(
+            name,
+            url,
+            connect_timeout=settings.connect_timeout_seconds,
+            timeout=settings.upstream_timeout_seconds,
+            max_connections=settings.max_connections,
+        )
+        for name, url in (("auth", settings.auth_url), ("facturation", settings.facturation_url))
+    }
+    token_checker = TokenChecker(
+        upstreams["auth"],
+        internal_token=settings.internal_token,
+        timeout=settings.auth_timeout_seconds,
+        cache=DecisionCache(settings.token_cache_seconds, settings.token_cache_max_entries),
+    )
+    proxy = Proxy(
+        upstreams,
+        token_checker,
+        internal_token=settings.internal_token,
+        max_body_bytes=settings.max_body_bytes,
+    )
+
+    @asynccontextmanager
+    async def connection_pools(_app: Litestar) -> AsyncIterator[None]:
+        for upstream in upstreams.values():
+            upstream.open()
+        try:
+            yield
+        finally:
+            for upstream in upstreams.values():
+                upstream.close()
+
+    route_handlers: list[ControllerRouterHandler] = [
+        asgi(API_PREFIX, is_mount=True, copy_scope=False, name="api")(proxy.__call__),
+        asgi(WEBHOOK_PATH, copy_scope=False, name="stripe_webhook")(proxy.__call__),
+    ]
+    if settings.spa_dir:
+        route_handlers += [
+            spa_config_route(settings),
+            create_static_files_router(
+                "/", directories=[Path(settings.spa_dir)], html_mode=True, include_in_schema=False
+            ),
+        ]
+    return create_service_app(
+        service="gateway",
+        route_handlers=route_handlers,
+        internal_token=None,
+        readiness={name: upstream.healthy for name, upstream in upstreams.items()},
+        state={"token_cache": token_checker.cache},
+        lifespan=[connection_pools],
+        cors_config=_cors(settings),
+        request_max_body_size=settings.max_body_bytes,
+    )

@@ -1,0 +1,87 @@
+"""Header hygiene at the edge, both ways, on raw ASGI header pairs (lower-case bytes).
+
+Towards a private service, the client may not choose its identity, the internal credential, the
+forwarded-for address or the request id: those are removed and set by the gateway. Hop-by-hop
+headers (RFC 9110 §7.6.1) and any header the ``Connection`` header names never cross the gateway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+__all__ = ["HOP_BY_HOP", "Identity", "request_headers", "response_headers"]
+
+Header = tuple[bytes, bytes]
+
+HOP_BY_HOP = frozenset(
+    {b"connection", b"keep-alive", b"te", b"trailer", b"transfer-encoding", b"upgrade"}
+)
+# Set by the gateway itself; a client-sent value must never reach a private service.
+# ``Expect: 100-continue`` was already answered by our own server; forwarded, it would make the
+# upstream send an interim 1xx answer.
+_REQUEST_OWNED = frozenset({b"x-internal-token", b"x-request-id", b"host", b"forwarded", b"expect"})
+_REQUEST_OWNED_PREFIXES = (b"proxy-", b"x-user-", b"x-forwarded-")
+# The ASGI server and the request id middleware write their own; never leak the credential.
+_RESPONSE_OWNED = frozenset({b"date", b"server", b"x-request-id", b"x-internal-token"})
+_RESPONSE_OWNED_PREFIXES = (b"proxy-", b"x-user-")
+
+
+class Identity:
+    """The caller as verified by auth, ready to be sent as headers."""
+
+    __slots__ = ("email", "headers", "user_id")
+
+    def __init__(self, user_id: str, email: str) -> None:
+        self.user_id = user_id
+        self.email = email
+        self.headers: tuple[Header, ...] = (
+            (b"x-user-id", user_id.encode()),
+            (b"x-user-email", email.encode()),
+        )
+
+
+def _connection_tokens(headers: Iterable[Header]) -> frozenset[bytes]:
+    named: set[bytes] = set()
+    for name, value in headers:
+        if name == b"connection":
+            named.update(token.strip().lower() for token in value.split(b","))
+    return frozenset(named)
+
+
+def _dropped(name: bytes, owned: frozenset[bytes], prefixes: tuple[bytes, ...]) -> bool:
+    return name in HOP_BY_HOP or name in owned or name.startswith(prefixes)
+
+
+def request_headers(
+    client_headers: Sequence[Header],
+    *,
+    identity: Identity | None,
+    internal_token: bytes,
+    client_address: bytes,
+    request_id: bytes,
+) -> list[Header]:
+    """The headers a private service receives for one client request."""
+    named = _connection_tokens(client_headers)
+    kept = [
+        (name, value)
+        for name, value in client_headers
+        if not _dropped(name, _REQUEST_OWNED, _REQUEST_OWNED_PREFIXES) and name not in named
+    ]
+    if identity is not None:
+        kept.extend(identity.headers)
+    kept.append((b"x-internal-token", internal_token))
+    kept.append((b"x-request-id", request_id))
+    if client_address:
+        kept.append((b"x-forwarded-for", client_address))
+    return kept
+
+
+def response_headers(upstream_headers: Sequence[Header]) -> list[Header]:
+    """The headers the client receives from a private service's answer (names lower-cased)."""
+    lowered = [(name.lower(), value) for name, value in upstream_headers]
+    named = _connection_tokens(lowered)
+    return [
+        (name, value)
+        for name, value in lowered
+        if not _dropped(name, _RESPONSE_OWNED, _RESPONSE_OWNED_PREFIXES) and name not in named
+    ]

@@ -1,0 +1,395 @@
+"""A lean HTTP/1.1 client for the hot path: one keep-alive connection pool per private service,
+answers parsed by httptools (the parser uvicorn uses), bodies streamed both ways.
+
+The gateway first forwarded through httpx's transport; on this path its per-request work (h11,
+anyio, the pool's bookkeeping) cost several times the rest of the gateway, so the forwarding and
+the token check use this instead. Only what a reverse proxy needs is here: no redirects, no
+cookies, no decoding, no proxies, no TLS (the private services are on the private network).
+
+UpstreamError                 the private service gave no usable answer
+├── UpstreamConnectError      refused, unreachable (the gateway answers 502)
+├── UpstreamTimeoutError      no connection or no answer in time (504)
+└── UpstreamProtocolError     reset, closed early or not HTTP (502)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from typing import cast
+
+import httptools
+
+__all__ = [
+    "ConnectionPool",
+    "UpstreamConnectError",
+    "UpstreamError",
+    "UpstreamProtocolError",
+    "UpstreamResponse",
+    "UpstreamTimeoutError",
+]
+
+Header = tuple[bytes, bytes]
+_HIGH_WATER = 256 * 1024
+_LOW_WATER = 64 * 1024
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class UpstreamError(Exception):
+    pass
+
+
+class UpstreamConnectError(UpstreamError):
+    pass
+
+
+class UpstreamTimeoutError(UpstreamError):
+    pass
+
+
+class UpstreamProtocolError(UpstreamError):
+    pass
+
+
+def _expire(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_exception(UpstreamTimeoutError("no answer in time"))
+
+
+async def _wait(future: asyncio.Future[None], seconds: float) -> None:
+    # A timer on our own future is cheaper than asyncio.timeout() per wait.
+    handle = asyncio.get_running_loop().call_later(seconds, _expire, future)
+    try:
+        await future
+    finally:
+        handle.cancel()
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection; it carries one exchange at a time."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.idle_since = 0.0
+        self.reused = False
+        self._reset(head=False)
+
+    def _reset(self, *, head: bool) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self.head = head
+        self.status = 0
+        self.headers: list[Header] = []
+        self.framed = False
+        self.got_bytes = False
+        self.headers_done = False
+        self.done = False
+        self.keep_alive = False
+        self.error: UpstreamError | None = None
+        self.chunks: deque[bytes] = deque()
+        self.buffered = 0
+        self.reading_paused = False
+        self.waiter: asyncio.Future[None] | None = None
+        self.drain: asyncio.Future[None] | None = None
+        self.writing_paused = False
+
+    # -- exchange --------------------------------------------------------------------------
+    def begin(self, *, head: bool) -> None:
+        self._reset(head=head)
+
+    @property
+    def reusable(self) -> bool:
+        return self.done and self.keep_alive and not self.closed and not self.head
+
+    def wait_event(self) -> asyncio.Future[None]:
+        self.waiter = asyncio.get_running_loop().create_future()
+        return self.waiter
+
+    def _wake(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+    def write(self, data: bytes) -> None:
+        if self.closed or self.transport is None:
+            raise UpstreamProtocolError("connection closed while sending")
+        self.transport.write(data)
+
+    async def drained(self) -> None:
+        if self.writing_paused:
+            self.drain = asyncio.get_running_loop().create_future()
+            await self.drain
+
+    def take(self) -> bytes | None:
+        if not self.chunks:
+            return None
+        chunk = self.chunks.popleft()
+        self.buffered -= len(chunk)
+        if self.reading_paused and self.buffered < _LOW_WATER and self.transport is not None:
+            self.reading_paused = False
+            self.transport.resume_reading()
+        return chunk
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def _fail(self, error: UpstreamError) -> None:
+        if self.error is None and not self.done:
+            self.error = error
+        self._wake()
+
+    # -- asyncio.Protocol --------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast("asyncio.Transport", transport)  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        self.got_bytes = True
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(UpstreamProtocolError(f"malformed answer: {exc}"))
+            self.close()
+
+    def eof_received(self) -> bool:
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.headers_done and not self.framed and not self.done:
+            self.done = True  # a body delimited by the end of the connection
+        self._fail(UpstreamProtocolError("connection closed by the upstream"))
+        if self.drain is not None and not self.drain.done():
+            self.drain.set_result(None)
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        if self.drain is not None and not self.drain.done():
+            self.drain.set_result(None)
+
+    # -- httptools callbacks ---------------------------------------------------------------
+    def on_header(self, name: bytes, value: bytes) -> None:
+        lowered = name.lower()
+        if lowered in (b"content-length", b"transfer-encoding"):
+            self.framed = True
+        self.headers.append((lowered, value))
+
+    def on_headers_complete(self) -> None:
+        self.status = self.parser.get_status_code()
+        self.headers_done = True
+        if self.head:
+            # httptools cannot be told a HEAD answer has no body: it ends here and its
+            # connection is not reused (see reusable).
+            self.done = True
+        self._wake()
+
+    def on_body(self, body: bytes) -> None:
+        self.chunks.append(body)
+        self.buffered += len(body)
+        if self.buffered > _HIGH_WATER and not self.reading_paused and self.transport is not None:
+            self.reading_paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def on_message_complete(self) -> None:
+        # Read here: the parser forgets it once the message is over.
+        self.keep_alive = self.parser.should_keep_alive()
+        self.done = True
+        self._wake()
+
+
+class UpstreamResponse:
+    """Status and headers (names lower-cased) of an answer whose body is still to be read."""
+
+    __slots__ = ("_connection", "_pool", "_released", "headers", "status", "timeout")
+
+    def __init__(self, pool: ConnectionPool, connection: _Connection, timeout: float) -> None:
+        self._pool = pool
+        self._connection = connection
+        self._released = False
+        self.status = connection.status
+        self.headers = connection.headers
+        self.timeout = timeout
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        connection = self._connection
+        try:
+            while True:
+                chunk = connection.take()
+                if chunk is not None:
+                    yield chunk
+                    continue
+                if connection.done:
+                    break
+                if connection.error is not None:
+                    raise connection.error
+                await _wait(connection.wait_event(), self.timeout)
+        finally:
+            self.close()
+
+    async def read(self) -> bytes:
+        try:
+            return b"".join([chunk async for chunk in self.stream()])
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Hand the connection back if the exchange is complete, else drop it."""
+        if not self._released:
+            self._released = True
+            self._pool.release(self._connection)
+
+
+class ConnectionPool:
+    """Keep-alive connections to one ``host:port``, most recently used first."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        max_connections: int,
+        connect_timeout: float,
+        idle_seconds: float = 4.0,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.authority = f"{host}:{port}".encode()
+        self.connect_timeout = connect_timeout
+        # Below uvicorn's 5 s keep-alive: we drop an idle connection before the server does.
+        self.idle_seconds = idle_seconds
+        self._idle: list[_Connection] = []
+        self._slots = asyncio.Semaphore(max_connections)
+
+    async def _connect(self) -> _Connection:
+        loop = asyncio.get_running_loop()
+        try:
+            _, connection = await asyncio.wait_for(
+                loop.create_connection(_Connection, self.host, self.port), self.connect_timeout
+            )
+        except TimeoutError:
+            raise UpstreamTimeoutError("connect timeout") from None
+        except OSError as exc:
+            raise UpstreamConnectError(str(exc) or type(exc).__name__) from None
+        return connection
+
+    async def _acquire(self) -> _Connection:
+        now = time.monotonic()
+        while self._idle:
+            connection = self._idle.pop()
+            if not connection.closed and now - connection.idle_since < self.idle_seconds:
+                connection.reused = True
+                return connection
+            connection.close()
+        return await self._connect()
+
+    def close(self) -> None:
+        """Close the idle connections (at shutdown; answers in flight close theirs)."""
+        while self._idle:
+            self._idle.pop().close()
+
+    def release(self, connection: _Connection) -> None:
+        self._slots.release()
+        if connection.reusable:
+            connection.idle_since = time.monotonic()
+            self._idle.append(connection)
+        else:
+            connection.close()
+
+    async def request(
+        self,
+        method: str,
+        target: str,
+        headers: Sequence[Header],
+        body: bytes | AsyncIterator[bytes] | None,
+        *,
+        read_timeout: float,
+        content_length: bool,
+    ) -> UpstreamResponse:
+        """Send one request and wait for the answer's status and headers.
+
+        Args:
+            target: path and query, as sent.
+            headers: without ``Host`` and framing other than a client's ``Content-Length``.
+            content_length: ``headers`` already carry the body's ``Content-Length``.
+        """
+        if self._slots.locked():
+            try:
+                await asyncio.wait_for(self._slots.acquire(), self.connect_timeout)
+            except TimeoutError:
+                raise UpstreamTimeoutError("no free connection in time") from None
+        else:
+            await self._slots.acquire()  # free: returns at once
+        try:
+            for attempt in (1, 2):
+                connection = await self._acquire()
+                try:
+                    await self._exchange(
+                        connection, method, target, headers, body, read_timeout, content_length
+                    )
+                except UpstreamProtocolError:
+                    # A kept-alive connection the server had just closed: safe to retry only
+                    # when nothing came back and the request can be sent again.
+                    connection.close()
+                    retry = (
+                        attempt == 1
+                        and connection.reused
+                        and not connection.got_bytes
+                        and method in _IDEMPOTENT
+                        and not isinstance(body, AsyncIterator)
+                    )
+                    if not retry:
+                        raise
+                    continue
+                except BaseException:
+                    connection.close()
+                    raise
+                return UpstreamResponse(self, connection, read_timeout)
+            raise AssertionError("unreachable")  # pragma: no cover
+        except BaseException:
+            self._slots.release()
+            raise
+
+    async def _exchange(
+        self,
+        connection: _Connection,
+        method: str,
+        target: str,
+        headers: Sequence[Header],
+        body: bytes | AsyncIterator[bytes] | None,
+        read_timeout: float,
+        content_length: bool,
+    ) -> None:
+        connection.begin(head=method == "HEAD")
+        lines = [f"{method} {target} HTTP/1.1\r\n".encode("latin-1"), b"host: ", self.authority]
+        for name, value in headers:
+            lines += (b"\r\n", name, b": ", value)
+        streamed = isinstance(body, AsyncIterator)
+        if isinstance(body, bytes) and not content_length:
+            lines += (b"\r\ncontent-length: ", str(len(body)).encode())
+        elif streamed and not content_length:
+            lines.append(b"\r\ntransfer-encoding: chunked")
+        lines.append(b"\r\n\r\n")
+        if isinstance(body, bytes):
+            lines.append(body)
+        connection.write(b"".join(lines))
+        if isinstance(body, AsyncIterator):
+            async for chunk in body:
+                if content_length:
+                    connection.write(chunk)
+                else:
+                    connection.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+                await connection.drained()
+                if connection.error is not None:
+                    raise connection.error
+            if not content_length:
+                connection.write(b"0\r\n\r\n")
+        while not connection.headers_done:
+            if connection.error is not None:
+                raise connection.error
+            await _wait(connection.wait_event(), read_timeout)

@@ -1,0 +1,259 @@
+"""The forwarding itself: one raw ASGI handler behind the route table.
+
+It works on ASGI header pairs and a lean keep-alive HTTP/1.1 pool (``gateway.http1``): no
+Litestar request or response objects and no client-side cookie jar (which would carry one user's
+``Set-Cookie`` into the next user's request), so the per-request work is the route lookup, the
+token decision, the header filter and the two streams.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, cast
+from urllib.parse import urlsplit
+
+from litestar.types import Empty
+from litestar.utils.scope.state import ScopeState
+
+from gateway.headers import request_headers, response_headers
+from gateway.http1 import ConnectionPool, UpstreamError, UpstreamResponse, UpstreamTimeoutError
+from gateway.routes import match_route
+from gateway.token_check import TokenChecker
+from shared import (
+    BadGatewayError,
+    BadRequestError,
+    ContentTooLargeError,
+    GatewayTimeoutError,
+    current_request_id,
+    get_logger,
+)
+
+if TYPE_CHECKING:
+    from litestar.types import HTTPScope, Receive, ReceiveMessage, Scope, Send
+
+__all__ = ["Proxy", "Upstream"]
+
+logger = get_logger("gateway.proxy")
+
+
+_BODY_TOO_LARGE = "The request body is larger than this gateway accepts."
+
+
+class _ClientGoneError(Exception):
+    """The client disconnected while its request body was being forwarded."""
+
+
+class Upstream:
+    """One private service: its address and the gateway's connection pool to it."""
+
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        *,
+        connect_timeout: float,
+        timeout: float,
+        max_connections: int,
+    ) -> None:
+        self.name = name
+        self.base_url = base_url.rstrip("/")
+        address = urlsplit(self.base_url)
+        self.host = address.hostname or "127.0.0.1"
+        self.port = address.port or 80
+        self.connect_timeout = connect_timeout
+        self.timeout = timeout
+        self.max_connections = max_connections
+        self._pool: ConnectionPool | None = None
+
+    def open(self) -> None:
+        """Create the connection pool (from the app's lifespan; connections open on demand)."""
+        self._pool = ConnectionPool(
+            self.host,
+            self.port,
+            max_connections=self.max_connections,
+            connect_timeout=self.connect_timeout,
+        )
+
+    @property
+    def pool(self) -> ConnectionPool:
+        if self._pool is None:
+            raise RuntimeError(f"the {self.name} connection pool is not open")
+        return self._pool
+
+    async def request(
+        self,
+        method: str,
+        target: str,
+        headers: Sequence[tuple[bytes, bytes]],
+        body: bytes | AsyncIterator[bytes] | None = None,
+        *,
+        read_timeout: float | None = None,
+        content_length: bool = False,
+    ) -> UpstreamResponse:
+        """Raises ``UpstreamError``; :meth:`send` maps it to the gateway's answer."""
+        return await self.pool.request(
+            method,
+            target,
+            headers,
+            body,
+            read_timeout=self.timeout if read_timeout is None else read_timeout,
+            content_length=content_length,
+        )
+
+    async def send(
+        self,
+        method: str,
+        target: str,
+        headers: Sequence[tuple[bytes, bytes]],
+        body: bytes | AsyncIterator[bytes] | None,
+        *,
+        content_length: bool,
+    ) -> UpstreamResponse:
+        """The upstream's answer, its body not read yet.
+
+        Raises:
+            BadGatewayError: refused, reset, or not speaking HTTP.
+            GatewayTimeoutError: no connection or no answer in time.
+        """
+        try:
+            return await self.request(method, target, headers, body, content_length=content_length)
+        except UpstreamTimeoutError:
+            logger.warning("upstream timeout", extra={"upstream": self.name})
+            raise GatewayTimeoutError(f"The {self.name} service did not answer in time.") from None
+        except UpstreamError as exc:
+            logger.warning(
+                "upstream unreachable", extra={"upstream": self.name, "error": type(exc).__name__}
+            )
+            raise BadGatewayError(f"The {self.name} service could not be reached.") from None
+
+    async def healthy(self) -> None:
+        """For ``/readyz``: raises unless the service answers its ``/healthz`` with 200."""
+        response = await self.request("GET", "/healthz", (), read_timeout=self.connect_timeout)
+        await response.read()
+        if response.status != 200:
+            raise RuntimeError(f"{self.name} /healthz answered {response.status}")
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+
+async def _request_body(
+    first: ReceiveMessage, receive: Receive, limit: int
+) -> AsyncIterator[bytes]:
+    """The client's body as it arrives, cut off past ``limit`` bytes."""
+    message = first
+    received = 0
+    while True:
+        if message["type"] == "http.disconnect":
+            raise _ClientGoneError
+        chunk = cast("bytes", message.get("body", b""))
+        received += len(chunk)
+        if received > limit:
+            raise ContentTooLargeError(_BODY_TOO_LARGE)
+        if chunk:
+            yield chunk
+        if not message.get("more_body", False):
+            return
+        message = await receive()
+
+
+class Proxy:
+    """The ASGI app mounted at ``/api/v1`` and ``/webhooks/stripe``."""
+
+    def __init__(
+        self,
+        upstreams: dict[str, Upstream],
+        token_checker: TokenChecker,
+        *,
+        internal_token: str,
+        max_body_bytes: int,
+    ) -> None:
+        self.upstreams = upstreams
+        self.token_checker = token_checker
+        self.internal_token = internal_token.encode()
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope = cast("HTTPScope", scope)
+        method = scope["method"]
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
+        path = raw_path.decode("latin-1")
+        # The mount left only the tail in scope["path"] (and the metrics middleware cached a URL
+        # from it); problem details must name the public path.
+        scope["path"] = path
+        ScopeState.from_scope(scope).url = Empty
+        route = match_route(method, path)
+
+        authorization: bytes | None = None
+        content_length = -1
+        chunked = False
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                # Two Authorization headers are never honest; refuse rather than pick one.
+                authorization = value if authorization is None else b"?"
+            elif name == b"content-length":
+                content_length = int(value) if value.isdigit() else self.max_body_bytes + 1
+            elif name == b"transfer-encoding":
+                chunked = True
+        if content_length > self.max_body_bytes:
+            raise ContentTooLargeError(_BODY_TOO_LARGE)
+        if chunked and content_length >= 0:
+            # Two framings: which one a server believes is how requests get smuggled.
+            raise BadRequestError("Content-Length and Transfer-Encoding must not be combined.")
+
+        request_id = (current_request_id() or "").encode()
+        identity = None
+        if route.needs_token:
+            identity = await self.token_checker.identity(authorization, request_id)
+
+        client = scope.get("client")
+        headers = request_headers(
+            cast("Sequence[tuple[bytes, bytes]]", scope["headers"]),
+            identity=identity,
+            internal_token=self.internal_token,
+            client_address=client[0].encode() if client else b"",
+            request_id=request_id,
+        )
+        content: bytes | AsyncIterator[bytes] | None = None
+        if content_length > 0 or chunked:
+            first = await receive()
+            if first["type"] == "http.request" and not first.get("more_body", False):
+                content = first.get("body", b"")
+                if len(content) > self.max_body_bytes:
+                    raise ContentTooLargeError(_BODY_TOO_LARGE)
+            else:
+                content = _request_body(first, receive, self.max_body_bytes)
+
+        upstream = self.upstreams[route.upstream]
+        target = route.upstream_path(path)
+        query: bytes = scope.get("query_string", b"")
+        if query:
+            target += "?" + query.decode("latin-1")
+        try:
+            response = await upstream.send(
+                method, target, headers, content, content_length=content_length >= 0
+            )
+        except _ClientGoneError:
+            return
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": response.status,
+                    "headers": response_headers(response.headers),
+                }
+            )
+            async for chunk in response.stream():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except UpstreamError as exc:
+            # Headers are out: all that is left is to cut the connection short.
+            logger.warning(
+                "upstream body cut", extra={"upstream": upstream.name, "error": type(exc).__name__}
+            )
+        finally:
+            response.close()
+        if route.revokes_token and response.status < 300:
+            self.token_checker.forget(authorization)

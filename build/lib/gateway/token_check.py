@@ -1,0 +1,184 @@
+"""Who is calling: every token route asks auth's ``GET /internal/v1/tokens/check`` before anything
+is forwarded, and remembers a positive answer for a bounded time.
+
+The decision cache is keyed by a SHA-256 of the token (the token itself is never stored or
+logged), holds at most ``max_entries`` decisions, and keeps each one for ``ttl`` seconds but never
+past the token's ``exp``: a revoked token keeps working at most ``ttl`` seconds. Refusals are not
+cached; they are rare for honest clients and auth answers them without a database write.
+Auth unreachable, slow or answering anything but 200/401 fails closed (503).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+import time
+from typing import TYPE_CHECKING, Annotated
+
+import msgspec
+
+from gateway.headers import Identity
+from gateway.http1 import UpstreamError
+
+if TYPE_CHECKING:
+    from gateway.proxy import Upstream
+from shared import ServiceUnavailableError, UnauthorizedError, get_logger
+
+__all__ = ["TOKEN_CHECK_PATH", "DecisionCache", "TokenChecker", "bearer_token"]
+
+TOKEN_CHECK_PATH = "/internal/v1/tokens/check"  # noqa: S105 - a path
+_JWT_SHAPE = re.compile(rb"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+_MAX_TOKEN_BYTES = 4096
+_CHALLENGE = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+logger = get_logger("gateway.token_check")
+
+HeaderSafe = Annotated[str, msgspec.Meta(min_length=1, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
+class TokenCheck(msgspec.Struct, frozen=True):
+    """Auth's answer for a valid token (unknown fields ignored)."""
+
+    user_id: HeaderSafe
+    email: HeaderSafe
+    exp: int
+    jti: str
+
+
+_decode_check = msgspec.json.Decoder(TokenCheck).decode
+
+
+def unauthorized(detail: str) -> UnauthorizedError:
+    return UnauthorizedError(detail, headers=dict(_CHALLENGE))
+
+
+def bearer_token(authorization: bytes | None) -> bytes:
+    """The compact JWT of an ``Authorization: Bearer`` header.
+
+    Raises:
+        UnauthorizedError: absent, another scheme, or not shaped like a JWT.
+    """
+    if not authorization:
+        raise unauthorized("This route requires an access token (Authorization: Bearer).")
+    scheme, _, token = authorization.strip().partition(b" ")
+    token = token.strip()
+    if (
+        scheme.lower() != b"bearer"
+        or len(token) > _MAX_TOKEN_BYTES
+        or not _JWT_SHAPE.fullmatch(token)
+    ):
+        raise unauthorized("The Authorization header is not a well-formed bearer token.")
+    return token
+
+
+class DecisionCache:
+    """Positive token decisions by token hash, bounded in size and in age."""
+
+    __slots__ = ("_entries", "max_entries", "ttl")
+
+    def __init__(self, ttl: float, max_entries: int) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._entries: dict[bytes, tuple[float, Identity]] = {}
+
+    @property
+    def enabled(self) -> bool:
+        return self.ttl > 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @staticmethod
+    def key(token: bytes) -> bytes:
+        return hashlib.sha256(token).digest()
+
+    def get(self, key: bytes) -> Identity | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[0] <= time.monotonic():
+            self._entries.pop(key, None)
+            return None
+        return entry[1]
+
+    def put(self, key: bytes, identity: Identity, exp: int) -> None:
+        lifetime = min(self.ttl, exp - time.time())
+        if lifetime <= 0:
+            return
+        if key not in self._entries and len(self._entries) >= self.max_entries:
+            # Oldest first: insertion order is a good enough proxy for expiry order.
+            del self._entries[next(iter(self._entries))]
+        self._entries[key] = (time.monotonic() + lifetime, identity)
+
+    def discard(self, key: bytes) -> None:
+        self._entries.pop(key, None)
+
+
+class TokenChecker:
+    """Asks auth about a token, through the gateway's pooled connection to auth."""
+
+    def __init__(
+        self,
+        auth: Upstream,
+        *,
+        internal_token: str,
+        timeout: float,
+        cache: DecisionCache,
+    ) -> None:
+        self.auth = auth
+        self.internal_token = internal_token.encode()
+        self.timeout = timeout
+        self.cache = cache
+
+    async def identity(self, authorization: bytes | None, request_id: bytes) -> Identity:
+        """The verified caller.
+
+        Raises:
+            UnauthorizedError: no, malformed, invalid, expired or revoked token.
+            ServiceUnavailableError: auth did not give a usable answer in time.
+        """
+        token = bearer_token(authorization)
+        if not self.cache.enabled:
+            return (await self._ask_auth(token, request_id))[0]
+        key = DecisionCache.key(token)
+        identity = self.cache.get(key)
+        if identity is None:
+            identity, exp = await self._ask_auth(token, request_id)
+            self.cache.put(key, identity, exp)
+        return identity
+
+    def forget(self, authorization: bytes | None) -> None:
+        """Drop a token's decision after its logout went through this gateway."""
+        if self.cache.enabled:
+            with contextlib.suppress(UnauthorizedError):
+                self.cache.discard(DecisionCache.key(bearer_token(authorization)))
+
+    async def _ask_auth(self, token: bytes, request_id: bytes) -> tuple[Identity, int]:
+        headers = (
+            (b"authorization", b"Bearer " + token),
+            (b"x-internal-token", self.internal_token),
+            (b"x-request-id", request_id),
+        )
+        try:
+            response = await self.auth.request(
+                "GET", TOKEN_CHECK_PATH, headers, read_timeout=self.timeout
+            )
+            body = await response.read()
+        except UpstreamError as exc:
+            logger.warning("token check failed", extra={"error": type(exc).__name__})
+            raise ServiceUnavailableError(
+                "The authentication service is unavailable; retry later."
+            ) from None
+        if response.status == 401:
+            raise unauthorized("The access token is invalid, expired or revoked.")
+        if response.status != 200:
+            logger.warning("token check refused", extra={"auth_status": response.status})
+            raise ServiceUnavailableError("The authentication service could not check the token.")
+        try:
+            check = _decode_check(body)
+        except msgspec.DecodeError:  # also raised for a valid JSON of the wrong shape
+            logger.warning("token check answer malformed")
+            raise ServiceUnavailableError(
+                "The authentication service gave an unusable answer."
+            ) from None
+        return Identity(check.user_id, check.email), check.exp

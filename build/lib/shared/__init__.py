@@ -1,0 +1,79 @@
+"""The project's common library: settings, logs, errors, database, internal credential, health and
+metrics. No business logic lives here."""
+
+from shared._app import create_service_app
+from shared._database import Database, async_database_url, is_sqlite, named_metadata
+from shared._exceptions import (
+    BadGatewayError,
+    BadRequestError,
+    ClientError,
+    ConflictError,
+    ContentTooLargeError,
+    ForbiddenError,
+    GatewayTimeoutError,
+    NotFoundError,
+    PaymentRequiredError,
+    ProblemError,
+    ServerError,
+    ServiceUnavailableError,
+    SettingsError,
+    TooManyRequestsError,
+    UnauthorizedError,
+    UnprocessableError,
+)
+from shared._health import ReadinessCheck
+from shared._http import internal_client
+from shared._internal import (
+    INTERNAL_TOKEN_HEADER,
+    PUBLIC_ROUTE,
+    USER_EMAIL_HEADER,
+    USER_ID_HEADER,
+    internal_token_matches,
+)
+from shared._logging import configure_logging, get_logger
+from shared._migrations import run_alembic_env, upgrade_database
+from shared._problems import PROBLEM_MEDIA_TYPE, problem_response
+from shared._request_id import REQUEST_ID_HEADER, current_request_id
+from shared._serve import run_service
+from shared._settings import load_settings
+
+__all__ = [
+    "INTERNAL_TOKEN_HEADER",
+    "PROBLEM_MEDIA_TYPE",
+    "PUBLIC_ROUTE",
+    "REQUEST_ID_HEADER",
+    "USER_EMAIL_HEADER",
+    "USER_ID_HEADER",
+    "BadGatewayError",
+    "BadRequestError",
+    "ClientError",
+    "ConflictError",
+    "ContentTooLargeError",
+    "Database",
+    "ForbiddenError",
+    "GatewayTimeoutError",
+    "NotFoundError",
+    "PaymentRequiredError",
+    "ProblemError",
+    "ReadinessCheck",
+    "ServerError",
+    "ServiceUnavailableError",
+    "SettingsError",
+    "TooManyRequestsError",
+    "UnauthorizedError",
+    "UnprocessableError",
+    "async_database_url",
+    "configure_logging",
+    "create_service_app",
+    "current_request_id",
+    "get_logger",
+    "internal_client",
+    "internal_token_matches",
+    "is_sqlite",
+    "load_settings",
+    "named_metadata",
+    "problem_response",
+    "run_alembic_env",
+    "run_service",
+    "upgrade_database",
+]

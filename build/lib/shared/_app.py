@@ -1,0 +1,87 @@
+"""The one way a service's Litestar app is assembled: request ids, problem+json errors, health,
+metrics, the database, and — for private services — the internal-credential guard."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from litestar import Litestar
+from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi.config import OpenAPIConfig
+from litestar.types import ControllerRouterHandler, Guard, Middleware
+
+from shared._database import Database, provide_db_session
+from shared._health import ReadinessCheck, health_route_handlers
+from shared._internal import require_internal_token
+from shared._metrics import MetricsController, metrics_config
+from shared._middleware import RequestIdMiddleware
+from shared._problems import exception_handlers
+
+__all__ = ["create_service_app"]
+
+Lifespan = Callable[[Litestar], AbstractAsyncContextManager[Any]]
+
+
+def create_service_app(
+    *,
+    service: str,
+    route_handlers: Sequence[ControllerRouterHandler],
+    internal_token: str | None,
+    database: Database | None = None,
+    readiness: Mapping[str, ReadinessCheck] | None = None,
+    state: Mapping[str, Any] | None = None,
+    dependencies: Mapping[str, Provide] | None = None,
+    lifespan: Sequence[Lifespan] = (),
+    middleware: Sequence[Middleware] = (),
+    guards: Sequence[Guard] = (),
+    cors_config: CORSConfig | None = None,
+    request_max_body_size: int = 1_048_576,
+    debug: bool = False,
+) -> Litestar:
+    """Build a service app.
+
+    Args:
+        internal_token: the credential every non-public route requires; ``None`` for the gateway,
+            whose routes are public by design.
+        readiness: named checks ``/readyz`` runs; the database is added when given.
+    """
+    checks: dict[str, ReadinessCheck] = {}
+    app_state: dict[str, Any] = dict(state or {})
+    app_dependencies: dict[str, Provide] = dict(dependencies or {})
+    on_shutdown: list[Callable[[], Any]] = []
+    if database is not None:
+        checks["database"] = database.ping
+        app_state["database"] = database
+        app_dependencies["db_session"] = Provide(provide_db_session)
+        on_shutdown.append(database.dispose)
+    checks.update(readiness or {})
+    app_guards: list[Guard] = list(guards)
+    if internal_token is not None:
+        app_state["internal_token"] = internal_token
+        app_guards.insert(0, require_internal_token)
+    metrics = metrics_config(service)
+
+    app = Litestar(
+        route_handlers=[*health_route_handlers(checks), MetricsController, *route_handlers],
+        state=State(app_state),
+        dependencies=app_dependencies,
+        guards=app_guards,
+        middleware=[metrics.middleware, *middleware],
+        exception_handlers=exception_handlers,
+        lifespan=list(lifespan),
+        on_shutdown=on_shutdown,
+        cors_config=cors_config,
+        request_max_body_size=request_max_body_size,
+        openapi_config=OpenAPIConfig(title=service, version="1", path="/schema"),
+        # Logging is configure_logging's (JSON, LOG_LEVEL); Litestar's default config would
+        # replace the root handler at start-up with a plain-text one at INFO.
+        logging_config=None,
+        debug=debug,
+    )
+    # Outermost, so 404s, CORS answers and exception responses all carry the request id.
+    app.asgi_handler = RequestIdMiddleware(app.asgi_handler)
+    return app

@@ -1,0 +1,100 @@
+"""One async engine and session factory per service, from one ``DATABASE_URL``.
+
+PostgreSQL goes through asyncpg with a pool; SQLite through aiosqlite with WAL and a busy timeout
+so the dev stack tolerates a writer and readers at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from litestar.datastructures import State
+from sqlalchemy import MetaData, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+__all__ = [
+    "Database",
+    "async_database_url",
+    "is_sqlite",
+    "named_metadata",
+    "provide_db_session",
+]
+
+
+def async_database_url(url: str) -> str:
+    """Pick the async driver for a plain URL (``postgresql://``, ``sqlite:///``)."""
+    parsed = make_url(url)
+    driver = parsed.drivername
+    if driver in ("postgresql", "postgres", "postgresql+psycopg2", "postgresql+psycopg"):
+        parsed = parsed.set(drivername="postgresql+asyncpg")
+    elif driver == "sqlite":
+        parsed = parsed.set(drivername="sqlite+aiosqlite")
+    return parsed.render_as_string(hide_password=False)
+
+
+def named_metadata() -> MetaData:
+    """Metadata whose constraints and indexes get predictable names, so each service's
+    hand-written migrations and its models agree on every name."""
+    return MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+class Database:
+    """The engine and session factory of one service."""
+
+    def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int = 10) -> None:
+        self.url = async_database_url(url)
+        kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        if is_sqlite(self.url):
+            kwargs = {"connect_args": {"timeout": 10}}
+        else:
+            kwargs.update(pool_size=pool_size, max_overflow=max_overflow, pool_recycle=1800)
+        self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
+        if is_sqlite(self.url):
+            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return is_sqlite(self.url)
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+async def provide_db_session(state: State) -> AsyncIterator[AsyncSession]:
+    """A request-scoped session; the handler commits what it means to keep."""
+    database: Database = state.database
+    async with database.sessionmaker() as session:
+        yield session

@@ -1,0 +1,64 @@
+"""The ASGI middleware every service runs first: request id in, request id out, one access log."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from litestar.enums import ScopeType
+
+from shared._request_id import REQUEST_ID_HEADER, accept_request_id, request_id_var
+
+if TYPE_CHECKING:
+    from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["RequestIdMiddleware"]
+
+_HEADER = REQUEST_ID_HEADER.lower().encode()
+access_logger = logging.getLogger("access")
+
+
+class RequestIdMiddleware:
+    """Accepts or mints ``X-Request-ID``, echoes it on the response and logs the exchange."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await self.app(scope, receive, send)
+            return
+        incoming = None
+        for name, value in scope["headers"]:
+            if name == _HEADER:
+                incoming = value.decode("latin-1")
+                break
+        request_id = accept_request_id(incoming)
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = [(n, v) for n, v in message.get("headers", []) if n != _HEADER]
+                headers.append((_HEADER, request_id.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if access_logger.isEnabledFor(logging.INFO):
+                access_logger.info(
+                    "request",
+                    extra={
+                        "method": scope.get("method", ""),
+                        "path": scope["path"],
+                        "status": status,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                    },
+                )
+            request_id_var.reset(token)

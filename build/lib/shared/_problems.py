@@ -1,0 +1,109 @@
+"""Every 4xx and 5xx leaves as ``application/problem+json`` (RFC 9457) with the request id."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from shared._exceptions import ProblemError
+from shared._request_id import REQUEST_ID_HEADER, current_request_id
+
+__all__ = ["PROBLEM_MEDIA_TYPE", "exception_handlers", "problem_response"]
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+logger = logging.getLogger("shared.problems")
+
+
+def problem_response(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    type_: str = "about:blank",
+    instance: str | None = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Response[dict[str, Any]]:
+    body: dict[str, Any] = {"type": type_, "title": title, "status": status, "detail": detail}
+    if instance:
+        body["instance"] = instance
+    request_id = current_request_id()
+    if request_id:
+        body["request_id"] = request_id
+    if extra:
+        body.update(extra)
+    response_headers = dict(headers or {})
+    if request_id:
+        response_headers[REQUEST_ID_HEADER] = request_id
+    return Response(
+        content=body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=response_headers
+    )
+
+
+def _problem_error(request: Request[Any, Any, Any], exc: ProblemError) -> Response[Any]:
+    return problem_response(
+        exc.status,
+        exc.title,
+        exc.detail,
+        type_=exc.type,
+        instance=request.url.path,
+        headers=exc.headers,
+        extra=exc.extra,
+    )
+
+
+def _http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    status = exc.status_code
+    title = _TITLES.get(status, "Error")
+    detail = exc.detail if exc.detail and exc.detail != title else _DETAILS.get(status, title)
+    extra: dict[str, Any] = {}
+    if isinstance(exc, ValidationException) and exc.extra:
+        extra["errors"] = exc.extra
+    headers = dict(exc.headers or {})
+    return problem_response(
+        status, title, detail, instance=request.url.path, headers=headers, extra=extra
+    )
+
+
+def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    logger.exception("unhandled error", extra={"path": request.url.path})
+    return problem_response(
+        HTTP_500_INTERNAL_SERVER_ERROR,
+        "Internal Server Error",
+        "An unexpected error occurred; it has been logged with this request id.",
+        instance=request.url.path,
+    )
+
+
+_TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+_DETAILS = {
+    404: "No resource exists at this path.",
+    405: "This method is not allowed on this path.",
+    413: "The request body is larger than this server accepts.",
+    429: "Too many requests; retry later.",
+}
+
+exception_handlers: dict[type[Exception] | int, Any] = {
+    ProblemError: _problem_error,
+    HTTPException: _http_exception,
+    Exception: _unexpected,
+}

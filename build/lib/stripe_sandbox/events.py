@@ -1,0 +1,41 @@
+"""Events: recorded (GET /v1/events) and handed to the webhook sender."""
+
+from __future__ import annotations
+
+import copy
+import time
+
+from litestar import Litestar
+
+from stripe_sandbox import objects
+from stripe_sandbox.objects import Obj
+from stripe_sandbox.state import SandboxState
+from stripe_sandbox.webhooks import WebhookSender
+
+__all__ = ["emit_events"]
+
+
+def emit_events(
+    app: Litestar,
+    snapshots: list[tuple[str, Obj]],
+    *,
+    request_id: str | None,
+    idempotency_key: str | None,
+) -> list[Obj]:
+    """One event per ``(type, object snapshot)``, in that order."""
+    state: SandboxState = app.state.sandbox
+    sender: WebhookSender = app.state.webhook_sender
+    now = int(time.time())
+    emitted = []
+    for event_type, obj in snapshots:
+        event = objects.event(
+            event_type=event_type,
+            obj=copy.deepcopy(obj),
+            created=now,
+            request_id=request_id,
+            idempotency_key=idempotency_key,
+        )
+        state.events[event["id"]] = event
+        sender.send(event)
+        emitted.append(event)
+    return emitted
