@@ -1,4 +1,0 @@
-from auth_service.models import Base
-from shared import run_alembic_env
-
-run_alembic_env(Base.metadata)
