@@ -4,7 +4,7 @@ use; nothing reads ``app.state``. The lifespan only starts the worker and closes
 factory built.
 
 What a route can ask for, by name: ``catalog``, ``auth``, ``customers``, ``checkout``,
-``webhook_intake``, ``webhook_worker``, and ``db_session`` (from ``shared``).
+``webhook_intake``, ``webhook_worker``, ``seller``, and ``db_session`` (from ``shared``).
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ from typing import TypeVar
 from litestar import Litestar
 from litestar.di import Provide
 
-from facturation_service import invoice_routes, routes, webhooks
+from facturation_service import invoice_document_routes, invoice_routes, routes, webhooks
 from facturation_service.auth_client import AuthApi, AuthClient
 from facturation_service.catalog import Catalog, load_catalog
 from facturation_service.checkout import Checkout
 from facturation_service.customers import Customers, KnownCustomers, UserLocks
+from facturation_service.invoice_documents import seller_from_settings
 from facturation_service.journal import JournalWriter
 from facturation_service.settings import FacturationSettings, read_settings
 from facturation_service.stripe_api import StripeApi
@@ -32,7 +33,12 @@ __all__ = ["create_app", "load"]
 
 T = TypeVar("T")
 
-ROUTE_HANDLERS = [*routes.ROUTE_HANDLERS, *invoice_routes.ROUTE_HANDLERS, *webhooks.ROUTE_HANDLERS]
+ROUTE_HANDLERS = [
+    *routes.ROUTE_HANDLERS,
+    *invoice_routes.ROUTE_HANDLERS,
+    *invoice_document_routes.ROUTE_HANDLERS,
+    *webhooks.ROUTE_HANDLERS,
+]
 
 
 def load() -> tuple[FacturationSettings, Catalog]:
@@ -114,6 +120,7 @@ def create_app(
             "checkout": _provide(checkout),
             "webhook_intake": _provide(webhook_intake),
             "webhook_worker": _provide(webhook_worker),
+            "seller": _provide(seller_from_settings(settings)),
         },
         lifespan=[lifespan],
     )

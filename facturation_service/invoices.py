@@ -45,6 +45,7 @@ __all__ = [
     "get_user_invoice",
     "link_invoices_to_users",
     "list_user_invoices",
+    "owned_by",
     "status_rank",
 ]
 
@@ -288,7 +289,7 @@ def _summary_fields(invoice: Invoice) -> dict[str, Any]:
     return {field: getattr(invoice, field) for field in InvoiceSummary.__struct_fields__}
 
 
-def _owned_by(user_id: str) -> ColumnElement[bool]:
+def owned_by(user_id: str) -> ColumnElement[bool]:
     customers_of_user = select(StripeCustomer.user_stripe_id).where(
         StripeCustomer.user_id == user_id
     )
@@ -316,7 +317,7 @@ async def list_user_invoices(
     session: AsyncSession, user_id: str, *, limit: int, cursor: str | None
 ) -> InvoicePage:
     """Newest first, by Stripe's creation time then id (a stable order for the cursor)."""
-    query = select(Invoice).where(_owned_by(user_id))
+    query = select(Invoice).where(owned_by(user_id))
     if cursor:
         created, invoice_id = decode_cursor(cursor)
         query = query.where(tuple_(Invoice.created, Invoice.id) < tuple_(created, invoice_id))
@@ -333,7 +334,7 @@ async def list_user_invoices(
 
 async def get_user_invoice(session: AsyncSession, user_id: str, invoice_id: str) -> InvoiceDetail:
     invoice = (
-        await session.scalars(select(Invoice).where(Invoice.id == invoice_id, _owned_by(user_id)))
+        await session.scalars(select(Invoice).where(Invoice.id == invoice_id, owned_by(user_id)))
     ).one_or_none()
     if invoice is None:
         raise NotFoundError(f"No invoice {invoice_id} for this user.")

@@ -15,10 +15,12 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     SmallInteger,
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
     func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -28,6 +30,7 @@ from shared import named_metadata
 __all__ = [
     "Base",
     "Invoice",
+    "InvoiceDocument",
     "InvoiceLine",
     "Order",
     "OrderStatus",
@@ -199,3 +202,29 @@ class InvoiceLine(Base):
     period_start: Mapped[int | None] = mapped_column(BigInteger)
     period_end: Mapped[int | None] = mapped_column(BigInteger)
     raw: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+# --- invoice documents (issue 13) ---
+
+
+class InvoiceDocument(Base):
+    """The PDF issued for one invoice in one state; a later state adds a row, never replaces one.
+
+    The unique key on ``(invoice_id, state)`` is what makes a document exist once per state."""
+
+    __tablename__ = "invoice_documents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    invoice_id: Mapped[str] = mapped_column(
+        String(255), ForeignKey("invoices.id", ondelete="CASCADE")
+    )
+    state: Mapped[str] = mapped_column(String(32))
+    """The invoice's status when the document was rendered: open, paid, void, uncollectible."""
+    number: Mapped[str] = mapped_column(String(255))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    sha256: Mapped[str] = mapped_column(String(64))
+    """Hex SHA-256 of ``content``: the audit checksum and the HTTP ETag."""
+    size: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (UniqueConstraint("invoice_id", "state"),)

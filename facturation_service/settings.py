@@ -42,6 +42,11 @@ class FacturationSettings(msgspec.Struct, frozen=True, kw_only=True, rename="upp
     """After this long, an event a crashed worker left ``processing`` is taken again."""
     facturation_refetch_invoices: bool = False
     """Read each invoice from Stripe instead of trusting the event's snapshot."""
+    # --- invoice documents (issue 13) ---
+    seller_name: str = "Facturation Demo"
+    seller_address: str = "1 rue de la Paix; 75002 Paris; France"
+    """Printed one line per ``;``-separated part."""
+    seller_tax_id: str = ""
 
     @property
     def stripe_api_key(self) -> str:

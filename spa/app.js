@@ -21,8 +21,9 @@
 
   function money(amount, currency) {
     try {
-      return new Intl.NumberFormat("en", { style: "currency", currency: currency.toUpperCase() })
-        .format(amount / 100);
+      var format = new Intl.NumberFormat("en", { style: "currency", currency: currency.toUpperCase() });
+      // Minor units: JPY has none, EUR and USD two, KWD three.
+      return format.format(amount / Math.pow(10, format.resolvedOptions().maximumFractionDigits));
     } catch (e) {
       return (amount / 100).toFixed(2) + " " + currency.toUpperCase();
     }
@@ -235,6 +236,53 @@
       .catch(function (error) { say("Could not read the payment: " + error.message); });
   }
 
+  // The invoice PDF needs the bearer token, so a plain link cannot fetch it: fetch it here and
+  // hand the browser the bytes as a download named as the server names it.
+  function downloadInvoicePdf(invoice, link) {
+    link.dataset.state = "loading";
+    var headers = { Accept: "application/pdf" };
+    if (token()) headers.Authorization = "Bearer " + token();
+    return fetch(API + "/billing/invoices/" + encodeURIComponent(invoice.id) + "/pdf", {
+      headers: headers,
+    }).then(function (response) {
+      if (!response.ok) {
+        return response.json().then(function (problem) {
+          throw new Error(problem.detail || problem.title || response.statusText);
+        }, function () { throw new Error(response.statusText); });
+      }
+      var disposition = response.headers.get("Content-Disposition") || "";
+      var named = /filename="([^"]+)"/.exec(disposition);
+      return response.blob().then(function (blob) {
+        var url = URL.createObjectURL(blob);
+        var save = document.createElement("a");
+        save.href = url;
+        save.download = named ? named[1] : (invoice.number || invoice.id) + ".pdf";
+        document.body.appendChild(save);
+        save.click();
+        save.remove();
+        setTimeout(function () { URL.revokeObjectURL(url); }, 10000);
+        link.dataset.state = "done";
+      });
+    }).catch(function (error) {
+      link.dataset.state = "failed";
+      say("Could not download the invoice: " + error.message);
+    });
+  }
+
+  function pdfLink(invoice) {
+    var link = document.createElement("a");
+    link.href = "#";
+    link.className = "invoice-pdf";
+    link.dataset.invoiceId = invoice.id;
+    link.textContent = "PDF";
+    link.title = "Download invoice " + invoice.number + " as PDF";
+    link.addEventListener("click", function (event) {
+      event.preventDefault();
+      downloadInvoicePdf(invoice, link);
+    });
+    return link;
+  }
+
   function loadInvoices() {
     return api("GET", "/billing/invoices").then(function (page) {
       var body = $("#invoices tbody");
@@ -258,6 +306,9 @@
         cell(row, money(invoice.total, invoice.currency), "amount");
         cell(row, money(invoice.amount_paid, invoice.currency), "amount");
         cell(row, "").appendChild(statusBadge(invoice.status || "unknown"));
+        // A draft has no number and so no document yet.
+        var documentCell = cell(row, invoice.number ? "" : "—");
+        if (invoice.number) documentCell.appendChild(pdfLink(invoice));
         body.appendChild(row);
       });
       show("#no-invoices", page.data.length === 0);

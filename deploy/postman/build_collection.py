@@ -629,6 +629,7 @@ pm.test("the invoice with its line", () => {
 });
 """,
         ),
+        *invoice_pdf_requests(),
         request(
             "An unknown invoice is 404",
             "GET",
@@ -637,6 +638,49 @@ pm.test("the invoice with its line", () => {
             + PROBLEM_TESTS,
         ),
     ]
+
+
+def invoice_pdf_requests() -> list[Obj]:
+    """The paid invoice's PDF document (issue 13), then the same document revalidated by ETag."""
+    download = request(
+        "Invoice PDF",
+        "GET",
+        "/api/v1/billing/invoices/{{invoicePaidId}}/pdf",
+        description="The invoice as a PDF document, stored once per invoice state; its ETag is "
+        "the document's SHA-256.",
+        tests=r"""
+pm.test("200 OK", () => pm.response.to.have.status(200));
+pm.test("a PDF attachment named after the invoice number", () => {
+    pm.expect(pm.response.headers.get("Content-Type")).to.eql("application/pdf");
+    pm.expect(pm.response.headers.get("Content-Disposition"))
+        .to.match(/^attachment; filename="[A-Za-z0-9._-]+\.pdf"$/);
+    pm.expect(pm.response.stream.slice(0, 5).toString()).to.eql("%PDF-");
+});
+const etag = pm.response.headers.get("ETag");
+pm.test("tagged with the document's SHA-256", () => {
+    pm.expect(etag).to.match(/^"[0-9a-f]{64}"$/);
+});
+pm.collectionVariables.set("invoicePdfEtag", etag);
+""",
+    )
+    download["request"]["header"] = [{"key": "Accept", "value": "application/pdf"}]
+    unchanged = request(
+        "Invoice PDF unchanged is 304",
+        "GET",
+        "/api/v1/billing/invoices/{{invoicePaidId}}/pdf",
+        description="The same invoice state serves the same document: If-None-Match matches.",
+        tests="""
+pm.test("304 Not Modified", () => pm.response.to.have.status(304));
+pm.test("the same ETag", () => {
+    pm.expect(pm.response.headers.get("ETag")).to.eql(pm.collectionVariables.get("invoicePdfEtag"));
+});
+""",
+    )
+    unchanged["request"]["header"] = [
+        {"key": "Accept", "value": "application/pdf"},
+        {"key": "If-None-Match", "value": "{{invoicePdfEtag}}"},
+    ]
+    return [download, unchanged]
 
 
 def collection() -> Obj:

@@ -1,11 +1,13 @@
 """The demo SPA in headless Chromium (Debian's package, driven by Selenium) against the whole
 offline stack: the gateway serves the SPA, the sandbox serves Stripe.js and takes the payment,
 then delivers its signed webhooks to the gateway. Screenshots of each final page are kept under
-artifacts/screenshots/."""
+artifacts/screenshots/; the paid invoice's PDF is downloaded through its link."""
 
 from __future__ import annotations
 
 import asyncio
+import io
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -14,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 import pytest_asyncio
+from pypdf import PdfReader
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -41,8 +44,17 @@ async def offline(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Off
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[WebDriver]:
+def downloads(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("downloads")
+
+
+@pytest.fixture(scope="module")
+def browser(downloads: Path) -> Iterator[WebDriver]:
     options = webdriver.ChromeOptions()
+    options.add_experimental_option(
+        "prefs",
+        {"download.default_directory": str(downloads), "download.prompt_for_download": False},
+    )
     options.binary_location = CHROMIUM
     for flag in (
         "--headless",
@@ -58,6 +70,10 @@ def browser() -> Iterator[WebDriver]:
         options.add_argument(flag)
     # Explicit paths: selenium-manager must never look for or download a driver.
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    # Headless Chromium saves downloads only where it is told to.
+    driver.execute_cdp_cmd(
+        "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
+    )
     try:
         yield driver
     finally:
@@ -138,8 +154,18 @@ def screenshot(driver: WebDriver, name: str) -> Path:
     return path
 
 
+def downloaded(folder: Path, name: str) -> bytes:
+    """The bytes of a finished download (Chromium writes ``.crdownload`` until it is done)."""
+    path = folder / name
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not path.exists():
+        assert time.monotonic() < deadline, f"no {name} in {sorted(folder.iterdir())}"
+        time.sleep(0.1)
+    return path.read_bytes()
+
+
 async def test_a_new_user_pays_with_4242_and_sees_the_return_page_complete_and_invoice_paid(
-    offline: OfflineStack, browser: WebDriver
+    offline: OfflineStack, browser: WebDriver, downloads: Path
 ) -> None:
     def scenario() -> Purchase:
         purchase = buy(browser, offline.url, SUCCEEDING_CARD)
@@ -160,8 +186,28 @@ async def test_a_new_user_pays_with_4242_and_sees_the_return_page_complete_and_i
 
     purchase = await asyncio.to_thread(scenario)
 
-    assert browser.find_element(By.ID, "return-payment-status").text == "paid"
     (invoice,) = invoices_of(offline.url, purchase.token)
+    number = str(invoice["number"])
+
+    def download_the_pdf() -> bytes:
+        link = browser.find_element(
+            By.CSS_SELECTOR, "#invoices tr[data-status='paid'] a.invoice-pdf"
+        )
+        link.click()
+        wait(browser).until(
+            ec.text_to_be_present_in_element_attribute(
+                (By.CSS_SELECTOR, "#invoices tr[data-status='paid'] a.invoice-pdf"),
+                "data-state",
+                "done",
+            )
+        )
+        return downloaded(downloads, f"{number}.pdf")
+
+    document = await asyncio.to_thread(download_the_pdf)
+    assert document.startswith(b"%PDF-")
+    assert number in "".join(page.extract_text() for page in PdfReader(io.BytesIO(document)).pages)
+
+    assert browser.find_element(By.ID, "return-payment-status").text == "paid"
     assert invoice["status"] == "paid"
     assert invoice["amount_paid"] == purchase.unit_amount
     assert invoice["amount_remaining"] == 0
