@@ -1,18 +1,18 @@
-"""Facturation app on a real migrated database, Stripe's HTTP answered by the fake through respx,
-and auth replaced by an in-memory double with the same two methods as ``AuthClient``."""
+"""Facturation app on a real migrated database, Stripe's HTTP answered by the Stripe sandbox
+mounted in-process (``sandbox``: its request log and scripted faults), and auth replaced by an
+in-memory double with the same two methods as ``AuthClient``."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
-import respx
 import stripe
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -20,6 +20,7 @@ from litestar.testing import AsyncTestClient
 from facturation_service.app import create_app
 from facturation_service.auth_client import AuthUser
 from facturation_service.settings import FacturationSettings
+from facturation_service.stripe_api import StripeApi
 from shared import (
     INTERNAL_TOKEN_HEADER,
     ConflictError,
@@ -28,11 +29,10 @@ from shared import (
     ServiceUnavailableError,
 )
 from tests.support.databases import migrated_database
-from tests.support.fake_stripe import FakeStripe
+from tests.support.sandbox import SANDBOX_URL, InProcessSandbox
 from tests.support.webhook_app import webhook_settings
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "facturation_service" / "migrations"
-STRIPE_BASE = "https://stripe.test"
 INTERNAL_TOKEN = "unit-internal-token"
 RETURN_ORIGIN = "https://shop.example"
 
@@ -99,16 +99,39 @@ def settings(facturation_url: str) -> FacturationSettings:
         facturation_database_url=facturation_url,
         internal_token=INTERNAL_TOKEN,
         stripe_secret_key="sk_test_unit",
-        stripe_api_base=STRIPE_BASE,
+        stripe_api_base=SANDBOX_URL,
         stripe_max_network_retries=2,
-        stripe_timeout_seconds=2.0,
+        # Short, so that a scripted ``timeout`` fault costs the test three times this.
+        stripe_timeout_seconds=1.0,
         checkout_return_origins=[RETURN_ORIGIN],
     )
 
 
 @pytest.fixture
-def fake_stripe() -> FakeStripe:
-    return FakeStripe()
+async def sandbox() -> AsyncIterator[InProcessSandbox]:
+    """The Stripe sandbox, in-process: ``sandbox.requests`` (what reached Stripe, in order),
+    ``sandbox.faults.add(method, path, kind, count=...)`` (what the next calls suffer)."""
+    async with InProcessSandbox().running() as running_sandbox:
+        yield running_sandbox
+
+
+def sandbox_stripe_api(sandbox: InProcessSandbox, settings: FacturationSettings) -> StripeApi:
+    """The service's Stripe client as ``settings`` configure it, sending to ``sandbox``."""
+    return sandbox.stripe_api(
+        settings.stripe_api_key,
+        timeout_seconds=settings.stripe_timeout_seconds,
+        max_network_retries=settings.stripe_max_network_retries,
+    )
+
+
+@pytest.fixture
+async def stripe_api(
+    sandbox: InProcessSandbox, settings: FacturationSettings
+) -> AsyncIterator[StripeApi]:
+    """A ``StripeApi`` of its own over the sandbox, for tests that call it directly."""
+    api = sandbox_stripe_api(sandbox, settings)
+    yield api
+    await api.close()
 
 
 @pytest.fixture
@@ -117,22 +140,17 @@ def fake_auth() -> FakeAuth:
 
 
 @pytest.fixture
-def stripe_http(fake_stripe: FakeStripe) -> Iterator[respx.MockRouter]:
-    """Every request to Stripe goes to the fake unless a test adds a more specific route first."""
-    with respx.mock(base_url=STRIPE_BASE, assert_all_called=False) as router:
-        router.route(name="fake").mock(side_effect=fake_stripe.respx_handler)
-        yield router
-
-
-@pytest.fixture
 def app(settings: FacturationSettings) -> Litestar:
     return create_app(settings)
 
 
 @asynccontextmanager
-async def running(app: Litestar, fake_auth: FakeAuth) -> AsyncIterator[httpx.AsyncClient]:
-    """The app with its lifespan, on this event loop. Unlike Litestar's test client, which sends
-    one request at a time, concurrent requests really run concurrently here."""
+async def running(
+    app: Litestar, fake_auth: FakeAuth, sandbox: InProcessSandbox
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with its lifespan, on this event loop, talking to ``fake_auth`` and ``sandbox``.
+    Unlike Litestar's test client, which sends one request at a time, concurrent requests really
+    run concurrently here."""
     started, stop = asyncio.Event(), asyncio.Event()
 
     async def lifespan() -> None:
@@ -150,6 +168,8 @@ async def running(app: Litestar, fake_auth: FakeAuth) -> AsyncIterator[httpx.Asy
     try:
         await app.state.auth.close()
         app.state.auth = fake_auth
+        await app.state.stripe.close()
+        app.state.stripe = sandbox_stripe_api(sandbox, app.state.settings)
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]
             base_url="http://facturation.test",
@@ -163,9 +183,9 @@ async def running(app: Litestar, fake_auth: FakeAuth) -> AsyncIterator[httpx.Asy
 
 @pytest.fixture
 async def client(
-    app: Litestar, fake_auth: FakeAuth, stripe_http: respx.MockRouter
+    app: Litestar, fake_auth: FakeAuth, sandbox: InProcessSandbox
 ) -> AsyncIterator[httpx.AsyncClient]:
-    async with running(app, fake_auth) as http:
+    async with running(app, fake_auth, sandbox) as http:
         yield http
 
 
