@@ -230,10 +230,14 @@ async def change_config(request: AnyRequest) -> Response[bytes]:
 
 @get("/sandbox/requests")
 async def list_requests(request: AnyRequest) -> dict[str, Any]:
-    """Every /v1 request received, oldest first; ``?method=`` and ``?path=`` filter. With the
-    number held right now and the most held at once since the log was last cleared."""
+    """Every /v1 request received, oldest first; ``?method=`` and ``?path=`` filter, ``?limit=``
+    keeps the newest ones. With the number held right now and the most held at once since the log
+    was last cleared."""
     log = _state(request).requests
     found = log.matching(request.query_params.get("method"), request.query_params.get("path"))
+    limit = request.query_params.get("limit")
+    if limit is not None and limit.isdigit():
+        found = found[max(0, len(found) - int(limit)) :]
     return {
         "data": [entry.as_dict() for entry in found],
         "in_flight": log.in_flight,

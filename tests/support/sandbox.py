@@ -152,9 +152,10 @@ class InProcessSandbox:
 
 
 def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, kind):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
+    """Whether ``kind`` is in ``exc``'s chain of causes, or in an exception group on it."""
+    if isinstance(exc, kind):
+        return True
+    if isinstance(exc, BaseExceptionGroup) and any(_caused_by(e, kind) for e in exc.exceptions):
+        return True
+    cause = exc.__cause__ or exc.__context__
+    return cause is not None and _caused_by(cause, kind)
