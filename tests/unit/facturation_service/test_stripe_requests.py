@@ -286,7 +286,7 @@ async def test_other_stripe_refusals_map_to_problems_and_leave_no_order(
 def test_network_failures_map_to_504_when_they_are_timeouts_and_502_otherwise(
     cause: Exception, status: int
 ) -> None:
-    error = stripe.APIConnectionError("Unexpected error communicating with Stripe.")
+    error = stripe.APIConnectionError("Unexpected error communicating with Stripe.")  # type: ignore[no-untyped-call]
     error.__cause__ = cause
 
     assert problem_from_stripe_error(error).status == status

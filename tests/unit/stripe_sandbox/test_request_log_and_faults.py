@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -38,6 +39,7 @@ async def test_every_api_call_is_logged_with_params_idempotency_key_headers_and_
     assert created["idempotency_key"] == "create-u-1"
     assert created["headers"]["authorization"] == f"Bearer {API_KEY}"
     assert created["headers"]["stripe-version"] == stripe.api_version
+    assert customer.last_response is not None
     assert created["request_id"] == customer.last_response.request_id
     assert created["fault"] is None
     assert (retrieved["method"], retrieved["path"]) == ("GET", f"/v1/customers/{customer.id}")
@@ -120,9 +122,9 @@ async def test_each_error_fault_raises_the_sdks_own_error_class(
 
     assert caught.value.http_status == status
     assert caught.value.request_id is not None
-    assert caught.value.json_body is not None
-    assert caught.value.json_body["error"].get("code") == code
-    assert caught.value.json_body["error"]["message"]
+    body = cast("dict[str, Any]", caught.value.json_body)
+    assert body["error"].get("code") == code
+    assert body["error"]["message"]
 
 
 async def test_a_fault_message_and_param_reach_the_client(
