@@ -19,6 +19,7 @@ from stripe_sandbox.api import ConnectionDropped
 from stripe_sandbox.faults import Faults
 from stripe_sandbox.request_log import LoggedRequest, RequestLog
 from stripe_sandbox.state import SandboxState
+from tests.support.lifespan import app_lifespan
 
 __all__ = ["SANDBOX_URL", "InProcessSandbox", "SandboxTransport"]
 
@@ -108,25 +109,8 @@ class InProcessSandbox:
     @asynccontextmanager
     async def running(self) -> AsyncIterator[InProcessSandbox]:
         """The app's lifespan (its webhook sender), on the caller's event loop."""
-        started, stop = asyncio.Event(), asyncio.Event()
-
-        async def lifespan() -> None:
-            # Entered and left in one task (a fixture's set-up and teardown may run in two).
-            async with self.app.lifespan():
-                started.set()
-                await stop.wait()
-
-        task = asyncio.create_task(lifespan())
-        waiter = asyncio.create_task(started.wait())
-        await asyncio.wait([task, waiter], return_when="FIRST_COMPLETED")
-        waiter.cancel()
-        if task.done():
-            task.result()
-        try:
+        async with app_lifespan(self.app):
             yield self
-        finally:
-            stop.set()
-            await task
 
     async def control(
         self, method: str, path: str, *, json: Any = None, secret_key: str = SANDBOX_KEY

@@ -4,7 +4,6 @@ in-memory double with the same two methods as ``AuthClient``."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,6 +28,7 @@ from shared import (
     ServiceUnavailableError,
 )
 from tests.support.databases import migrated_database
+from tests.support.lifespan import app_lifespan
 from tests.support.sandbox import SANDBOX_URL, InProcessSandbox
 from tests.support.webhook_app import webhook_settings
 
@@ -151,21 +151,7 @@ async def running(
     """The app with its lifespan, on this event loop, talking to ``fake_auth`` and ``sandbox``.
     Unlike Litestar's test client, which sends one request at a time, concurrent requests really
     run concurrently here."""
-    started, stop = asyncio.Event(), asyncio.Event()
-
-    async def lifespan() -> None:
-        # Entered and left in one task: the app's task groups insist on it.
-        async with app.lifespan():
-            started.set()
-            await stop.wait()
-
-    task = asyncio.create_task(lifespan())
-    waiter = asyncio.create_task(started.wait())
-    await asyncio.wait([task, waiter], return_when="FIRST_COMPLETED")
-    waiter.cancel()
-    if task.done():
-        task.result()
-    try:
+    async with app_lifespan(app):
         await app.state.auth.close()
         app.state.auth = fake_auth
         await app.state.stripe.close()
@@ -176,9 +162,6 @@ async def running(
             headers={INTERNAL_TOKEN_HEADER: INTERNAL_TOKEN},
         ) as http:
             yield http
-    finally:
-        stop.set()
-        await task
 
 
 @pytest.fixture
