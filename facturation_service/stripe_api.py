@@ -39,8 +39,13 @@ class StripeApi:
         api_base: str = "",
         timeout_seconds: float = 10.0,
         max_network_retries: int = 2,
+        http_client: stripe.HTTPClient | None = None,
     ) -> None:
-        self.http_client = stripe.HTTPXClient(
+        """Args:
+        http_client: what carries the requests (tests hand one over an in-process sandbox);
+            by default ``stripe.HTTPXClient`` with ``timeout_seconds``.
+        """
+        self.http_client = http_client or stripe.HTTPXClient(
             timeout=httpx.Timeout(timeout_seconds, connect=min(timeout_seconds, 5.0))
         )
         self.client = stripe.StripeClient(

@@ -1,6 +1,6 @@
-"""What every /v1 call goes through, in Stripe's order: API key, (injected latency and
-failures), parameters, idempotency replay, the action, ``expand``, and a JSON answer carrying
-``Request-Id``."""
+"""What every /v1 call goes through: the request log, the latency, a scripted fault if one
+matches (see faults.py), then in Stripe's order: API key, injected random failures, parameters,
+idempotency replay, the action, ``expand``, and a JSON answer carrying ``Request-Id``."""
 
 from __future__ import annotations
 
@@ -8,17 +8,26 @@ import asyncio
 import base64
 import json
 import random
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from litestar import Request, Response
+from litestar.response import Stream
 
 from stripe_sandbox.errors import StripeApiError, api_error, idempotency_error, invalid_request
+from stripe_sandbox.faults import Fault
 from stripe_sandbox.forms import Params, decode_form
 from stripe_sandbox.objects import API_VERSION, Obj, new_id
 from stripe_sandbox.state import IdempotentResult, SandboxState
 
-__all__ = ["Action", "authenticate", "error_response", "json_response", "run_api_call"]
+__all__ = [
+    "Action",
+    "ConnectionDropped",
+    "authenticate",
+    "error_response",
+    "json_response",
+    "run_api_call",
+]
 
 Action = Callable[[Params, str], tuple[int, Obj]]
 """Takes the decoded parameters and the request id; returns the status and the object."""
@@ -97,19 +106,60 @@ def _expand_path(node: Any, parts: list[str], state: SandboxState, full: str) ->
         _expand_path(node[head], rest, state, full)
 
 
-async def run_api_call(request: Request[Any, Any, Any], action: Action) -> Response[bytes]:
+class ConnectionDropped(Exception):
+    """Raised after the answer has started, so the server closes the connection mid-answer."""
+
+
+async def _dropped_body() -> AsyncIterator[bytes]:
+    raise ConnectionDropped("scripted sandbox fault: connection dropped")
+    yield b""  # type: ignore[unreachable]  # makes this a generator
+
+
+async def _fault_response(fault: Fault, request_id: str) -> Response[Any]:
+    if fault.kind == "disconnect":
+        return Stream(_dropped_body(), media_type="application/json")
+    if fault.kind == "timeout":
+        # The client gives up first; whoever still listens then gets a plain server error.
+        await asyncio.sleep(fault.seconds)
+    return error_response(fault.error(), request_id)
+
+
+async def run_api_call(request: Request[Any, Any, Any], action: Action) -> Response[Any]:
+    """Logs the request, then answers it: a scripted fault if one matches, else ``action``."""
     state: SandboxState = request.app.state.sandbox
     request_id = new_id("req_", 14)
-    try:
-        authenticate(request.headers.get("authorization"))
+    if request.method == "POST":
+        raw = (await request.body()).decode("utf-8", errors="replace")
+    else:
+        raw = request.url.query or ""
+    entry = state.requests.record(
+        request.method, request.url.path, raw, request.headers, request_id
+    )
+    with state.requests.holding():
         if state.latency_ms > 0:
             await asyncio.sleep(state.latency_ms / 1000)
+        fault = state.faults.take(request.method, request.url.path)
+        if fault is not None:
+            entry.fault = fault.kind
+            response = await _fault_response(fault, request_id)
+        else:
+            response = _answer(request, state, action, raw, request_id)
+    if not isinstance(response, Stream):
+        entry.status = response.status_code
+    return response
+
+
+def _answer(
+    request: Request[Any, Any, Any],
+    state: SandboxState,
+    action: Action,
+    raw: str,
+    request_id: str,
+) -> Response[bytes]:
+    try:
+        authenticate(request.headers.get("authorization"))
         if state.failure_rate > 0 and random.random() < state.failure_rate:  # noqa: S311 - fault injection
             raise api_error()
-        if request.method == "POST":
-            raw = (await request.body()).decode("utf-8", errors="replace")
-        else:
-            raw = request.url.query or ""
         params = decode_form(raw)
         key = request.headers.get("idempotency-key") if request.method == "POST" else None
         endpoint = f"{request.method} {request.url.path}"

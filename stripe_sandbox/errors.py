@@ -4,9 +4,10 @@
 
     StripeApiError                 {"error": {"type", "code", "message", "param", ...}}
     ├── invalid_request_error      400 bad or missing parameter · 404 no such object
-    │                              · 401 bad API key · 400 idempotency_error (own type)
+    │                              · 401 bad API key · 429 code rate_limit (scripted fault)
+    ├── idempotency_error          400 a key reused with other parameters or endpoint
     ├── card_error                 402 declined, bad number, expiry or CVC
-    └── api_error                  500 injected failures (SANDBOX_FAILURE_RATE)
+    └── api_error                  500 injected failures (SANDBOX_FAILURE_RATE, scripted faults)
 """
 
 from __future__ import annotations

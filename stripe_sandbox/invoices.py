@@ -1,13 +1,11 @@
-"""Invoices: the one a paid Checkout Session creates, moved draft → open → paid as Stripe does,
-and GET /v1/invoices[/{id}]."""
+"""Invoices: the one a paid Checkout Session creates, moved draft → open → paid by
+``invoice_lifecycle``, and GET /v1/invoices[/{id}]."""
 
 from __future__ import annotations
 
-import copy
-
 from stripe.params import InvoiceListParams
 
-from stripe_sandbox import objects
+from stripe_sandbox import invoice_lifecycle, objects
 from stripe_sandbox.errors import resource_missing
 from stripe_sandbox.forms import Params, read_int, read_str, reject_unknown
 from stripe_sandbox.objects import Obj
@@ -38,32 +36,17 @@ def invoice_checkout_session(
         account_country=account_country,
         account_name=account_name,
     )
-    state.invoices[invoice["id"]] = invoice
-    snapshots = [("invoice.created", copy.deepcopy(invoice))]
-
-    invoice["number"] = f"{customer['invoice_prefix']}-{customer['next_invoice_sequence']:04d}"
+    number = f"{customer['invoice_prefix']}-{customer['next_invoice_sequence']:04d}"
     customer["next_invoice_sequence"] += 1
-    invoice.update(
-        status="open",
-        effective_at=now,
-        ending_balance=0,
+    finalized = invoice_lifecycle.finalize(
+        invoice,
+        at=now,
+        number=number,
         hosted_invoice_url=f"{public_url}/sandbox/invoices/{invoice['id']}",
     )
-    invoice["status_transitions"]["finalized_at"] = now
-    snapshots.append(("invoice.finalized", copy.deepcopy(invoice)))
-
-    invoice.update(
-        status="paid",
-        amount_paid=invoice["amount_due"],
-        amount_remaining=0,
-        attempted=True,
-        attempt_count=1,
-        webhooks_delivered_at=now,
-    )
-    invoice["status_transitions"]["paid_at"] = now
-    paid = copy.deepcopy(invoice)
-    snapshots += [("invoice.paid", paid), ("invoice.payment_succeeded", copy.deepcopy(paid))]
-    return snapshots
+    paid = invoice_lifecycle.pay(finalized.invoice, at=now)
+    state.invoices[invoice["id"]] = paid.invoice
+    return [("invoice.created", invoice), *finalized.snapshots(), *paid.snapshots()]
 
 
 def retrieve_invoice(state: SandboxState, invoice_id: str) -> Obj:

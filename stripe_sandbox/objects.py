@@ -341,7 +341,7 @@ def invoice(
     account_name: str,
     invoice_id: str | None = None,
 ) -> Obj:
-    """A draft invoice: ``finalize`` and ``pay`` in checkout.py move it on as Stripe does."""
+    """A draft invoice: ``invoice_lifecycle`` moves it on as Stripe does."""
     invoice_id = invoice_id or new_id("in_")
     lines = [invoice_line(invoice_id=invoice_id, item=item, period=created) for item in items]
     total = sum(line["amount"] for line in lines)

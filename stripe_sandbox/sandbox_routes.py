@@ -1,5 +1,6 @@
 """Routes real Stripe has no equivalent of: what the stand-in Stripe.js calls to show and pay a
-session, the hosted invoice page, and controls for tests (events, delivery, faults)."""
+session, the hosted invoice page, and controls for tests (events, delivery, latency, the request
+log, scripted faults)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ import time
 from importlib import resources
 from typing import Any
 
-from litestar import Request, Response, get, post
+from litestar import Request, Response, delete, get, post
 from litestar.params import FromPath
 
 from stripe_sandbox import checkout
 from stripe_sandbox.api import authenticate, error_response, json_response
 from stripe_sandbox.errors import StripeApiError, invalid_request, resource_missing
 from stripe_sandbox.events import emit_events
+from stripe_sandbox.faults import DEFAULT_HOLD_SECONDS, FAULT_KINDS
 from stripe_sandbox.forms import decode_form
 from stripe_sandbox.objects import Obj, new_id
 from stripe_sandbox.settings import SandboxSettings
@@ -226,6 +228,97 @@ async def change_config(request: AnyRequest) -> Response[bytes]:
     return json_response(200, _config(state), request_id)
 
 
+@get("/sandbox/requests")
+async def list_requests(request: AnyRequest) -> dict[str, Any]:
+    """Every /v1 request received, oldest first; ``?method=`` and ``?path=`` filter, ``?limit=``
+    keeps the newest ones. With the number held right now and the most held at once since the log
+    was last cleared."""
+    log = _state(request).requests
+    found = log.matching(request.query_params.get("method"), request.query_params.get("path"))
+    limit = request.query_params.get("limit")
+    if limit is not None and limit.isdigit():
+        found = found[max(0, len(found) - int(limit)) :]
+    return {
+        "data": [entry.as_dict() for entry in found],
+        "in_flight": log.in_flight,
+        "max_in_flight": log.max_in_flight,
+    }
+
+
+@delete("/sandbox/requests")
+async def clear_requests(request: AnyRequest) -> None:
+    _state(request).requests.clear()
+
+
+@get("/sandbox/faults")
+async def list_faults(request: AnyRequest) -> dict[str, Any]:
+    return {"data": [fault.as_dict() for fault in _state(request).faults.pending]}
+
+
+@post("/sandbox/faults", status_code=201)
+async def add_fault(request: AnyRequest) -> Response[bytes]:
+    """``{method, path, kind, count?, message?, param?, seconds?}``: the next ``count`` calls to
+    ``method path`` (a glob) fail as ``kind`` says (see ``stripe_sandbox.faults``)."""
+    request_id = new_id("req_", 14)
+    try:
+        body = await _body(request)
+        method, path, kind = (_required_str(body, name) for name in ("method", "path", "kind"))
+        if kind not in FAULT_KINDS:
+            raise invalid_request(f"kind must be one of {', '.join(FAULT_KINDS)}", param="kind")
+        count = _int_field(body, "count", 1)
+        if count < 1:
+            raise invalid_request("count must be at least 1", param="count")
+        seconds = _number_field(body, "seconds", DEFAULT_HOLD_SECONDS)
+        fault = _state(request).faults.add(
+            method,
+            path,
+            kind,  # type: ignore[arg-type]  # checked against FAULT_KINDS above
+            count=count,
+            message=_optional_str(body, "message"),
+            param=_optional_str(body, "param"),
+            seconds=seconds,
+        )
+    except StripeApiError as error:
+        return error_response(error, request_id)
+    return json_response(201, fault.as_dict(), request_id)
+
+
+@delete("/sandbox/faults")
+async def clear_faults(request: AnyRequest) -> None:
+    _state(request).faults.clear()
+
+
+def _required_str(body: dict[str, Any], name: str) -> str:
+    value = body.get(name)
+    if not isinstance(value, str) or not value:
+        raise invalid_request(
+            f"Missing required param: {name}.", param=name, code="parameter_missing"
+        )
+    return value
+
+
+def _optional_str(body: dict[str, Any], name: str) -> str | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise invalid_request(f"{name} must be a string", param=name)
+    return value
+
+
+def _number_field(body: dict[str, Any], name: str, default: float) -> float:
+    value = body.get(name)
+    if value in (None, ""):
+        return default
+    try:
+        number = float(str(value))
+    except ValueError:
+        raise invalid_request(f"{name} must be a number", param=name) from None
+    if not 0 <= number <= 3600:
+        raise invalid_request(f"{name} must be between 0 and 3600", param=name)
+    return number
+
+
 @get("/sandbox/invoices/{invoice_id:str}", media_type="text/html")
 async def hosted_invoice(request: AnyRequest, invoice_id: FromPath[str]) -> Response[str]:
     invoice = _state(request).invoices.get(invoice_id)
@@ -261,6 +354,11 @@ sandbox_route_handlers = [
     resend_event,
     read_config,
     change_config,
+    list_requests,
+    clear_requests,
+    list_faults,
+    add_fault,
+    clear_faults,
     hosted_invoice,
     stripe_js,
 ]

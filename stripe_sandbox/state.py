@@ -6,6 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from stripe_sandbox.faults import Faults
+from stripe_sandbox.request_log import RequestLog
+
 __all__ = ["Delivery", "IdempotentResult", "SandboxState"]
 
 Obj = dict[str, Any]
@@ -51,6 +54,8 @@ class SandboxState:
     events: dict[str, Obj] = field(default_factory=dict)
     deliveries: dict[str, Delivery] = field(default_factory=dict)
     idempotency: dict[str, IdempotentResult] = field(default_factory=dict)
+    requests: RequestLog = field(default_factory=RequestLog)
+    faults: Faults = field(default_factory=Faults)
 
     def lookup(self, object_id: str) -> Obj | None:
         """Any object by its id, as ``expand`` needs."""

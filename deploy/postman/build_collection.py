@@ -1,19 +1,19 @@
 """Writes the Postman collection and environment next to this file.
 
-The webhook events are built with the sandbox's own object builders, so they are full Stripe
-objects of the pinned API version; ids, amounts and timestamps become Postman variables.
+The webhook events are built with the sandbox's own object builders and moved along the invoice
+lifecycle by ``stripe_sandbox.invoice_lifecycle``, so they are full Stripe objects of the pinned
+API version in the states Stripe sends; ids, amounts and timestamps become Postman variables.
 Run ``.venv/bin/python deploy/postman/build_collection.py`` after changing either.
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from pathlib import Path
 from typing import Any
 
-from stripe_sandbox import objects
+from stripe_sandbox import invoice_lifecycle, objects
 
 HERE = Path(__file__).resolve().parent
 SCHEMA = "https://schema.getpostman.com/json/collection/v2.1.0/collection.json"
@@ -371,42 +371,24 @@ def _invoice(invoice_var: str) -> Obj:
 
 
 def _finalized(invoice: Obj) -> Obj:
-    invoice = copy.deepcopy(invoice)
-    invoice.update(
-        status="open",
+    return invoice_lifecycle.finalize(
+        invoice,
+        at="__N_NOW__",
         number="__S_NUMBER__",
-        effective_at="__N_NOW__",
-        ending_balance=0,
         hosted_invoice_url="https://invoice.example.com/__S_ID__",
-    )
-    invoice["status_transitions"]["finalized_at"] = "__N_NOW__"
-    return invoice
+    ).invoice
 
 
 def _paid(invoice: Obj) -> Obj:
-    invoice = copy.deepcopy(invoice)
-    invoice.update(
-        status="paid",
-        amount_paid="__N_AMOUNT__",
-        amount_remaining=0,
-        attempted=True,
-        attempt_count=1,
-    )
-    invoice["status_transitions"]["paid_at"] = "__N_NOW__"
-    return invoice
+    return invoice_lifecycle.pay(invoice, at="__N_NOW__").invoice
 
 
 def _payment_failed(invoice: Obj) -> Obj:
-    invoice = copy.deepcopy(invoice)
-    invoice.update(attempted=True, attempt_count=1, next_payment_attempt=None)
-    return invoice
+    return invoice_lifecycle.fail_payment(invoice, at="__N_NOW__").invoice
 
 
 def _voided(invoice: Obj) -> Obj:
-    invoice = copy.deepcopy(invoice)
-    invoice["status"] = "void"
-    invoice["status_transitions"]["voided_at"] = "__N_NOW__"
-    return invoice
+    return invoice_lifecycle.void(invoice, at="__N_NOW__").invoice
 
 
 def _session() -> Obj:

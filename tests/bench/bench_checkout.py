@@ -1,7 +1,7 @@
 """Benchmark: Checkout Sessions created concurrently against a slow Stripe.
 
 Starts auth, facturation and the gateway as real processes (PostgreSQL when TEST_DATABASE_URL is
-set, SQLite otherwise) with Stripe's HTTP answered by the fake Stripe process, then:
+set, SQLite otherwise) with Stripe's HTTP answered by the Stripe sandbox process, then:
 
 1. with Stripe answering after 300 ms, creates 100 Checkout Sessions at once (100 users, whose
    Stripe customers exist already) and prints the wall time; the target is at most 1.5 x 300 ms,
@@ -11,7 +11,7 @@ set, SQLite otherwise) with Stripe's HTTP answered by the fake Stripe process, t
 
 Both rounds are measured directly against facturation (with the internal credential and the
 identity headers the gateway would add), and with ``--via-gateway`` again through the gateway.
-The stand-in also reports how many Stripe calls it held at once: 100 means the service sent
+The sandbox also reports how many Stripe calls it held at once: 100 means the service sent
 them all concurrently, whatever the CPU left for the rest of the request.
 
     .venv/bin/python -m tests.bench.bench_checkout [--users 100] [--latency 0.3] [--runs 3]
@@ -68,13 +68,17 @@ def gateway_headers(user: User) -> dict[str, str]:
 
 
 async def set_latency(stripe: ServiceProcess, seconds: float) -> None:
+    """Changes the sandbox's answer delay, and starts counting the calls it holds at once anew."""
     async with httpx.AsyncClient(base_url=stripe.url) as http:
-        (await http.post("/_control/latency", content=str(seconds))).raise_for_status()
+        latency = {"latency_ms": round(seconds * 1000)}
+        (await http.post("/sandbox/config", json=latency)).raise_for_status()
+        (await http.delete("/sandbox/requests")).raise_for_status()
 
 
 async def max_in_flight(stripe: ServiceProcess) -> int:
     async with httpx.AsyncClient(base_url=stripe.url) as http:
-        most: int = (await http.get("/_control/stats")).json()["max_in_flight"]
+        log = (await http.get("/sandbox/requests", params={"limit": 0})).json()
+        most: int = log["max_in_flight"]
         return most
 
 
@@ -123,7 +127,7 @@ async def main(
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
-        stripe = ServiceProcess("tests.support.fake_stripe", {}, tmp_path)
+        stripe = ServiceProcess("stripe_sandbox", {"SANDBOX_WEBHOOK_URL": ""}, tmp_path)
         await asyncio.to_thread(stripe.start)
         try:
             async with start_stack(

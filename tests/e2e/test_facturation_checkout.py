@@ -1,5 +1,5 @@
 """Through the real gateway, auth and facturation processes, with Stripe's HTTP answered by the
-fake Stripe process: register → login → basket → customer → checkout session."""
+Stripe sandbox process: register → login → basket → customer → checkout session."""
 
 from __future__ import annotations
 
@@ -26,14 +26,14 @@ async def stack(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[tuple[Stack, ServiceProcess]]:
     tmp_path = tmp_path_factory.mktemp("facturation-e2e")
-    stripe = ServiceProcess("tests.support.fake_stripe", {}, tmp_path)
+    stripe = ServiceProcess("stripe_sandbox", {"SANDBOX_WEBHOOK_URL": ""}, tmp_path)
     await asyncio.to_thread(stripe.start)
     try:
         async with start_stack(
             tmp_path,
             facturation_url="start",
             facturation_env={
-                "STRIPE_SECRET_KEY": "sk_test_e2e",
+                "STRIPE_SECRET_KEY": "sk_test_e2e_checkout",
                 "STRIPE_API_BASE": stripe.url,
                 "CHECKOUT_RETURN_ORIGINS": RETURN_ORIGIN,
             },
@@ -55,9 +55,13 @@ async def sign_up(http: httpx.AsyncClient, email: str) -> dict[str, str]:
 
 
 async def stripe_customers(stripe: ServiceProcess, user_id: str) -> list[dict[str, Any]]:
-    """The customers the fake Stripe holds for this user."""
+    """The customers the Stripe sandbox holds for this user."""
     async with httpx.AsyncClient(base_url=stripe.url) as http:
-        response = await http.get("/v1/customers", headers={"Authorization": "Bearer sk_test_e2e"})
+        response = await http.get(
+            "/v1/customers",
+            params={"limit": 100},
+            headers={"Authorization": "Bearer sk_test_e2e_checkout"},
+        )
     return [c for c in response.json()["data"] if c["metadata"].get("user_id") == user_id]
 
 

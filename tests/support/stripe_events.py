@@ -13,7 +13,7 @@ import time
 import zlib
 from typing import Any
 
-from stripe_sandbox import objects
+from stripe_sandbox import invoice_lifecycle, objects
 from stripe_sandbox.objects import new_id
 from stripe_sandbox.webhooks import delivery_headers, encode_event, signature_header
 
@@ -135,31 +135,24 @@ def invoice(
         account_name="Facturation Demo",
     )
     built["auto_advance"] = status in ("draft", "open")
-    built["status"] = status
     if status == "draft":
         return built
-    transitions = built["status_transitions"]
     hosted = f"https://invoice.stripe.com/i/acct_1TestAccount/test_{invoice_id}"
-    built.update(
+    built = invoice_lifecycle.finalize(
+        built,
+        at=created + 1,
         number=f"A1B2C3D4-{zlib.crc32(invoice_id.encode()) % 10000:04d}",
-        effective_at=created + 1,
-        ending_balance=0,
         hosted_invoice_url=hosted,
         invoice_pdf=f"{hosted}/pdf?s=ap",
-        webhooks_delivered_at=created,
-    )
-    transitions["finalized_at"] = created + 1
-    if status == "paid":
-        built.update(
-            amount_paid=built["amount_due"], amount_remaining=0, attempt_count=1, attempted=True
-        )
-        transitions["paid_at"] = created + 2
-    elif status == "void":
-        built["amount_remaining"] = 0
-        transitions["voided_at"] = created + 2
-    elif status == "uncollectible":
-        transitions["marked_uncollectible_at"] = created + 2
-    return built
+    ).invoice
+    moves = {
+        "open": None,
+        "paid": invoice_lifecycle.pay,
+        "void": invoice_lifecycle.void,
+        "uncollectible": invoice_lifecycle.mark_uncollectible,
+    }
+    move = moves[status]
+    return built if move is None else move(built, at=created + 2).invoice
 
 
 def checkout_session(

@@ -1,18 +1,17 @@
-"""Facturation app on a real migrated database, Stripe's HTTP answered by the fake through respx,
-and auth handed to ``create_app`` as an in-memory double of ``AuthApi``."""
+"""Facturation app on a real migrated database, Stripe's HTTP answered by the Stripe sandbox
+mounted in-process (``sandbox``: its request log and scripted faults), and auth handed to
+``create_app`` as an in-memory double of ``AuthApi``."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
-import respx
 import stripe
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -20,6 +19,7 @@ from litestar.testing import AsyncTestClient
 from facturation_service.app import create_app
 from facturation_service.auth_client import AuthUser
 from facturation_service.settings import FacturationSettings
+from facturation_service.stripe_api import StripeApi
 from shared import (
     INTERNAL_TOKEN_HEADER,
     ConflictError,
@@ -28,11 +28,11 @@ from shared import (
     ServiceUnavailableError,
 )
 from tests.support.databases import migrated_database
-from tests.support.fake_stripe import FakeStripe
+from tests.support.lifespan import app_lifespan
+from tests.support.sandbox import SANDBOX_URL, InProcessSandbox
 from tests.support.webhook_app import webhook_app_client
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "facturation_service" / "migrations"
-STRIPE_BASE = "https://stripe.test"
 INTERNAL_TOKEN = "unit-internal-token"
 RETURN_ORIGIN = "https://shop.example"
 
@@ -100,16 +100,39 @@ def settings(facturation_url: str) -> FacturationSettings:
         facturation_database_url=facturation_url,
         internal_token=INTERNAL_TOKEN,
         stripe_secret_key="sk_test_unit",
-        stripe_api_base=STRIPE_BASE,
+        stripe_api_base=SANDBOX_URL,
         stripe_max_network_retries=2,
-        stripe_timeout_seconds=2.0,
+        # Short, so that a scripted ``timeout`` fault costs the test three times this.
+        stripe_timeout_seconds=1.0,
         checkout_return_origins=[RETURN_ORIGIN],
     )
 
 
 @pytest.fixture
-def fake_stripe() -> FakeStripe:
-    return FakeStripe()
+async def sandbox() -> AsyncIterator[InProcessSandbox]:
+    """The Stripe sandbox, in-process: ``sandbox.requests`` (what reached Stripe, in order),
+    ``sandbox.faults.add(method, path, kind, count=...)`` (what the next calls suffer)."""
+    async with InProcessSandbox().running() as running_sandbox:
+        yield running_sandbox
+
+
+def sandbox_stripe_api(sandbox: InProcessSandbox, settings: FacturationSettings) -> StripeApi:
+    """The service's Stripe client as ``settings`` configure it, sending to ``sandbox``."""
+    return sandbox.stripe_api(
+        settings.stripe_api_key,
+        timeout_seconds=settings.stripe_timeout_seconds,
+        max_network_retries=settings.stripe_max_network_retries,
+    )
+
+
+@pytest.fixture
+async def stripe_api(
+    sandbox: InProcessSandbox, settings: FacturationSettings
+) -> AsyncIterator[StripeApi]:
+    """The ``StripeApi`` over the sandbox that the app fixture is handed; closed after the test."""
+    api = sandbox_stripe_api(sandbox, settings)
+    yield api
+    await api.close()
 
 
 @pytest.fixture
@@ -118,50 +141,27 @@ def fake_auth() -> FakeAuth:
 
 
 @pytest.fixture
-def stripe_http(fake_stripe: FakeStripe) -> Iterator[respx.MockRouter]:
-    """Every request to Stripe goes to the fake unless a test adds a more specific route first."""
-    with respx.mock(base_url=STRIPE_BASE, assert_all_called=False) as router:
-        router.route(name="fake").mock(side_effect=fake_stripe.respx_handler)
-        yield router
-
-
-@pytest.fixture
-def app(settings: FacturationSettings, fake_auth: FakeAuth) -> Litestar:
-    return create_app(settings, auth=fake_auth)
+def app(settings: FacturationSettings, fake_auth: FakeAuth, stripe_api: StripeApi) -> Litestar:
+    return create_app(settings, stripe=stripe_api, auth=fake_auth)
 
 
 @asynccontextmanager
 async def running(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
     """The app with its lifespan, on this event loop. Unlike Litestar's test client, which sends
     one request at a time, concurrent requests really run concurrently here."""
-    started, stop = asyncio.Event(), asyncio.Event()
-
-    async def lifespan() -> None:
-        # Entered and left in one task: the app's task groups insist on it.
-        async with app.lifespan():
-            started.set()
-            await stop.wait()
-
-    task = asyncio.create_task(lifespan())
-    waiter = asyncio.create_task(started.wait())
-    await asyncio.wait([task, waiter], return_when="FIRST_COMPLETED")
-    waiter.cancel()
-    if task.done():
-        task.result()
-    try:
-        async with httpx.AsyncClient(
+    async with (
+        app_lifespan(app),
+        httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]
             base_url="http://facturation.test",
             headers={INTERNAL_TOKEN_HEADER: INTERNAL_TOKEN},
-        ) as http:
-            yield http
-    finally:
-        stop.set()
-        await task
+        ) as http,
+    ):
+        yield http
 
 
 @pytest.fixture
-async def client(app: Litestar, stripe_http: respx.MockRouter) -> AsyncIterator[httpx.AsyncClient]:
+async def client(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
     async with running(app) as http:
         yield http
 

@@ -3,22 +3,16 @@ and their owner, not the app, closes them."""
 
 from __future__ import annotations
 
-import respx
-
 from facturation_service.app import create_app
 from facturation_service.settings import FacturationSettings
-from facturation_service.stripe_api import StripeApi
-from tests.support.fake_stripe import FakeStripe
-from tests.unit.facturation_service.conftest import STRIPE_BASE, FakeAuth, as_user, running
+from tests.support.sandbox import InProcessSandbox
+from tests.unit.facturation_service.conftest import FakeAuth, as_user, running
 
 
 async def test_the_stripe_client_and_auth_handed_to_create_app_are_used_and_left_open(
-    settings: FacturationSettings,
-    fake_auth: FakeAuth,
-    fake_stripe: FakeStripe,
-    stripe_http: respx.MockRouter,
+    settings: FacturationSettings, fake_auth: FakeAuth, sandbox: InProcessSandbox
 ) -> None:
-    stripe_api = StripeApi("sk_test_handed_in", api_base=STRIPE_BASE)
+    stripe_api = sandbox.stripe_api("sk_test_handed_in")
     user_id = fake_auth.add_user()
     try:
         async with running(create_app(settings, stripe=stripe_api, auth=fake_auth)) as client:
@@ -31,8 +25,8 @@ async def test_the_stripe_client_and_auth_handed_to_create_app_are_used_and_left
         await stripe_api.close()
 
     assert response.status_code == 201
-    authorizations = [request.headers["authorization"] for request in fake_stripe.requests]
+    authorizations = [request.headers["authorization"] for request in sandbox.requests]
     assert authorizations == ["Bearer sk_test_handed_in"] * 2
     assert fake_auth.users[user_id].user_stripe_id == response.json()["user_stripe_id"]
-    assert later.id in fake_stripe.customers
+    assert later.id in sandbox.state.customers
     assert not fake_auth.closed

@@ -12,7 +12,7 @@ from facturation_service.catalog import load_catalog
 from facturation_service.checkout import price_basket
 from facturation_service.schemas import BasketItem
 from shared import PROBLEM_MEDIA_TYPE, SettingsError, UnprocessableError
-from tests.support.fake_stripe import FakeStripe
+from tests.support.sandbox import InProcessSandbox
 from tests.unit.facturation_service.conftest import FakeAuth, as_user
 
 
@@ -116,7 +116,7 @@ async def test_needs_stripe_customer_is_false_once_the_customer_exists(
 async def test_bad_baskets_are_422_problems_and_never_reach_stripe(
     client: httpx.AsyncClient,
     fake_auth: FakeAuth,
-    fake_stripe: FakeStripe,
+    sandbox: InProcessSandbox,
     path: str,
     items: list[dict[str, Any]],
     detail: str,
@@ -128,7 +128,7 @@ async def test_bad_baskets_are_422_problems_and_never_reach_stripe(
     assert response.status_code == 422
     assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
     assert detail in response.json()["detail"]
-    assert fake_stripe.requests == []
+    assert list(sandbox.requests) == []
 
 
 @pytest.mark.parametrize(

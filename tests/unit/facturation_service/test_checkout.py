@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from facturation_service.models import Order
 from shared import PROBLEM_MEDIA_TYPE, Database
-from tests.support.fake_stripe import FakeStripe
+from tests.support.sandbox import InProcessSandbox
 from tests.unit.facturation_service.conftest import RETURN_ORIGIN, FakeAuth, as_user
 
 PAID = [{"product_id": "pro-month", "quantity": 1}]
@@ -23,7 +23,7 @@ async def orders(db: Database) -> list[Order]:
 
 
 async def test_checkout_creates_the_customer_first_and_stores_it_in_auth(
-    client: httpx.AsyncClient, fake_auth: FakeAuth, fake_stripe: FakeStripe
+    client: httpx.AsyncClient, fake_auth: FakeAuth, sandbox: InProcessSandbox
 ) -> None:
     user_id = fake_auth.add_user()
 
@@ -34,17 +34,17 @@ async def test_checkout_creates_the_customer_first_and_stores_it_in_auth(
     )
 
     assert response.status_code == 201
-    assert [(r.method, r.path) for r in fake_stripe.requests] == [
+    assert [(r.method, r.path) for r in sandbox.requests] == [
         ("POST", "/v1/customers"),
         ("POST", "/v1/checkout/sessions"),
     ]
-    [customer] = fake_stripe.customers
+    [customer] = sandbox.state.customers
     assert fake_auth.users[user_id].user_stripe_id == customer
-    assert fake_stripe.sessions[response.json()["id"]]["customer"] == customer
+    assert sandbox.state.checkout_sessions[response.json()["id"]]["customer"] == customer
 
 
 async def test_a_basket_of_free_products_completes_without_stripe(
-    client: httpx.AsyncClient, fake_auth: FakeAuth, fake_stripe: FakeStripe, db: Database
+    client: httpx.AsyncClient, fake_auth: FakeAuth, sandbox: InProcessSandbox, db: Database
 ) -> None:
     user_id = fake_auth.add_user()
 
@@ -68,13 +68,13 @@ async def test_a_basket_of_free_products_completes_without_stripe(
         "payment_status": "no_payment_required",
         "invoice_id": None,
     }
-    assert fake_stripe.requests == []
+    assert list(sandbox.requests) == []
     [order] = await orders(db)
     assert (order.status, order.stripe_checkout_session_id) == ("complete", None)
 
 
 async def test_without_return_url_the_first_allowed_origin_is_used(
-    client: httpx.AsyncClient, fake_auth: FakeAuth, fake_stripe: FakeStripe
+    client: httpx.AsyncClient, fake_auth: FakeAuth, sandbox: InProcessSandbox
 ) -> None:
     user_id = fake_auth.add_user()
 
@@ -83,8 +83,8 @@ async def test_without_return_url_the_first_allowed_origin_is_used(
     )
 
     assert response.status_code == 201
-    [sent] = fake_stripe.posts("/v1/checkout/sessions")
-    assert dict(parse_qsl(sent.raw_body))["return_url"] == (
+    [sent] = sandbox.posts("/v1/checkout/sessions")
+    assert dict(parse_qsl(sent.body))["return_url"] == (
         f"{RETURN_ORIGIN}/checkout/return?session_id={{CHECKOUT_SESSION_ID}}"
     )
 
@@ -108,7 +108,7 @@ async def test_without_return_url_the_first_allowed_origin_is_used(
 async def test_a_return_url_off_the_allowlist_is_422_and_reaches_no_one(
     client: httpx.AsyncClient,
     fake_auth: FakeAuth,
-    fake_stripe: FakeStripe,
+    sandbox: InProcessSandbox,
     db: Database,
     return_url: str,
 ) -> None:
@@ -122,7 +122,7 @@ async def test_a_return_url_off_the_allowlist_is_422_and_reaches_no_one(
 
     assert response.status_code == 422
     assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
-    assert fake_stripe.requests == []
+    assert list(sandbox.requests) == []
     assert await orders(db) == []
 
 
@@ -141,7 +141,7 @@ async def test_allowed_origin_matches_with_an_explicit_default_port_and_any_case
 
 
 async def test_session_status_is_read_from_stripe_for_its_owner(
-    client: httpx.AsyncClient, fake_auth: FakeAuth, fake_stripe: FakeStripe
+    client: httpx.AsyncClient, fake_auth: FakeAuth, sandbox: InProcessSandbox
 ) -> None:
     user_id = fake_auth.add_user()
     created = await client.post(
@@ -150,25 +150,26 @@ async def test_session_status_is_read_from_stripe_for_its_owner(
     session_id = created.json()["id"]
 
     before = await client.get(f"/billing/checkout-sessions/{session_id}", headers=as_user(user_id))
-    fake_stripe.complete(session_id, invoice_id="in_test_123")
+    paid = await sandbox.pay(session_id)
     after = await client.get(f"/billing/checkout-sessions/{session_id}", headers=as_user(user_id))
 
     assert before.json() == {"status": "open", "payment_status": "unpaid", "invoice_id": None}
+    assert paid["invoice"] is not None
     assert after.json() == {
         "status": "complete",
         "payment_status": "paid",
-        "invoice_id": "in_test_123",
+        "invoice_id": paid["invoice"],
     }
 
 
 async def test_someone_elses_session_is_404_and_stripe_is_not_asked(
-    client: httpx.AsyncClient, fake_auth: FakeAuth, fake_stripe: FakeStripe
+    client: httpx.AsyncClient, fake_auth: FakeAuth, sandbox: InProcessSandbox
 ) -> None:
     owner, intruder = fake_auth.add_user(), fake_auth.add_user()
     created = await client.post(
         "/billing/checkout-sessions", json={"items": PAID}, headers=as_user(owner)
     )
-    requests_before = len(fake_stripe.requests)
+    requests_before = len(sandbox.requests)
 
     stolen = await client.get(
         f"/billing/checkout-sessions/{created.json()['id']}", headers=as_user(intruder)
@@ -182,4 +183,4 @@ async def test_someone_elses_session_is_404_and_stripe_is_not_asked(
         assert response.status_code == 404
         assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
     assert stolen.json()["detail"] == missing.json()["detail"]
-    assert len(fake_stripe.requests) == requests_before
+    assert len(sandbox.requests) == requests_before

@@ -6,7 +6,6 @@ import asyncio
 
 import httpx
 import pytest
-import respx
 from sqlalchemy import select
 
 from facturation_service.app import create_app
@@ -15,8 +14,8 @@ from facturation_service.models import StripeCustomer
 from facturation_service.settings import FacturationSettings
 from facturation_service.stripe_api import StripeApi
 from shared import INTERNAL_TOKEN_HEADER, PROBLEM_MEDIA_TYPE, Database, ServiceUnavailableError
-from tests.support.fake_stripe import FakeStripe
-from tests.unit.facturation_service.conftest import STRIPE_BASE, FakeAuth, as_user, running
+from tests.support.sandbox import InProcessSandbox
+from tests.unit.facturation_service.conftest import FakeAuth, as_user, running
 
 CUSTOMERS = "/v1/customers"
 
@@ -27,7 +26,7 @@ async def stored_customers(db: Database) -> list[StripeCustomer]:
 
 
 async def test_first_call_creates_the_customer_201_and_the_next_one_finds_it_200(
-    client: httpx.AsyncClient, fake_auth: FakeAuth, fake_stripe: FakeStripe
+    client: httpx.AsyncClient, fake_auth: FakeAuth, sandbox: InProcessSandbox
 ) -> None:
     user_id = fake_auth.add_user()
 
@@ -38,18 +37,18 @@ async def test_first_call_creates_the_customer_201_and_the_next_one_finds_it_200
     assert second.status_code == 200
     assert first.json() == second.json()
     user_stripe_id = first.json()["user_stripe_id"]
-    assert fake_stripe.customers[user_stripe_id]["metadata"] == {"user_id": user_id}
+    assert sandbox.state.customers[user_stripe_id]["metadata"] == {"user_id": user_id}
     assert fake_auth.users[user_id].user_stripe_id == user_stripe_id
-    assert len(fake_stripe.posts(CUSTOMERS)) == 1
+    assert len(sandbox.posts(CUSTOMERS)) == 1
 
 
 async def test_twenty_concurrent_calls_make_one_stripe_customer_and_store_one_id(
     client: httpx.AsyncClient,
     fake_auth: FakeAuth,
-    fake_stripe: FakeStripe,
+    sandbox: InProcessSandbox,
     db: Database,
 ) -> None:
-    fake_stripe.latency = 0.05  # every call arrives while the first one is still at Stripe
+    sandbox.state.latency_ms = 50  # every call arrives while the first one is still at Stripe
     user_id = fake_auth.add_user()
 
     responses = await asyncio.gather(
@@ -58,8 +57,8 @@ async def test_twenty_concurrent_calls_make_one_stripe_customer_and_store_one_id
 
     assert sorted(r.status_code for r in responses) == [200] * 19 + [201]
     assert len({r.json()["user_stripe_id"] for r in responses}) == 1
-    assert len(fake_stripe.posts(CUSTOMERS)) == 1
-    assert len(fake_stripe.customers) == 1
+    assert len(sandbox.posts(CUSTOMERS)) == 1
+    assert len(sandbox.state.customers) == 1
     [row] = await stored_customers(db)
     assert row.user_stripe_id == responses[0].json()["user_stripe_id"]
     assert fake_auth.users[user_id].user_stripe_id == row.user_stripe_id
@@ -70,13 +69,14 @@ async def test_two_replicas_racing_for_one_user_end_with_one_customer(
     client: httpx.AsyncClient,
     settings: FacturationSettings,
     fake_auth: FakeAuth,
-    fake_stripe: FakeStripe,
+    sandbox: InProcessSandbox,
+    stripe_api: StripeApi,
     db: Database,
 ) -> None:
     """A second app on the same database stands for a second replica (its own process lock)."""
-    fake_stripe.latency = 0.05
+    sandbox.state.latency_ms = 50
     user_id = fake_auth.add_user()
-    async with running(create_app(settings, auth=fake_auth)) as other:
+    async with running(create_app(settings, stripe=stripe_api, auth=fake_auth)) as other:
         responses = await asyncio.gather(
             *(
                 (client if i % 2 else other).post("/billing/customer", headers=as_user(user_id))
@@ -86,19 +86,19 @@ async def test_two_replicas_racing_for_one_user_end_with_one_customer(
 
     assert {r.status_code for r in responses} <= {200, 201}
     assert len({r.json()["user_stripe_id"] for r in responses}) == 1
-    assert len(fake_stripe.customers) == 1
+    assert len(sandbox.state.customers) == 1
     [row] = await stored_customers(db)
     assert fake_auth.users[user_id].user_stripe_id == row.user_stripe_id
     if not db.is_sqlite:
         # PostgreSQL's advisory lock queues the replicas: Stripe is asked exactly once. SQLite
         # processes may both ask, and Stripe's idempotency key returns the same customer.
-        assert len(fake_stripe.posts(CUSTOMERS)) == 1
+        assert len(sandbox.posts(CUSTOMERS)) == 1
 
 
 async def test_when_auth_fails_after_stripe_the_next_call_finishes_with_the_same_customer(
     client: httpx.AsyncClient,
     fake_auth: FakeAuth,
-    fake_stripe: FakeStripe,
+    sandbox: InProcessSandbox,
     db: Database,
 ) -> None:
     user_id = fake_auth.add_user()
@@ -117,7 +117,7 @@ async def test_when_auth_fails_after_stripe_the_next_call_finishes_with_the_same
     assert retried.status_code == 201
     assert retried.json()["user_stripe_id"] == row.user_stripe_id
     assert fake_auth.users[user_id].user_stripe_id == row.user_stripe_id
-    assert len(fake_stripe.posts(CUSTOMERS)) == 1
+    assert len(sandbox.posts(CUSTOMERS)) == 1
     [row] = await stored_customers(db)
     assert row.stored_in_auth_at is not None
 
@@ -182,14 +182,14 @@ async def test_put_stripe_customer_refuses_any_other_id_with_409(
     ],
 )
 async def test_routes_that_need_a_user_answer_401_without_identity(
-    client: httpx.AsyncClient, fake_stripe: FakeStripe, method: str, path: str
+    client: httpx.AsyncClient, sandbox: InProcessSandbox, method: str, path: str
 ) -> None:
     body = {"items": [{"product_id": "pro-month", "quantity": 1}], "user_stripe_id": "cus_x"}
     response = await client.request(method, path, json=body if method != "GET" else None)
 
     assert response.status_code == 401
     assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
-    assert fake_stripe.requests == []
+    assert list(sandbox.requests) == []
 
 
 async def test_every_route_requires_the_internal_credential(
@@ -215,21 +215,17 @@ def test_known_customers_forget_the_oldest_entry_when_full() -> None:
 
 
 async def test_a_customer_is_remembered_only_once_auth_holds_it(
-    db: Database, fake_auth: FakeAuth, stripe_http: respx.MockRouter
+    db: Database, fake_auth: FakeAuth, stripe_api: StripeApi
 ) -> None:
     known = KnownCustomers()
-    stripe_api = StripeApi("sk_test_unit", api_base=STRIPE_BASE)
     customers = Customers(db, stripe_api, fake_auth, locks=UserLocks(), known=known)
     user_id = fake_auth.add_user()
     fake_auth.fail_stores = 1
 
-    try:
-        with pytest.raises(ServiceUnavailableError):
-            await customers.ensure_customer(user_id)
-        remembered_before = known.get(user_id)
-        completed = await customers.ensure_customer(user_id)
-    finally:
-        await stripe_api.close()
+    with pytest.raises(ServiceUnavailableError):
+        await customers.ensure_customer(user_id)
+    remembered_before = known.get(user_id)
+    completed = await customers.ensure_customer(user_id)
 
     assert remembered_before is None
     assert known.get(user_id) == completed.user_stripe_id

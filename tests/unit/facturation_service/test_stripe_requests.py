@@ -10,8 +10,10 @@ import stripe
 from sqlalchemy import func, select
 
 from facturation_service.models import Order, StripeCustomer
+from facturation_service.stripe_api import problem_from_stripe_error
 from shared import PROBLEM_MEDIA_TYPE, Database
-from tests.support.fake_stripe import FakeStripe
+from stripe_sandbox.faults import FaultKind
+from tests.support.sandbox import InProcessSandbox
 from tests.unit.facturation_service.conftest import RETURN_ORIGIN, FakeAuth, as_user
 
 RETURN_URL = f"{RETURN_ORIGIN}/done?session_id={{CHECKOUT_SESSION_ID}}"
@@ -44,15 +46,15 @@ async def checkout(client: httpx.AsyncClient, user_id: str) -> httpx.Response:
 
 
 async def test_customer_creation_sends_email_metadata_and_an_idempotency_key_from_the_user(
-    client: httpx.AsyncClient, fake_auth: FakeAuth, fake_stripe: FakeStripe
+    client: httpx.AsyncClient, fake_auth: FakeAuth, sandbox: InProcessSandbox
 ) -> None:
     user_id = fake_auth.add_user("ada@example.com")
 
     response = await client.post("/billing/customer", headers=as_user(user_id))
 
     assert response.status_code == 201
-    [sent] = fake_stripe.posts(CUSTOMERS)
-    assert flat(sent.raw_body) == {
+    [sent] = sandbox.posts(CUSTOMERS)
+    assert flat(sent.body) == {
         "email": "ada@example.com",
         "name": "Ada Lovelace",
         "metadata[user_id]": user_id,
@@ -66,7 +68,7 @@ async def test_customer_creation_sends_email_metadata_and_an_idempotency_key_fro
 async def test_checkout_session_request_is_embedded_with_invoice_customer_and_server_prices(
     client: httpx.AsyncClient,
     fake_auth: FakeAuth,
-    fake_stripe: FakeStripe,
+    sandbox: InProcessSandbox,
     db: Database,
 ) -> None:
     user_id = fake_auth.add_user()
@@ -75,10 +77,10 @@ async def test_checkout_session_request_is_embedded_with_invoice_customer_and_se
 
     assert response.status_code == 201, response.text
     body = response.json()
-    [customer] = fake_stripe.customers
-    [sent] = fake_stripe.posts(SESSIONS)
+    [customer] = sandbox.state.customers
+    [sent] = sandbox.posts(SESSIONS)
     order_id = body["order_id"]
-    assert flat(sent.raw_body) == {
+    assert flat(sent.body) == {
         "ui_mode": "embedded_page",
         "mode": "payment",
         "customer": customer,
@@ -102,7 +104,7 @@ async def test_checkout_session_request_is_embedded_with_invoice_customer_and_se
     }
     assert sent.headers["idempotency-key"] == f"checkout-session:{order_id}"
     assert sent.headers["authorization"] == "Bearer sk_test_unit"
-    session = fake_stripe.sessions[body["id"]]
+    session = sandbox.state.checkout_sessions[body["id"]]
     assert body == {
         "id": session["id"],
         "client_secret": session["client_secret"],
@@ -123,72 +125,56 @@ async def test_checkout_session_request_is_embedded_with_invoice_customer_and_se
 async def test_retry_after_stripe_500_reuses_the_idempotency_key(
     client: httpx.AsyncClient,
     fake_auth: FakeAuth,
-    fake_stripe: FakeStripe,
+    sandbox: InProcessSandbox,
     db: Database,
 ) -> None:
     user_id = fake_auth.add_user()
-    fake_stripe.script(
-        "POST",
-        SESSIONS,
-        httpx.Response(500, json={"error": {"type": "api_error", "message": "boom"}}),
-    )
+    sandbox.faults.add("POST", SESSIONS, "api_error")
 
     response = await checkout(client, user_id)
 
     assert response.status_code == 201, response.text
-    attempts = fake_stripe.posts(SESSIONS)
-    assert len(attempts) == 2
+    attempts = sandbox.posts(SESSIONS)
+    assert [(a.fault, a.status) for a in attempts] == [("api_error", 500), (None, 200)]
     assert attempts[0].headers["idempotency-key"] == attempts[1].headers["idempotency-key"]
-    assert attempts[0].raw_body == attempts[1].raw_body
-    assert len(fake_stripe.sessions) == 1
+    assert attempts[0].body == attempts[1].body
+    assert len(sandbox.state.checkout_sessions) == 1
     assert await count(db, Order) == 1
 
 
 async def test_retry_after_connection_error_reuses_the_idempotency_key(
-    client: httpx.AsyncClient, fake_auth: FakeAuth, fake_stripe: FakeStripe
+    client: httpx.AsyncClient, fake_auth: FakeAuth, sandbox: InProcessSandbox
 ) -> None:
     user_id = fake_auth.add_user()
-    fake_stripe.script("POST", CUSTOMERS, httpx.ConnectError("connection refused"))
+    sandbox.faults.add("POST", CUSTOMERS, "disconnect")
 
     response = await client.post("/billing/customer", headers=as_user(user_id))
 
     assert response.status_code == 201
-    attempts = fake_stripe.posts(CUSTOMERS)
-    assert len(attempts) == 2
+    attempts = sandbox.posts(CUSTOMERS)
+    assert [(a.fault, a.status) for a in attempts] == [("disconnect", None), (None, 200)]
     assert {a.headers["idempotency-key"] for a in attempts} == {f"customer-create:{user_id}"}
-    assert len(fake_stripe.customers) == 1
+    assert len(sandbox.state.customers) == 1
 
 
 async def test_card_error_is_402_with_stripes_message_and_request_id_and_no_order(
     client: httpx.AsyncClient,
     fake_auth: FakeAuth,
-    fake_stripe: FakeStripe,
+    sandbox: InProcessSandbox,
     db: Database,
 ) -> None:
     user_id = fake_auth.add_user()
-    fake_stripe.script(
-        "POST",
-        SESSIONS,
-        httpx.Response(
-            402,
-            json={
-                "error": {
-                    "type": "card_error",
-                    "code": "card_declined",
-                    "message": "Your card was declined.",
-                }
-            },
-            headers={"Request-Id": "req_card123"},
-        ),
-    )
+    sandbox.faults.add("POST", SESSIONS, "card_declined")
 
     response = await checkout(client, user_id)
+    [declined] = sandbox.posts(SESSIONS)
 
     assert response.status_code == 402
     assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
     problem = response.json()
     assert problem["detail"] == "Your card was declined."
-    assert problem["stripe_request_id"] == "req_card123"
+    assert problem["stripe_request_id"] == declined.request_id
+    assert declined.status == 402
     assert problem["stripe_code"] == "card_declined"
     assert await count(db, Order) == 0
 
@@ -196,103 +182,111 @@ async def test_card_error_is_402_with_stripes_message_and_request_id_and_no_orde
 async def test_invalid_request_is_422_with_stripes_message_and_request_id_and_no_order(
     client: httpx.AsyncClient,
     fake_auth: FakeAuth,
-    fake_stripe: FakeStripe,
+    sandbox: InProcessSandbox,
     db: Database,
 ) -> None:
     user_id = fake_auth.add_user()
-    fake_stripe.script(
+    sandbox.faults.add(
         "POST",
         SESSIONS,
-        httpx.Response(
-            400,
-            json={
-                "error": {
-                    "type": "invalid_request_error",
-                    "param": "line_items",
-                    "message": "The line items are invalid.",
-                }
-            },
-            headers={"Request-Id": "req_inv456"},
-        ),
+        "invalid_request",
+        message="The line items are invalid.",
+        param="line_items",
     )
 
     response = await checkout(client, user_id)
+    [refused] = sandbox.posts(SESSIONS)
 
     assert response.status_code == 422
     problem = response.json()
     assert problem["detail"] == "The line items are invalid."
-    assert problem["stripe_request_id"] == "req_inv456"
+    assert problem["stripe_request_id"] == refused.request_id
+    assert refused.status == 400
     assert await count(db, Order) == 0
 
 
 async def test_stripe_unreachable_after_retries_is_502_and_leaves_no_row(
     client: httpx.AsyncClient,
     fake_auth: FakeAuth,
-    fake_stripe: FakeStripe,
+    sandbox: InProcessSandbox,
     db: Database,
 ) -> None:
     user_id = fake_auth.add_user()
-    fake_stripe.script("POST", CUSTOMERS, *[httpx.ConnectError("refused") for _ in range(3)])
+    sandbox.faults.add("POST", CUSTOMERS, "disconnect", count=3)
 
     response = await checkout(client, user_id)
 
     assert response.status_code == 502
     assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
-    assert len(fake_stripe.posts(CUSTOMERS)) == 3  # the first try and two retries
+    assert len(sandbox.posts(CUSTOMERS)) == 3  # the first try and two retries
     assert await count(db, StripeCustomer) == 0
     assert await count(db, Order) == 0
-    assert fake_stripe.posts(SESSIONS) == []
+    assert sandbox.posts(SESSIONS) == []
 
 
-@pytest.mark.parametrize("failure", [httpx.ReadTimeout("slow"), httpx.ConnectTimeout("slow")])
 async def test_stripe_timing_out_after_retries_is_504_and_leaves_no_order(
     client: httpx.AsyncClient,
     fake_auth: FakeAuth,
-    fake_stripe: FakeStripe,
-    failure: Exception,
+    sandbox: InProcessSandbox,
     db: Database,
 ) -> None:
     user_id = fake_auth.add_user()
     await client.post("/billing/customer", headers=as_user(user_id))
-    fake_stripe.script("POST", SESSIONS, failure, failure, failure)
+    sandbox.faults.add("POST", SESSIONS, "timeout", count=3)
 
     response = await checkout(client, user_id)
 
     assert response.status_code == 504
-    assert len(fake_stripe.posts(SESSIONS)) == 3
+    assert [a.fault for a in sandbox.posts(SESSIONS)] == ["timeout"] * 3
     assert await count(db, Order) == 0
 
 
 @pytest.mark.parametrize(
-    ("stripe_status", "error_type", "status"),
+    ("kind", "stripe_status", "status"),
     [
-        (400, "idempotency_error", 409),
-        (401, "invalid_request_error", 502),
-        (429, "invalid_request_error", 503),
+        ("idempotency_error", 400, 409),
+        ("invalid_api_key", 401, 502),
+        ("rate_limit", 429, 503),
     ],
 )
 async def test_other_stripe_refusals_map_to_problems_and_leave_no_order(
     client: httpx.AsyncClient,
     fake_auth: FakeAuth,
-    fake_stripe: FakeStripe,
+    sandbox: InProcessSandbox,
     db: Database,
+    kind: FaultKind,
     stripe_status: int,
-    error_type: str,
     status: int,
 ) -> None:
     user_id = fake_auth.add_user()
     await client.post("/billing/customer", headers=as_user(user_id))
-    refusal = httpx.Response(
-        stripe_status,
-        json={"error": {"type": error_type, "message": "Refused."}},
-        # Stripe asks not to retry these, so one answer is the final one.
-        headers={"Request-Id": "req_other", "Stripe-Should-Retry": "false"},
-    )
-    fake_stripe.script("POST", SESSIONS, refusal)
+    # The SDK does not retry these, so the one answer is the final one.
+    sandbox.faults.add("POST", SESSIONS, kind)
 
     response = await checkout(client, user_id)
 
+    [refused] = sandbox.posts(SESSIONS)
+    assert refused.status == stripe_status
     assert response.status_code == status
     assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
-    assert response.json()["stripe_request_id"] == "req_other"
+    assert response.json()["stripe_request_id"] == refused.request_id
     assert await count(db, Order) == 0
+
+
+@pytest.mark.parametrize(
+    ("cause", "status"),
+    [
+        (httpx.ReadTimeout("slow"), 504),
+        # A server, even a scripted one, cannot make the client's connect phase time out.
+        (httpx.ConnectTimeout("slow"), 504),
+        (httpx.ConnectError("refused"), 502),
+        (httpx.RemoteProtocolError("dropped"), 502),
+    ],
+)
+def test_network_failures_map_to_504_when_they_are_timeouts_and_502_otherwise(
+    cause: Exception, status: int
+) -> None:
+    error = stripe.APIConnectionError("Unexpected error communicating with Stripe.")  # type: ignore[no-untyped-call]
+    error.__cause__ = cause
+
+    assert problem_from_stripe_error(error).status == status
