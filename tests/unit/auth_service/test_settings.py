@@ -35,7 +35,7 @@ def test_the_public_surface() -> None:
 
 def test_defaults(environment: pytest.MonkeyPatch) -> None:
     settings = load()
-    assert settings.database_url == DEFAULT_DATABASE_URL
+    assert settings.auth_database_url == DEFAULT_DATABASE_URL
     assert (settings.jwt_issuer, settings.jwt_audience) == ("facturation-auth", "facturation-api")
     assert settings.jwt_ttl_seconds == 900
     assert settings.login_max_failures_per_account == 5
@@ -47,7 +47,7 @@ def test_environment_names(environment: pytest.MonkeyPatch) -> None:
     environment.setenv("JWT_TTL_SECONDS", "60")
     environment.setenv("JWT_PREVIOUS_PUBLIC_KEYS", f"{generate_private_key_pem()},")
     settings = load()
-    assert settings.database_url == "postgresql://db/auth"
+    assert settings.auth_database_url == "postgresql://db/auth"
     assert settings.jwt_ttl_seconds == 60
     assert len(settings.jwt_previous_public_keys) == 1
 
