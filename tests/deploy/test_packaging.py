@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.deploy.manifests import DOCKERFILE, DOCKERIGNORE, ROOT
+from tests.deploy.wheels import build_wheel
 
 SANDBOX = "stripe_sandbox"
 SERVICES = ["shared", "gateway", "auth_service", "facturation_service"]
@@ -30,17 +31,7 @@ def repository_wheel(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
         ),
     )
     assert (checkout / SANDBOX / "__init__.py").is_file()
-    out = checkout / "wheels"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", out, "."],
-        cwd=checkout,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
-    (wheel,) = out.glob("facturation-*.whl")
-    with zipfile.ZipFile(wheel) as archive:
+    with zipfile.ZipFile(build_wheel(checkout)) as archive:
         return archive.namelist()
 
 

@@ -62,7 +62,12 @@ def test_every_variable_in_env_example_is_documented_in_docs() -> None:
 
 
 def test_every_setting_of_every_service_is_in_env_example() -> None:
-    settings = [AuthSettings, FacturationSettings, GatewaySettings, SandboxSettings]
+    settings: list[type[msgspec.Struct]] = [
+        AuthSettings,
+        FacturationSettings,
+        GatewaySettings,
+        SandboxSettings,
+    ]
     names = {f.name.upper() for cls in settings for f in msgspec.structs.fields(cls)}
     assert sorted(names - _example_variables()) == []
     assert sorted(_example_variables() - names - PROCESS_VARIABLES) == []

@@ -3,8 +3,6 @@ and a bad value that stops start-up in one line naming the variable."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import typing
 
 import msgspec
@@ -14,9 +12,14 @@ from auth_service import AuthSettings, generate_private_key_pem
 from facturation_service.settings import FacturationSettings
 from gateway import GatewaySettings
 from stripe_sandbox import SandboxSettings
-from tests.support.processes import ROOT
+from tests.support.processes import run_module
 
-SETTINGS = [AuthSettings, FacturationSettings, GatewaySettings, SandboxSettings]
+SETTINGS: list[type[msgspec.Struct]] = [
+    AuthSettings,
+    FacturationSettings,
+    GatewaySettings,
+    SandboxSettings,
+]
 
 
 def _numeric_fields(cls: type[msgspec.Struct]) -> list[tuple[str, typing.Any]]:
@@ -70,15 +73,7 @@ def test_an_out_of_range_setting_stops_start_up_with_one_line_naming_it(
         "STRIPE_API_BASE": "http://127.0.0.1:9",
         variable: value,
     }
-    result = subprocess.run(
-        [sys.executable, "-m", module, "serve"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_module(module, "serve", env=env)
     assert result.returncode == 2
     assert result.stderr.startswith(f"{service}: malformed setting {variable}: ")
     assert result.stderr.count("\n") == 1

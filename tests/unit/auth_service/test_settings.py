@@ -11,7 +11,7 @@ import auth_service
 from auth_service import AuthSettings, generate_private_key_pem, load
 from auth_service.settings import DEFAULT_DATABASE_URL, database_url
 from shared import SettingsError
-from tests.support.processes import ROOT
+from tests.support.processes import ROOT, run_module
 
 
 @pytest.fixture
@@ -103,15 +103,7 @@ def test_migrate_needs_only_the_database_url(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_serve_without_a_key_stops_with_one_line() -> None:
     env = {"PATH": "/usr/bin:/bin", "INTERNAL_TOKEN": "secret"}
-    result = subprocess.run(
-        [sys.executable, "-m", "auth_service", "serve"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_module("auth_service", "serve", env=env)
     assert result.returncode == 2
     assert result.stderr == "auth_service: missing required setting JWT_PRIVATE_KEY\n"
 

@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from shared import Database, database_url
+from tests.support.processes import run_module
 
 
 def test_a_sqlite_url_gets_its_folder_created(tmp_path: Path) -> None:
@@ -46,14 +45,6 @@ async def test_a_database_opens_a_sqlite_file_in_a_folder_that_did_not_exist(
     ("module", "database"), [("auth_service", "auth.db"), ("facturation_service", "facturation.db")]
 )
 def test_migrate_works_in_an_empty_directory(module: str, database: str, tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", module, "migrate"],
-        env={"PATH": "/usr/bin:/bin"},
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = run_module(module, "migrate", env={"PATH": "/usr/bin:/bin"}, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / ".dev" / database).is_file()
