@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install dev test lint format bench clean
+.PHONY: install browser dev test lint format bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,11 +19,34 @@ NEWMAN := node_modules/.bin/newman
 $(NEWMAN):
 	npm install --no-save --no-package-lock --no-audit --no-fund --loglevel=error newman@6
 
+# Debian's Chromium and ChromeDriver drive the browser test (tests/e2e/test_browser.py); a test
+# tool's own browser download cannot work offline. Installed with apt-get when missing and running
+# as root; otherwise one line says what to install. The variables are overridable for tests.
+CHROMIUM ?= /usr/bin/chromium
+CHROMEDRIVER ?= /usr/bin/chromedriver
+APT_GET ?= apt-get
+RUN_AS_UID ?= $(shell id -u)
+BROWSER_PACKAGES := chromium chromium-driver
+BROWSER_MISSING = $(strip $(foreach path,$(CHROMIUM) $(CHROMEDRIVER),$(if $(wildcard $(path)),,$(path))))
+browser:
+ifneq ($(BROWSER_MISSING),)
+ifneq ($(RUN_AS_UID),0)
+	$(error make test needs Debian's $(BROWSER_PACKAGES) ($(BROWSER_MISSING) missing): run 'sudo apt-get install -y $(BROWSER_PACKAGES)')
+endif
+	DEBIAN_FRONTEND=noninteractive $(APT_GET) update -qq
+	DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq $(BROWSER_PACKAGES)
+	@test -x $(CHROMIUM) && test -x $(CHROMEDRIVER) || { \
+	  echo "make test: $(BROWSER_PACKAGES) installed, but $(BROWSER_MISSING) is still missing" >&2; \
+	  exit 1; }
+else
+	@:
+endif
+
 dev: $(STAMP)
 	$(PY) scripts/dev.py
 
-test: $(STAMP) $(NEWMAN)
-	$(PY) -m pytest
+test: $(STAMP) $(NEWMAN) browser
+	CHROMIUM=$(CHROMIUM) CHROMEDRIVER=$(CHROMEDRIVER) $(PY) -m pytest
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -18,7 +18,7 @@ from auth_service.models import RevokedToken
 from auth_service.passwords import Passwords
 from auth_service.ratelimit import LoginRateLimiter
 from auth_service.routes import dependencies, route_handlers
-from auth_service.settings import AuthSettings, ensure_sqlite_directory
+from auth_service.settings import AuthSettings
 from auth_service.signing_keys import KeyRing
 from auth_service.tokens import Tokens, revocation_engine
 from shared import Database, create_service_app, load_settings
@@ -80,8 +80,7 @@ def _housekeeping(
 
 def create_app(settings: AuthSettings | None = None) -> Litestar:
     settings = settings or load()
-    ensure_sqlite_directory(settings.database_url)
-    database = Database(settings.database_url)
+    database = Database(settings.auth_database_url)
     keys = KeyRing.from_pems(settings.jwt_private_key, settings.jwt_previous_public_keys)
     lookup_engine = revocation_engine(database)
     tokens = Tokens(

@@ -22,7 +22,7 @@ from auth_service.schemas import (
     TokenResponse,
     UserResponse,
 )
-from auth_service.tokens import Tokens, bearer_token
+from auth_service.tokens import Tokens
 from auth_service.users import (
     authenticate,
     get_user,
@@ -30,7 +30,14 @@ from auth_service.users import (
     register_user,
     set_user_stripe_id,
 )
-from shared import USER_EMAIL_HEADER, USER_ID_HEADER, UnauthorizedError
+from shared import (
+    USER_EMAIL_HEADER,
+    USER_ID_HEADER,
+    Identity,
+    UnauthorizedError,
+    bearer_token,
+    provide_identity,
+)
 
 __all__ = ["dependencies", "route_handlers"]
 
@@ -106,10 +113,15 @@ async def login(
     return TokenResponse(access_token=issued.token, expires_in=issued.expires_in)
 
 
+def _access_token(request: Request[Any, Any, Any]) -> str:
+    # Repeated field lines join with ", " (RFC 9110 §5.3): two headers never parse as one token.
+    return bearer_token(", ".join(request.headers.getall("authorization", [])) or None)
+
+
 @post("/auth/logout", status_code=204)
 async def logout(request: Request[Any, Any, Any], tokens: NamedDependency[Tokens]) -> None:
     # An already revoked token may log out again: logout is idempotent.
-    claims = tokens.decode(bearer_token(request.headers.getall("authorization", [])))
+    claims = tokens.decode(_access_token(request))
     await tokens.revoke(claims)
 
 
@@ -118,21 +130,18 @@ async def jwks(tokens: NamedDependency[Tokens]) -> Response[dict[str, Any]]:
     return Response(tokens.keys.jwks(), headers={"Cache-Control": "public, max-age=300"})
 
 
-@get("/users/me")
+@get("/users/me", dependencies={"identity": Provide(provide_identity)})
 async def me(
-    request: Request[Any, Any, Any], db_session: NamedDependency[AsyncSession]
+    identity: NamedDependency[Identity], db_session: NamedDependency[AsyncSession]
 ) -> UserResponse:
-    user_id = request.headers.get(USER_ID_HEADER)
-    if not user_id:
-        raise UnauthorizedError(f"This route needs the caller's identity ({USER_ID_HEADER}).")
-    return UserResponse.of(await get_user(db_session, user_id))
+    return UserResponse.of(await get_user(db_session, identity.user_id))
 
 
 @get("/internal/v1/tokens/check", cache_control=NO_STORE)
 async def check_token(
     request: Request[Any, Any, Any], tokens: NamedDependency[Tokens]
 ) -> Response[TokenCheckResponse]:
-    claims = await tokens.verify(bearer_token(request.headers.getall("authorization", [])))
+    claims = await tokens.verify(_access_token(request))
     return Response(
         TokenCheckResponse(
             user_id=claims.user_id, email=claims.email, exp=claims.exp, jti=claims.jti

@@ -6,7 +6,6 @@ one signature check and, for revocation, one primary-key lookup; no password wor
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -19,15 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from auth_service.models import RevokedToken
 from auth_service.signing_keys import ALGORITHM, KeyRing
-from shared import Database, ServiceUnavailableError, UnauthorizedError
+from shared import Database, ServiceUnavailableError, invalid_token
 
-__all__ = ["AccessToken", "TokenClaims", "Tokens", "bearer_token", "revocation_engine"]
+__all__ = ["AccessToken", "TokenClaims", "Tokens", "revocation_engine"]
 
 REQUIRED_CLAIMS = ["sub", "email", "iss", "aud", "iat", "exp", "jti"]
-# RFC 6750 b64token, as three dot-separated JWS parts; bounded so garbage is rejected cheaply.
-_BEARER = re.compile(r"^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$", re.IGNORECASE)
-_MAX_AUTHORIZATION_LENGTH = 4096
-_CHALLENGE = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 
 
 def revocation_engine(database: Database) -> AsyncEngine:
@@ -47,21 +42,6 @@ def revocation_engine(database: Database) -> AsyncEngine:
         max_overflow=10,
         pool_recycle=1800,
     )
-
-
-def invalid_token(detail: str) -> UnauthorizedError:
-    return UnauthorizedError(detail, headers=dict(_CHALLENGE))
-
-
-def bearer_token(authorization: list[str]) -> str:
-    """The token of the one ``Authorization: Bearer <jwt>`` header, else 401."""
-    if len(authorization) != 1:
-        raise invalid_token("Expected exactly one Authorization header with a bearer token.")
-    value = authorization[0]
-    match = _BEARER.match(value) if len(value) <= _MAX_AUTHORIZATION_LENGTH else None
-    if match is None:
-        raise invalid_token("The Authorization header is not 'Bearer <token>'.")
-    return match.group(1)
 
 
 @dataclass(frozen=True)

@@ -14,3 +14,5 @@ Modules, top to bottom (route → domain → storage or Stripe):
 - Storage and clients: ``journal.py`` (``webhook_events``), ``catalog.py``, ``stripe_api.py``
   (every Stripe request), ``auth_client.py``; ``migrations/``.
 """
+
+__all__: list[str] = []

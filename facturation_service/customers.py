@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from facturation_service.auth_client import AuthApi
 from facturation_service.models import StripeCustomer, utcnow
 from facturation_service.stripe_api import StripeApi
-from shared import ConflictError, Database
+from shared import BoundedCache, ConflictError, Database
 
 __all__ = [
     "Customers",
@@ -54,24 +54,18 @@ class UserLocks:
                 del self._users[user_id], self._locks[user_id]
 
 
-class KnownCustomers:
-    """``user_stripe_id`` of users whose customer is complete (in Stripe, here and in auth).
+class KnownCustomers(BoundedCache[str, str]):
+    """``user_stripe_id`` by user id, for users whose customer is complete (in Stripe, here and
+    in auth).
 
     That mapping never changes once complete, so checkout can skip the database read for it.
     Bounded: the oldest entries go first.
     """
 
+    __slots__ = ()
+
     def __init__(self, max_entries: int = 100_000) -> None:
-        self._ids: dict[str, str] = {}
-        self._max_entries = max_entries
-
-    def get(self, user_id: str) -> str | None:
-        return self._ids.get(user_id)
-
-    def add(self, user_id: str, user_stripe_id: str) -> None:
-        if len(self._ids) >= self._max_entries:
-            del self._ids[next(iter(self._ids))]
-        self._ids[user_id] = user_stripe_id
+        super().__init__(max_entries)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +110,7 @@ class Customers:
                 )
             ).scalar_one_or_none()
         if complete is not None:
-            self.known.add(user_id, complete)
+            self.known.put(user_id, complete)
             return EnsuredCustomer(complete, created=False)
         async with self.locks.hold(user_id):
             async with self.database.sessionmaker() as session:
@@ -132,7 +126,7 @@ class Customers:
                     .where(StripeCustomer.user_id == user_id)
                     .values(stored_in_auth_at=utcnow())
                 )
-            self.known.add(user_id, row.user_stripe_id)
+            self.known.put(user_id, row.user_stripe_id)
             return EnsuredCustomer(row.user_stripe_id, created=True)
 
     async def _create_customer(self, user_id: str) -> StripeCustomer:

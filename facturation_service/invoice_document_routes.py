@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from facturation_service.invoice_documents import current_document
 from facturation_service.invoice_pdf import Seller
-from facturation_service.routes import Identity, provide_identity
+from shared import Identity, provide_identity
 
 __all__ = ["ROUTE_HANDLERS", "matches_etag"]
 

@@ -11,8 +11,8 @@ from litestar.params import PathParameter, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from facturation_service.invoices import get_user_invoice, list_user_invoices
-from facturation_service.routes import Identity, provide_identity
 from facturation_service.schemas import InvoiceDetail, InvoicePage
+from shared import Identity, provide_identity
 
 __all__ = ["ROUTE_HANDLERS"]
 

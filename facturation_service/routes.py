@@ -3,12 +3,9 @@ them). Each handler is one call into its domain module: ``checkout.py`` or ``cus
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from typing import Annotated
 
-from litestar import Request, Response, get, post, put
-from litestar.datastructures import State
+from litestar import Response, get, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
@@ -27,26 +24,9 @@ from facturation_service.schemas import (
     ProductList,
     StripeCustomerUpdate,
 )
-from shared import USER_EMAIL_HEADER, USER_ID_HEADER, UnauthorizedError
+from shared import Identity, provide_identity
 
-__all__ = ["ROUTE_HANDLERS", "Identity", "provide_identity"]
-
-_USER_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
-
-
-@dataclass(frozen=True, slots=True)
-class Identity:
-    """Who the gateway says is calling; believed only because the internal-token guard passed."""
-
-    user_id: str
-    email: str | None
-
-
-async def provide_identity(request: Request[object, object, State]) -> Identity:
-    user_id = request.headers.get(USER_ID_HEADER, "")
-    if not _USER_ID.fullmatch(user_id):
-        raise UnauthorizedError("This route needs a signed-in user.")
-    return Identity(user_id=user_id, email=request.headers.get(USER_EMAIL_HEADER))
+__all__ = ["ROUTE_HANDLERS"]
 
 
 _with_user = {"identity": Provide(provide_identity)}

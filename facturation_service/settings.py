@@ -2,27 +2,35 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
-from shared import SettingsError, load_settings
+from shared import (
+    Positive,
+    PositiveSeconds,
+    SettingsError,
+    load_settings,
+)
+from shared import database_url as read_database_url
 
 __all__ = ["DEFAULT_DATABASE_URL", "FacturationSettings", "database_url", "read_settings"]
 
 DEFAULT_DATABASE_URL = "sqlite:///.dev/facturation.db"
 
 
-class FacturationSettings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
+class FacturationSettings(msgspec.Struct, frozen=True, kw_only=True):
     facturation_database_url: str = DEFAULT_DATABASE_URL
     internal_token: str
     auth_url: str = "http://127.0.0.1:8001"
-    auth_timeout_seconds: float = 5.0
+    auth_timeout_seconds: PositiveSeconds = 5.0
     stripe_secret_key: str = ""
     stripe_publishable_key: str = ""
     stripe_webhook_secret: list[str] = msgspec.field(default_factory=list)
     stripe_api_base: str = ""
     """Points the Stripe client at the local sandbox or a stand-in instead of Stripe."""
-    stripe_timeout_seconds: float = 10.0
-    stripe_max_network_retries: int = 2
+    stripe_timeout_seconds: PositiveSeconds = 10.0
+    stripe_max_network_retries: Annotated[int, msgspec.Meta(ge=0, le=10)] = 2
     checkout_return_origins: list[str] = msgspec.field(
         default_factory=lambda: ["http://localhost:8000"]
     )
@@ -32,13 +40,13 @@ class FacturationSettings(msgspec.Struct, frozen=True, kw_only=True, rename="upp
     # --- webhooks (issue 4) ---
     facturation_webhook_worker: bool = True
     """Run the background worker that applies journaled events in this process."""
-    facturation_webhook_poll_seconds: float = 1.0
-    facturation_webhook_concurrency: int = 4
-    facturation_webhook_batch_size: int = 16
+    facturation_webhook_poll_seconds: PositiveSeconds = 1.0
+    facturation_webhook_concurrency: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 4
+    facturation_webhook_batch_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 16
     """Events claimed and applied in one transaction by the worker loop."""
-    facturation_webhook_max_attempts: int = 8
-    facturation_webhook_retry_base_seconds: float = 2.0
-    facturation_webhook_lease_seconds: float = 60.0
+    facturation_webhook_max_attempts: Positive = 8
+    facturation_webhook_retry_base_seconds: PositiveSeconds = 2.0
+    facturation_webhook_lease_seconds: PositiveSeconds = 60.0
     """After this long, an event a crashed worker left ``processing`` is taken again."""
     facturation_refetch_invoices: bool = False
     """Read each invoice from Stripe instead of trusting the event's snapshot."""
@@ -63,11 +71,6 @@ def read_settings() -> FacturationSettings:
     return settings
 
 
-class DatabaseSettings(msgspec.Struct, frozen=True, rename={"url": "facturation_database_url"}):
-    """What ``migrate`` needs, so migrations run without the service's secrets."""
-
-    url: str = DEFAULT_DATABASE_URL
-
-
 def database_url() -> str:
-    return load_settings(DatabaseSettings).url
+    """What ``migrate`` needs, so migrations run without the service's secrets."""
+    return read_database_url("FACTURATION_DATABASE_URL", DEFAULT_DATABASE_URL)

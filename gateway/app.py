@@ -66,23 +66,25 @@ def create_app(settings: GatewaySettings | None = None) -> Litestar:
         name: Upstream(
             name,
             url,
-            connect_timeout=settings.connect_timeout_seconds,
-            timeout=settings.upstream_timeout_seconds,
-            max_connections=settings.max_connections,
+            connect_timeout=settings.gateway_connect_timeout_seconds,
+            timeout=settings.gateway_upstream_timeout_seconds,
+            max_connections=settings.gateway_max_connections,
         )
         for name, url in (("auth", settings.auth_url), ("facturation", settings.facturation_url))
     }
     token_checker = TokenChecker(
         upstreams["auth"],
         internal_token=settings.internal_token,
-        timeout=settings.auth_timeout_seconds,
-        cache=DecisionCache(settings.token_cache_seconds, settings.token_cache_max_entries),
+        timeout=settings.gateway_auth_timeout_seconds,
+        cache=DecisionCache(
+            settings.gateway_token_cache_seconds, settings.gateway_token_cache_max_entries
+        ),
     )
     proxy = Proxy(
         upstreams,
         token_checker,
         internal_token=settings.internal_token,
-        max_body_bytes=settings.max_body_bytes,
+        max_body_bytes=settings.gateway_max_body_bytes,
     )
 
     @asynccontextmanager
@@ -99,11 +101,14 @@ def create_app(settings: GatewaySettings | None = None) -> Litestar:
         asgi(API_PREFIX, is_mount=True, copy_scope=False, name="api")(proxy.__call__),
         asgi(WEBHOOK_PATH, copy_scope=False, name="stripe_webhook")(proxy.__call__),
     ]
-    if settings.spa_dir:
+    if settings.gateway_spa_dir:
         route_handlers += [
             spa_config_route(settings),
             create_static_files_router(
-                "/", directories=[Path(settings.spa_dir)], html_mode=True, include_in_schema=False
+                "/",
+                directories=[Path(settings.gateway_spa_dir)],
+                html_mode=True,
+                include_in_schema=False,
             ),
         ]
     return create_service_app(
@@ -114,5 +119,5 @@ def create_app(settings: GatewaySettings | None = None) -> Litestar:
         state={"token_cache": token_checker.cache},
         lifespan=[connection_pools],
         cors_config=_cors(settings),
-        request_max_body_size=settings.max_body_bytes,
+        request_max_body_size=settings.gateway_max_body_bytes,
     )

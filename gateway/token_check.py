@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import re
 import time
 from typing import TYPE_CHECKING, Annotated
 
@@ -23,14 +22,18 @@ from gateway.http1 import UpstreamError
 
 if TYPE_CHECKING:
     from gateway.proxy import Upstream
-from shared import ServiceUnavailableError, UnauthorizedError, get_logger
+from shared import (
+    BoundedCache,
+    ServiceUnavailableError,
+    UnauthorizedError,
+    bearer_token,
+    get_logger,
+    invalid_token,
+)
 
-__all__ = ["TOKEN_CHECK_PATH", "DecisionCache", "TokenChecker", "bearer_token"]
+__all__ = ["TOKEN_CHECK_PATH", "DecisionCache", "TokenChecker"]
 
 TOKEN_CHECK_PATH = "/internal/v1/tokens/check"  # noqa: S105 - a path
-_JWT_SHAPE = re.compile(rb"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
-_MAX_TOKEN_BYTES = 4096
-_CHALLENGE = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 logger = get_logger("gateway.token_check")
 
 HeaderSafe = Annotated[str, msgspec.Meta(min_length=1, pattern=r"^[^\x00-\x1f\x7f]+$")]
@@ -48,38 +51,19 @@ class TokenCheck(msgspec.Struct, frozen=True):
 _decode_check = msgspec.json.Decoder(TokenCheck).decode
 
 
-def unauthorized(detail: str) -> UnauthorizedError:
-    return UnauthorizedError(detail, headers=dict(_CHALLENGE))
-
-
-def bearer_token(authorization: bytes | None) -> bytes:
-    """The compact JWT of an ``Authorization: Bearer`` header.
-
-    Raises:
-        UnauthorizedError: absent, another scheme, or not shaped like a JWT.
-    """
-    if not authorization:
-        raise unauthorized("This route requires an access token (Authorization: Bearer).")
-    scheme, _, token = authorization.strip().partition(b" ")
-    token = token.strip()
-    if (
-        scheme.lower() != b"bearer"
-        or len(token) > _MAX_TOKEN_BYTES
-        or not _JWT_SHAPE.fullmatch(token)
-    ):
-        raise unauthorized("The Authorization header is not a well-formed bearer token.")
-    return token
-
-
 class DecisionCache:
     """Positive token decisions by token hash, bounded in size and in age."""
 
-    __slots__ = ("_entries", "max_entries", "ttl")
+    __slots__ = ("_entries", "ttl")
 
     def __init__(self, ttl: float, max_entries: int) -> None:
         self.ttl = ttl
-        self.max_entries = max_entries
-        self._entries: dict[bytes, tuple[float, Identity]] = {}
+        # Oldest first: insertion order is a good enough proxy for expiry order.
+        self._entries: BoundedCache[bytes, tuple[float, Identity]] = BoundedCache(max_entries)
+
+    @property
+    def max_entries(self) -> int:
+        return self._entries.max_entries
 
     @property
     def enabled(self) -> bool:
@@ -97,7 +81,7 @@ class DecisionCache:
         if entry is None:
             return None
         if entry[0] <= time.monotonic():
-            self._entries.pop(key, None)
+            self._entries.discard(key)
             return None
         return entry[1]
 
@@ -105,13 +89,10 @@ class DecisionCache:
         lifetime = min(self.ttl, exp - time.time())
         if lifetime <= 0:
             return
-        if key not in self._entries and len(self._entries) >= self.max_entries:
-            # Oldest first: insertion order is a good enough proxy for expiry order.
-            del self._entries[next(iter(self._entries))]
-        self._entries[key] = (time.monotonic() + lifetime, identity)
+        self._entries.put(key, (time.monotonic() + lifetime, identity))
 
     def discard(self, key: bytes) -> None:
-        self._entries.pop(key, None)
+        self._entries.discard(key)
 
 
 class TokenChecker:
@@ -170,7 +151,7 @@ class TokenChecker:
                 "The authentication service is unavailable; retry later."
             ) from None
         if response.status == 401:
-            raise unauthorized("The access token is invalid, expired or revoked.")
+            raise invalid_token("The access token is invalid, expired or revoked.")
         if response.status != 200:
             logger.warning("token check refused", extra={"auth_status": response.status})
             raise ServiceUnavailableError("The authentication service could not check the token.")

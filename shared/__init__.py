@@ -1,8 +1,17 @@
-"""The project's common library: settings, logs, errors, database, internal credential, health and
-metrics. No business logic lives here."""
+"""The project's common library: settings, logs, errors, database, internal credential and the
+verified identity, the bearer-token parser, a bounded cache, health and metrics. No business logic
+lives here."""
 
 from shared._app import create_service_app
-from shared._database import Database, async_database_url, is_sqlite, named_metadata
+from shared._bearer import BEARER_CHALLENGE, bearer_token, invalid_token
+from shared._cache import BoundedCache
+from shared._database import (
+    Database,
+    async_database_url,
+    database_url,
+    is_sqlite,
+    named_metadata,
+)
 from shared._exceptions import (
     BadGatewayError,
     BadRequestError,
@@ -28,16 +37,26 @@ from shared._internal import (
     PUBLIC_ROUTE,
     USER_EMAIL_HEADER,
     USER_ID_HEADER,
+    Identity,
     internal_token_matches,
+    provide_identity,
 )
 from shared._logging import configure_logging, get_logger
 from shared._migrations import run_alembic_env, upgrade_database
 from shared._problems import PROBLEM_MEDIA_TYPE, problem_response
 from shared._request_id import REQUEST_ID_HEADER, current_request_id
 from shared._serve import run_service
-from shared._settings import load_settings
+from shared._settings import (
+    NonNegative,
+    Positive,
+    PositiveSeconds,
+    Seconds,
+    Share,
+    load_settings,
+)
 
 __all__ = [
+    "BEARER_CHALLENGE",
     "INTERNAL_TOKEN_HEADER",
     "PROBLEM_MEDIA_TYPE",
     "PUBLIC_ROUTE",
@@ -46,33 +65,44 @@ __all__ = [
     "USER_ID_HEADER",
     "BadGatewayError",
     "BadRequestError",
+    "BoundedCache",
     "ClientError",
     "ConflictError",
     "ContentTooLargeError",
     "Database",
     "ForbiddenError",
     "GatewayTimeoutError",
+    "Identity",
+    "NonNegative",
     "NotFoundError",
     "PaymentRequiredError",
+    "Positive",
+    "PositiveSeconds",
     "ProblemError",
     "ReadinessCheck",
+    "Seconds",
     "ServerError",
     "ServiceUnavailableError",
     "SettingsError",
+    "Share",
     "TooManyRequestsError",
     "UnauthorizedError",
     "UnprocessableError",
     "async_database_url",
+    "bearer_token",
     "configure_logging",
     "create_service_app",
     "current_request_id",
+    "database_url",
     "get_logger",
     "internal_client",
     "internal_token_matches",
+    "invalid_token",
     "is_sqlite",
     "load_settings",
     "named_metadata",
     "problem_response",
+    "provide_identity",
     "run_alembic_env",
     "run_service",
     "upgrade_database",

@@ -6,7 +6,9 @@ so the dev stack tolerates a writer and readers at once.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from litestar.datastructures import State
@@ -22,6 +24,7 @@ from sqlalchemy.ext.asyncio import (
 __all__ = [
     "Database",
     "async_database_url",
+    "database_url",
     "is_sqlite",
     "named_metadata",
     "provide_db_session",
@@ -57,6 +60,28 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
+def _create_sqlite_folder(url: str) -> None:
+    """SQLite creates its file but not the file's folder (``unable to open database file``)."""
+    if not is_sqlite(url):
+        return
+    path = make_url(url).database
+    if path and path != ":memory:" and not path.startswith("file:"):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+def database_url(variable: str, default: str, environ: Mapping[str, str] | None = None) -> str:
+    """A service's database URL, from ``variable`` (``default`` when unset or empty), ready to
+    open: for a SQLite file its folder now exists, relative to the working directory.
+
+    Both services read their URL through it for ``migrate``, and ``Database`` creates the folder
+    the same way when a service starts, so neither needs its folder made beforehand.
+    """
+    environ = os.environ if environ is None else environ
+    url = environ.get(variable) or default
+    _create_sqlite_folder(url)
+    return url
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -70,6 +95,7 @@ class Database:
     """The engine and session factory of one service."""
 
     def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int = 10) -> None:
+        _create_sqlite_folder(url)
         self.url = async_database_url(url)
         kwargs: dict[str, Any] = {"pool_pre_ping": True}
         if is_sqlite(self.url):

@@ -1,8 +1,13 @@
 """Settings read once from the environment into frozen msgspec Structs.
 
-A settings class is a ``msgspec.Struct``; each field is read from the environment variable named
-by the field's encoded name in upper case (use ``rename`` to pick another name). Lists and tuples
-are comma-separated. A field without a default is required.
+The one naming rule: a settings field is named after its environment variable, in lower case
+(``facturation_webhook_concurrency`` reads ``FACTURATION_WEBHOOK_CONCURRENCY``). No ``rename``,
+no ``msgspec.field(name=...)``: grepping a variable finds the field that reads it.
+``load_settings`` refuses a class that breaks the rule.
+
+Lists and tuples are comma-separated. A field without a default is required. Every numeric
+setting carries a ``msgspec.Meta`` range (the aliases below, or its own), so an out-of-range value
+stops start-up in one line naming the variable.
 """
 
 from __future__ import annotations
@@ -10,19 +15,39 @@ from __future__ import annotations
 import os
 import typing
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 
 from shared._exceptions import SettingsError
 
-__all__ = ["env_name", "load_settings"]
+__all__ = [
+    "NonNegative",
+    "Positive",
+    "PositiveSeconds",
+    "Seconds",
+    "Share",
+    "env_name",
+    "load_settings",
+]
 
 SettingsT = TypeVar("SettingsT", bound=msgspec.Struct)
 
+# Ranges shared by the services' settings; the upper bounds only catch typos (a day, a million).
+Positive = Annotated[int, msgspec.Meta(ge=1, le=1_000_000_000)]
+"""A count or size of at least 1."""
+NonNegative = Annotated[int, msgspec.Meta(ge=0, le=1_000_000_000)]
+"""A count where 0 turns the feature off."""
+Seconds = Annotated[float, msgspec.Meta(ge=0, le=86_400)]
+"""A duration where 0 turns the feature off, at most a day."""
+PositiveSeconds = Annotated[float, msgspec.Meta(gt=0, le=86_400)]
+"""A timeout or period: more than 0, at most a day."""
+Share = Annotated[float, msgspec.Meta(ge=0, le=1)]
+"""A proportion between 0 and 1."""
+
 
 def env_name(field: msgspec.structs.FieldInfo) -> str:
-    return field.encode_name.upper()
+    return field.name.upper()
 
 
 def _is_sequence(annotation: Any) -> bool:
@@ -36,12 +61,23 @@ def _is_sequence(annotation: Any) -> bool:
     return False
 
 
+def _check_naming_rule(cls: type[msgspec.Struct]) -> None:
+    renamed = [f.name for f in msgspec.structs.fields(cls) if f.encode_name != f.name]
+    if renamed:
+        raise TypeError(
+            f"{cls.__name__}: settings fields are named after their variable, not renamed "
+            f"({', '.join(renamed)})"
+        )
+
+
 def load_settings(cls: type[SettingsT], environ: Mapping[str, str] | None = None) -> SettingsT:
     """Build ``cls`` from the environment.
 
     Raises:
         SettingsError: one line naming the first missing or malformed variable.
+        TypeError: ``cls`` renames a field (a programming error, not a setting).
     """
+    _check_naming_rule(cls)
     environ = os.environ if environ is None else environ
     # Extras kept: msgspec.Meta constraints (ge=, pattern=) are checked by convert below.
     hints = typing.get_type_hints(cls, include_extras=True)

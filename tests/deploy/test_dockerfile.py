@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.deploy.manifests import DOCKERFILE, DOCKERIGNORE, ROOT
+from tests.deploy.wheels import build_wheel
 
 HADOLINT = Path(sys.executable).parent / "hadolint"
 PACKAGES = ["shared", "auth_service", "facturation_service", "gateway"]
@@ -111,17 +112,7 @@ def project_wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.db", "*.db-*")
     for package in PACKAGES:
         shutil.copytree(ROOT / package, context / package, ignore=ignore)
-    out = context / "wheels"
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", out, "."],
-        cwd=context,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
-    )
-    (wheel,) = out.glob("facturation-*.whl")
-    return zipfile.ZipFile(wheel)
+    return zipfile.ZipFile(build_wheel(context))
 
 
 def test_wheel_holds_every_service_entry_point(project_wheel: zipfile.ZipFile) -> None:

@@ -1,4 +1,4 @@
-"""The JWT key rotation of README "deploy", played as a rolling update plays it: auth pods of two
+"""The JWT key rotation of docs/operations.md, played as a rolling update plays it: auth pods of two
 consecutive configurations run side by side on one database, and a token issued by either must
 be accepted by both. Real auth processes, real HTTP."""
 
@@ -115,7 +115,7 @@ async def test_two_step_rotation_keeps_every_token_valid_while_pods_roll(
     old, new = signing_key_pem(), signing_key_pem()
     before, accept_new, sign_new, after = await asyncio.gather(
         start(old, ""),
-        start(old, public_pem(new)),  # step 2 of the README
+        start(old, public_pem(new)),  # step 2 of docs/operations.md
         start(new, public_pem(old)),  # step 3
         start(new, ""),  # step 4, once old tokens have expired
     )

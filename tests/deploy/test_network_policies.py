@@ -74,7 +74,7 @@ DESTINATIONS = [
 PORTS = [("TCP", 8000), ("TCP", 8001), ("TCP", 8002), ("TCP", 5432), ("TCP", 443), ("TCP", 80)]
 PORTS += [("UDP", 53), ("TCP", 53)]
 
-# The design, edge by edge (README "deploy"; DESIGN.md's diagram).
+# The design, edge by edge (docs/deploy.md; DESIGN.md's diagram).
 INTENDED = {
     (INGRESS_CONTROLLER, GATEWAY, "TCP", 8000),
     (GATEWAY, AUTH, "TCP", 8001),

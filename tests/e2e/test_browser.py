@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -31,8 +32,9 @@ from tests.support.processes import ROOT
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
+# `make test` installs Debian's packages when missing and passes its paths on.
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
 WAIT_SECONDS = 30
 
 
@@ -50,6 +52,14 @@ def downloads(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser(downloads: Path) -> Iterator[WebDriver]:
+    missing = [path for path in (CHROMIUM, CHROMEDRIVER) if not os.access(path, os.X_OK)]
+    if missing:
+        # Never a skip: in CI and locally, a browser test that did not run must be seen failing.
+        pytest.fail(
+            f"the browser test needs Debian's chromium and chromium-driver ({', '.join(missing)} "
+            "missing): `make test` installs them",
+            pytrace=False,
+        )
     options = webdriver.ChromeOptions()
     options.add_experimental_option(
         "prefs",

@@ -23,6 +23,21 @@ def free_port() -> int:
         return port
 
 
+def run_module(
+    module: str, *args: str, env: Mapping[str, str], cwd: Path = ROOT, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``python -m <module> <args>`` to completion, output captured as text, never raising."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 class ServiceProcess:
     """``python -m <module> serve`` with the given environment, logs kept in a file."""
 
@@ -44,15 +59,7 @@ class ServiceProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def run(self, command: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", self.module, command],
-            env=self.env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        return run_module(self.module, command, env=self.env)
 
     def start(self, *, wait: bool = True, timeout: float = 30.0) -> ServiceProcess:
         # The child keeps its own copy of the descriptor; ours is closed at once.

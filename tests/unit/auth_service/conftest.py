@@ -75,7 +75,7 @@ def settings(auth_database_url: str, private_key_pem: str) -> AuthSettings:
     return AuthSettings(
         internal_token=INTERNAL_TOKEN,
         jwt_private_key=private_key_pem,
-        database_url=auth_database_url,
+        auth_database_url=auth_database_url,
         # Cheap hashes keep the suite fast; the algorithm and the code path are the same.
         argon2_time_cost=1,
         argon2_memory_kib=1024,

@@ -11,7 +11,7 @@ import auth_service
 from auth_service import AuthSettings, generate_private_key_pem, load
 from auth_service.settings import DEFAULT_DATABASE_URL, database_url
 from shared import SettingsError
-from tests.support.processes import ROOT
+from tests.support.processes import ROOT, run_module
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def test_the_public_surface() -> None:
 
 def test_defaults(environment: pytest.MonkeyPatch) -> None:
     settings = load()
-    assert settings.database_url == DEFAULT_DATABASE_URL
+    assert settings.auth_database_url == DEFAULT_DATABASE_URL
     assert (settings.jwt_issuer, settings.jwt_audience) == ("facturation-auth", "facturation-api")
     assert settings.jwt_ttl_seconds == 900
     assert settings.login_max_failures_per_account == 5
@@ -47,7 +47,7 @@ def test_environment_names(environment: pytest.MonkeyPatch) -> None:
     environment.setenv("JWT_TTL_SECONDS", "60")
     environment.setenv("JWT_PREVIOUS_PUBLIC_KEYS", f"{generate_private_key_pem()},")
     settings = load()
-    assert settings.database_url == "postgresql://db/auth"
+    assert settings.auth_database_url == "postgresql://db/auth"
     assert settings.jwt_ttl_seconds == 60
     assert len(settings.jwt_previous_public_keys) == 1
 
@@ -103,15 +103,7 @@ def test_migrate_needs_only_the_database_url(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_serve_without_a_key_stops_with_one_line() -> None:
     env = {"PATH": "/usr/bin:/bin", "INTERNAL_TOKEN": "secret"}
-    result = subprocess.run(
-        [sys.executable, "-m", "auth_service", "serve"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_module("auth_service", "serve", env=env)
     assert result.returncode == 2
     assert result.stderr == "auth_service: missing required setting JWT_PRIVATE_KEY\n"
 

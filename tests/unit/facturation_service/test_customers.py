@@ -207,9 +207,9 @@ async def test_every_route_requires_the_internal_credential(
 
 def test_known_customers_forget_the_oldest_entry_when_full() -> None:
     known = KnownCustomers(max_entries=2)
-    known.add("u1", "cus_1")
-    known.add("u2", "cus_2")
-    known.add("u3", "cus_3")
+    known.put("u1", "cus_1")
+    known.put("u2", "cus_2")
+    known.put("u3", "cus_3")
 
     assert (known.get("u1"), known.get("u2"), known.get("u3")) == (None, "cus_2", "cus_3")
 

@@ -19,9 +19,9 @@ def settings(**changes: object) -> GatewaySettings:
         "internal_token": "internal",
         "auth_url": nowhere,
         "facturation_url": nowhere,
-        "connect_timeout_seconds": 1.0,
-        "auth_timeout_seconds": 1.0,
-        "max_body_bytes": 100,
+        "gateway_connect_timeout_seconds": 1.0,
+        "gateway_auth_timeout_seconds": 1.0,
+        "gateway_max_body_bytes": 100,
     }
     values.update(changes)
     return GatewaySettings(**values)  # type: ignore[arg-type]
@@ -61,7 +61,7 @@ async def test_readyz_fails_when_upstreams_are_down() -> None:
 async def test_spa_dir_is_served_at_the_root_next_to_the_api(tmp_path: Path) -> None:
     (tmp_path / "index.html").write_text("<h1>shop</h1>")
     (tmp_path / "app.js").write_text("console.log(1)")
-    async with AsyncTestClient(create_app(settings(spa_dir=str(tmp_path)))) as client:
+    async with AsyncTestClient(create_app(settings(gateway_spa_dir=str(tmp_path)))) as client:
         index = await client.get("/")
         script = await client.get("/app.js")
         health = await client.get("/healthz")
@@ -79,7 +79,7 @@ async def test_spa_config_names_the_configured_stripe_js_and_publishable_key(
 ) -> None:
     (tmp_path / "config.js").write_text("window.FACTURATION_CONFIG = {stale: true};")
     configured = settings(
-        spa_dir=str(tmp_path),
+        gateway_spa_dir=str(tmp_path),
         stripe_js_url="http://127.0.0.1:12111/v3/",
         stripe_publishable_key="pk_test_abc",
     )
@@ -98,7 +98,7 @@ async def test_spa_config_names_the_configured_stripe_js_and_publishable_key(
 
 
 async def test_spa_config_defaults_to_stripes_own_stripe_js(tmp_path: Path) -> None:
-    async with AsyncTestClient(create_app(settings(spa_dir=str(tmp_path)))) as client:
+    async with AsyncTestClient(create_app(settings(gateway_spa_dir=str(tmp_path)))) as client:
         response = await client.get("/config.js")
     assert '"stripeJsUrl":"https://js.stripe.com/v3/"' in response.text
 

@@ -12,9 +12,9 @@ def test_defaults_need_only_the_internal_token() -> None:
     settings = load_settings(GatewaySettings, {"INTERNAL_TOKEN": "t"})
     assert settings.auth_url == "http://127.0.0.1:8001"
     assert settings.facturation_url == "http://127.0.0.1:8002"
-    assert settings.token_cache_seconds == 30.0
-    assert settings.max_body_bytes == 1_048_576
-    assert settings.spa_dir is None
+    assert settings.gateway_token_cache_seconds == 30.0
+    assert settings.gateway_max_body_bytes == 1_048_576
+    assert settings.gateway_spa_dir is None
 
 
 def test_gateway_variables_are_read() -> None:
@@ -31,9 +31,9 @@ def test_gateway_variables_are_read() -> None:
     )
     assert settings.auth_url == "http://auth:8001"
     assert settings.cors_origins == ("https://a.example", "https://b.example")
-    assert settings.token_cache_seconds == 0
-    assert settings.max_body_bytes == 1024
-    assert settings.spa_dir == "/srv/spa"
+    assert settings.gateway_token_cache_seconds == 0
+    assert settings.gateway_max_body_bytes == 1024
+    assert settings.gateway_spa_dir == "/srv/spa"
 
 
 @pytest.mark.parametrize(
@@ -64,4 +64,4 @@ def test_spa_dir_must_be_a_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     with pytest.raises(SettingsError, match="GATEWAY_SPA_DIR"):
         load_gateway_settings()
     monkeypatch.setenv("GATEWAY_SPA_DIR", str(tmp_path))
-    assert load_gateway_settings().spa_dir == str(tmp_path)
+    assert load_gateway_settings().gateway_spa_dir == str(tmp_path)

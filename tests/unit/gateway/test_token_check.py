@@ -9,8 +9,8 @@ import pytest
 from gateway.headers import Identity
 from gateway.http1 import UpstreamConnectError, UpstreamProtocolError, UpstreamTimeoutError
 from gateway.proxy import Upstream
-from gateway.token_check import DecisionCache, TokenChecker, bearer_token
-from shared import ServiceUnavailableError, UnauthorizedError
+from gateway.token_check import DecisionCache, TokenChecker
+from shared import ServiceUnavailableError, UnauthorizedError, bearer_token
 
 TOKEN = b"eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ1In0.c2lnbmF0dXJl"
 
@@ -59,7 +59,9 @@ def test_cache_never_outlives_the_token() -> None:
     cache.put(key, Identity("u", "u@example.com"), exp=int(time.time()))  # expires now
     assert cache.get(key) is None
     cache.put(key, Identity("u", "u@example.com"), exp=int(time.time()) + 1)
-    entry_deadline = cache._entries[key][0]
+    entry = cache._entries.get(key)
+    assert entry is not None
+    entry_deadline = entry[0]
     assert entry_deadline <= time.monotonic() + 1
 
 
