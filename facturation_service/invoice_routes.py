@@ -17,6 +17,7 @@ from litestar.params import PathParameter, QueryParameter
 from sqlalchemy import ColumnElement, and_, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from facturation_service.bounds import INT64_MAX, INT64_MIN
 from facturation_service.models import Invoice, InvoiceLine, StripeCustomer
 from facturation_service.routes import Identity, provide_identity
 from shared import BadRequestError, NotFoundError
@@ -85,14 +86,20 @@ def encode_cursor(invoice: Invoice) -> str:
     return base64.urlsafe_b64encode(f"{invoice.created}:{invoice.id}".encode()).decode()
 
 
+_BAD_CURSOR = "The cursor is not one this API returned."
+
+
 def decode_cursor(cursor: str) -> tuple[int, str]:
     try:
         created, _, invoice_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-        if not invoice_id:
+        if not invoice_id or len(invoice_id) > 255:
             raise ValueError(cursor)
-        return int(created), invoice_id
+        created_at = int(created)
+        if not INT64_MIN <= created_at <= INT64_MAX:  # the database would refuse the bind
+            raise ValueError(cursor)
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise BadRequestError("The cursor is not one this API returned.") from None
+        raise BadRequestError(_BAD_CURSOR) from None
+    return created_at, invoice_id
 
 
 async def list_user_invoices(

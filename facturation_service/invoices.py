@@ -16,6 +16,7 @@ from sqlalchemy import String, Table, and_, bindparam, delete, func, insert, or_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from facturation_service.bounds import check_int64
 from facturation_service.models import Invoice, InvoiceLine, StripeCustomer, utcnow
 
 __all__ = [
@@ -178,8 +179,10 @@ async def apply_invoice_snapshot(
 
     Raises:
         msgspec.ValidationError: the object is not an invoice this service can store.
+        UnprocessableError: an amount, time or quantity does not fit its 64-bit column.
     """
     snapshot = msgspec.convert(raw, InvoiceSnapshot)
+    _check_bounds(snapshot, snapshot_created)
     values: dict[str, Any] = {
         "id": snapshot.id,
         "customer": snapshot.customer_id,
@@ -209,6 +212,31 @@ async def apply_invoice_snapshot(
         raw_lines = raw.get("lines", {}).get("data", [])
         await _replace_lines(session, snapshot, raw_lines)
     return applied
+
+
+def _check_bounds(snapshot: InvoiceSnapshot, snapshot_created: int) -> None:
+    check_int64(
+        {
+            "created": snapshot.created,
+            "snapshot_created": snapshot_created,
+            "amount_due": snapshot.amount_due,
+            "amount_paid": snapshot.amount_paid,
+            "amount_remaining": snapshot.amount_remaining,
+            "subtotal": snapshot.subtotal,
+            "total": snapshot.total,
+            "period_start": snapshot.period_start,
+            "period_end": snapshot.period_end,
+        }
+    )
+    for line in snapshot.lines.data:
+        check_int64(
+            {
+                "line amount": line.amount,
+                "line quantity": line.quantity,
+                "line period start": line.period.start if line.period else None,
+                "line period end": line.period.end if line.period else None,
+            }
+        )
 
 
 async def _replace_lines(

@@ -38,7 +38,7 @@ from facturation_service.order_events import (
 )
 from facturation_service.settings import FacturationSettings
 from facturation_service.stripe_api import StripeApi
-from shared import Database
+from shared import ClientError, Database
 
 __all__ = [
     "EVENTS_PROCESSED",
@@ -188,7 +188,8 @@ class WebhookWorker:
     async def process(self, claimed: ClaimedEvent) -> None:
         try:
             outcome = await self._apply(claimed)
-        except PermanentEventError as exc:
+        except (PermanentEventError, ClientError) as exc:
+            # The same event fails the same way every time: retrying only delays the verdict.
             await self._fail(claimed, exc, retry=False)
         except Exception as exc:
             await self._fail(claimed, exc, retry=True)
@@ -268,7 +269,7 @@ class WebhookWorker:
                 "will_retry": retry_at is not None,
             },
         )
-        if not isinstance(exc, OrderNotStoredYetError | PermanentEventError):
+        if not isinstance(exc, OrderNotStoredYetError | PermanentEventError | ClientError):
             logger.debug("handler error", exc_info=exc)
         EVENTS_PROCESSED.labels(
             type=claimed.type, outcome="retried" if retry_at else EventStatus.FAILED

@@ -115,4 +115,6 @@ def create_app(settings: GatewaySettings | None = None) -> Litestar:
         lifespan=[connection_pools],
         cors_config=_cors(settings),
         request_max_body_size=settings.max_body_bytes,
+        # Bodies are streamed to the services, which apply the JSON policy themselves.
+        max_json_depth=None,
     )
