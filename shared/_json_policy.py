@@ -7,8 +7,8 @@ than one bounded buffer.
 
 The depth check is a byte scan, not a second parse: escapes are dropped and strings cut out by
 splitting on quotes (a bracket inside a string does not nest), the remaining brackets are mapped
-to +1/-1 and their running sum is taken, all in C. A body with fewer brackets than the limit is accepted
-without a scan at all, which is every ordinary request.
+to +1/-1 and their running sum is taken, all in C. A body with fewer brackets than the limit is
+accepted without a scan at all, which is every ordinary request.
 """
 
 from __future__ import annotations
@@ -16,10 +16,12 @@ from __future__ import annotations
 from itertools import accumulate
 from typing import TYPE_CHECKING
 
+from litestar.enums import ScopeType
+
 from shared._exceptions import BadRequestError, ContentTooLargeError
 
 if TYPE_CHECKING:
-    from litestar.types import ASGIApp, Message, Receive, Scope, Send
+    from litestar.types import ASGIApp, HTTPRequestEvent, Receive, ReceiveMessage, Scope, Send
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -82,7 +84,7 @@ class JsonPolicyMiddleware:
         self.max_bytes = max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self._has_json_body(scope):
+        if scope["type"] != ScopeType.HTTP or not self._has_json_body(scope):
             await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []
@@ -123,11 +125,12 @@ class JsonPolicyMiddleware:
 
 def _replay(body: bytes, receive: Receive) -> Receive:
     """A ``receive`` that yields the buffered body once, then the real one's messages."""
-    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
+    first: HTTPRequestEvent = {"type": "http.request", "body": body, "more_body": False}
+    pending: list[ReceiveMessage] = [first]
 
-    async def replay() -> Message:
+    async def replay() -> ReceiveMessage:
         if pending:
-            return pending.pop(0)
+            return pending.pop()
         return await receive()
 
-    return replay  # type: ignore[return-value]
+    return replay
