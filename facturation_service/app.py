@@ -10,6 +10,7 @@ from litestar import Litestar
 from litestar.types import ControllerRouterHandler
 
 from facturation_service import invoice_routes, routes, webhooks, worker
+from facturation_service.api_docs import API_DOCS
 from facturation_service.auth_client import AuthClient
 from facturation_service.catalog import Catalog, load_catalog
 from facturation_service.customers import KnownCustomers, UserLocks
@@ -76,4 +77,5 @@ def create_app(settings: FacturationSettings | None = None) -> Litestar:
             "known_customers": KnownCustomers(),
         },
         lifespan=lifespans(),
+        api_docs=API_DOCS,
     )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
 from facturation_service.catalog import Catalog
-from shared import UnprocessableError
+from shared import UnprocessableError, documented
 
 __all__ = ["MAX_LINES", "MAX_QUANTITY", "BasketItem", "PricedBasket", "PricedLine", "price_basket"]
 
@@ -14,8 +16,8 @@ MAX_LINES = 50
 
 
 class BasketItem(msgspec.Struct, frozen=True):
-    product_id: str
-    quantity: int
+    product_id: Annotated[str, documented(min_length=1, max_length=255)]
+    quantity: Annotated[int, documented(minimum=1, maximum=MAX_QUANTITY)]
 
 
 class PricedLine(msgspec.Struct, frozen=True):

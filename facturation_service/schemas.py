@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
 from facturation_service.auth_client import AuthUser
-from facturation_service.basket import BasketItem, PricedLine
+from facturation_service.basket import MAX_LINES, BasketItem, PricedLine
 from facturation_service.catalog import Product
+from shared import documented
+
+_Items = Annotated[list[BasketItem], documented(min_items=1, max_items=MAX_LINES)]
 
 __all__ = [
     "BasketRequest",
@@ -25,7 +30,7 @@ class ProductList(msgspec.Struct):
 
 
 class BasketRequest(msgspec.Struct):
-    items: list[BasketItem]
+    items: _Items
 
 
 class BasketResponse(msgspec.Struct):
@@ -42,11 +47,11 @@ class CustomerResponse(msgspec.Struct):
 
 
 class StripeCustomerUpdate(msgspec.Struct):
-    user_stripe_id: str
+    user_stripe_id: Annotated[str, documented(pattern="^cus_[A-Za-z0-9]{1,250}$")]
 
 
 class CheckoutRequest(msgspec.Struct):
-    items: list[BasketItem]
+    items: _Items
     return_url: str | None = None
 
 

@@ -13,6 +13,7 @@ from litestar.config.cors import CORSConfig
 from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 
+from gateway.openapi import OPENAPI_PATH, PublicApiDocument
 from gateway.proxy import Proxy, Upstream
 from gateway.routes import API_PREFIX
 from gateway.settings import GatewaySettings, load_gateway_settings
@@ -85,6 +86,12 @@ def create_app(settings: GatewaySettings | None = None) -> Litestar:
         max_body_bytes=settings.max_body_bytes,
     )
 
+    public_document = PublicApiDocument(upstreams, internal_token=settings.internal_token)
+
+    @get(OPENAPI_PATH, summary="The public API document", include_in_schema=False)
+    async def openapi_document() -> Response[bytes]:
+        return Response(await public_document.document(), media_type="application/json")
+
     @asynccontextmanager
     async def connection_pools(_app: Litestar) -> AsyncIterator[None]:
         for upstream in upstreams.values():
@@ -96,6 +103,7 @@ def create_app(settings: GatewaySettings | None = None) -> Litestar:
                 upstream.close()
 
     route_handlers: list[ControllerRouterHandler] = [
+        openapi_document,
         asgi(API_PREFIX, is_mount=True, copy_scope=False, name="api")(proxy.__call__),
         asgi(WEBHOOK_PATH, copy_scope=False, name="stripe_webhook")(proxy.__call__),
     ]

@@ -32,18 +32,28 @@ from shared._internal import (
 )
 from shared._logging import configure_logging, get_logger
 from shared._migrations import run_alembic_env, upgrade_database
+from shared._openapi import (
+    CREDENTIAL_PROBLEM,
+    PROBLEM_SCHEMA,
+    ApiDocs,
+    documented,
+    problem_response_object,
+)
 from shared._problems import PROBLEM_MEDIA_TYPE, problem_response
 from shared._request_id import REQUEST_ID_HEADER, current_request_id
 from shared._serve import run_service
 from shared._settings import load_settings
 
 __all__ = [
+    "CREDENTIAL_PROBLEM",
     "INTERNAL_TOKEN_HEADER",
     "PROBLEM_MEDIA_TYPE",
+    "PROBLEM_SCHEMA",
     "PUBLIC_ROUTE",
     "REQUEST_ID_HEADER",
     "USER_EMAIL_HEADER",
     "USER_ID_HEADER",
+    "ApiDocs",
     "BadGatewayError",
     "BadRequestError",
     "ClientError",
@@ -66,6 +76,7 @@ __all__ = [
     "configure_logging",
     "create_service_app",
     "current_request_id",
+    "documented",
     "get_logger",
     "internal_client",
     "internal_token_matches",
@@ -73,6 +84,7 @@ __all__ = [
     "load_settings",
     "named_metadata",
     "problem_response",
+    "problem_response_object",
     "run_alembic_env",
     "run_service",
     "upgrade_database",

@@ -21,6 +21,7 @@ from shared._internal import require_internal_token
 from shared._json_policy import MAX_JSON_DEPTH, JsonPolicyMiddleware
 from shared._metrics import MetricsController, metrics_config
 from shared._middleware import RequestIdMiddleware
+from shared._openapi import ApiDocs, TruthfulJsonRenderPlugin
 from shared._problems import exception_handlers
 
 __all__ = ["create_service_app"]
@@ -43,6 +44,7 @@ def create_service_app(
     cors_config: CORSConfig | None = None,
     request_max_body_size: int = 1_048_576,
     max_json_depth: int | None = MAX_JSON_DEPTH,
+    api_docs: ApiDocs | None = None,
     debug: bool = False,
 ) -> Litestar:
     """Build a service app.
@@ -53,6 +55,8 @@ def create_service_app(
         readiness: named checks ``/readyz`` runs; the database is added when given.
         max_json_depth: bodies nesting deeper are refused with 400 before any decoder runs
             (``shared._json_policy``); ``None`` for the gateway, which streams bodies through.
+        api_docs: the problems, security and extra statuses ``/schema/openapi.json`` documents
+            beyond what Litestar sees (``shared._openapi``).
     """
     checks: dict[str, ReadinessCheck] = {}
     app_state: dict[str, Any] = dict(state or {})
@@ -89,7 +93,14 @@ def create_service_app(
         on_shutdown=on_shutdown,
         cors_config=cors_config,
         request_max_body_size=request_max_body_size,
-        openapi_config=OpenAPIConfig(title=service, version="1", path="/schema"),
+        openapi_config=OpenAPIConfig(
+            title=service,
+            version="1",
+            path="/schema",
+            render_plugins=[
+                TruthfulJsonRenderPlugin(api_docs or ApiDocs(), private=internal_token is not None)
+            ],
+        ),
         # Logging is configure_logging's (JSON, LOG_LEVEL); Litestar's default config would
         # replace the root handler at start-up with a plain-text one at INFO.
         logging_config=None,

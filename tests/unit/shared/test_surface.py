@@ -8,12 +8,15 @@ def test_public_surface_is_exactly_what_all_declares() -> None:
     assert set(shared.__all__) <= exported
     assert sorted(shared.__all__) == sorted(
         [
+            "CREDENTIAL_PROBLEM",
             "INTERNAL_TOKEN_HEADER",
             "PROBLEM_MEDIA_TYPE",
+            "PROBLEM_SCHEMA",
             "PUBLIC_ROUTE",
             "REQUEST_ID_HEADER",
             "USER_EMAIL_HEADER",
             "USER_ID_HEADER",
+            "ApiDocs",
             "BadGatewayError",
             "BadRequestError",
             "ClientError",
@@ -36,6 +39,7 @@ def test_public_surface_is_exactly_what_all_declares() -> None:
             "configure_logging",
             "create_service_app",
             "current_request_id",
+            "documented",
             "get_logger",
             "internal_client",
             "internal_token_matches",
@@ -43,6 +47,7 @@ def test_public_surface_is_exactly_what_all_declares() -> None:
             "load_settings",
             "named_metadata",
             "problem_response",
+            "problem_response_object",
             "run_alembic_env",
             "run_service",
             "upgrade_database",
