@@ -6,32 +6,66 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
+from litestar import Litestar
 
 from facturation_service.app import create_app
-from shared import PROBLEM_MEDIA_TYPE, Database
+from shared import INTERNAL_TOKEN_HEADER, PROBLEM_MEDIA_TYPE, Database
 from tests.support import stripe_events
 from tests.support.webhook_app import (
+    INTERNAL_TOKEN,
     count_events,
     count_invoices,
     get_event,
     wait_until,
     webhook_settings,
 )
-from tests.unit.facturation_service.conftest import FakeAuth, as_user, running
 
 USER = "11111111-2222-4333-8444-00000000000a"
 TOO_BIG_FOR_64_BITS = 2**63
 
 
+def as_user(user_id: str) -> dict[str, str]:
+    return {"X-User-Id": user_id, "X-User-Email": "someone@example.com"}
+
+
+@asynccontextmanager
+async def concurrently(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with its lifespan on this event loop, so concurrent requests really overlap
+    (Litestar's test client sends one at a time)."""
+    started, stop = asyncio.Event(), asyncio.Event()
+
+    async def lifespan() -> None:
+        async with app.lifespan():  # entered and left in one task, as its task groups insist
+            started.set()
+            await stop.wait()
+
+    task = asyncio.create_task(lifespan())
+    waiter = asyncio.create_task(started.wait())
+    await asyncio.wait([task, waiter], return_when="FIRST_COMPLETED")
+    waiter.cancel()
+    if task.done():
+        task.result()
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),  # type: ignore[arg-type]
+            base_url="http://facturation.test",
+            headers={INTERNAL_TOKEN_HEADER: INTERNAL_TOKEN},
+        ) as client:
+            yield client
+    finally:
+        stop.set()
+        await task
+
+
 @pytest.fixture
 async def http(facturation_url: str) -> AsyncIterator[httpx.AsyncClient]:
     """The app with signing secrets and a fast worker; requests really run concurrently."""
-    app = create_app(webhook_settings(facturation_url))
-    async with running(app, FakeAuth()) as client:
+    async with concurrently(create_app(webhook_settings(facturation_url))) as client:
         yield client
 
 
