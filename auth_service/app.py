@@ -14,6 +14,7 @@ from litestar import Litestar
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from auth_service.api_docs import API_DOCS
 from auth_service.models import RevokedToken
 from auth_service.passwords import Passwords
 from auth_service.ratelimit import LoginRateLimiter
@@ -112,4 +113,5 @@ def create_app(settings: AuthSettings | None = None) -> Litestar:
         state={"passwords": passwords, "tokens": tokens, "login_rate_limiter": limiter},
         dependencies=dependencies,
         lifespan=[_housekeeping(database, limiter, lookup_engine)],
+        api_docs=API_DOCS,
     )

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
 from auth_service.models import User
+from auth_service.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from auth_service.users import MAX_NAME_LENGTH
+from shared import documented
 
 __all__ = [
     "LoginRequest",
@@ -17,9 +22,11 @@ __all__ = [
 
 
 class RegisterRequest(msgspec.Struct, frozen=True):
-    email: str
-    password: str
-    name: str
+    email: Annotated[str, documented(min_length=3, max_length=320)]
+    password: Annotated[
+        str, documented(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)
+    ]
+    name: Annotated[str, documented(min_length=1, max_length=MAX_NAME_LENGTH)]
 
 
 class LoginRequest(msgspec.Struct, frozen=True):
@@ -52,4 +59,4 @@ class TokenCheckResponse(msgspec.Struct, frozen=True):
 
 
 class StripeCustomerRequest(msgspec.Struct, frozen=True):
-    user_stripe_id: str
+    user_stripe_id: Annotated[str, documented(pattern="^cus_[A-Za-z0-9]{1,250}$")]

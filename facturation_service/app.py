@@ -17,6 +17,7 @@ from litestar import Litestar
 from litestar.di import Provide
 
 from facturation_service import invoice_document_routes, invoice_routes, routes, webhooks
+from facturation_service.api_docs import API_DOCS
 from facturation_service.auth_client import AuthApi, AuthClient
 from facturation_service.catalog import Catalog, load_catalog
 from facturation_service.checkout import Checkout
@@ -123,6 +124,7 @@ def create_app(
             "seller": _provide(seller_from_settings(settings)),
         },
         lifespan=[lifespan],
+        api_docs=API_DOCS,
     )
 
 

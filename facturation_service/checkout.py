@@ -17,7 +17,14 @@ from sqlalchemy import insert, or_, select
 from facturation_service.catalog import Catalog
 from facturation_service.customers import Customers
 from facturation_service.models import Order, OrderStatus, utcnow
-from facturation_service.schemas import BasketItem, CheckoutResponse, CheckoutStatus, PricedLine
+from facturation_service.schemas import (
+    MAX_LINES,
+    MAX_QUANTITY,
+    BasketItem,
+    CheckoutResponse,
+    CheckoutStatus,
+    PricedLine,
+)
 from facturation_service.stripe_api import StripeApi
 from shared import Database, NotFoundError, UnprocessableError
 
@@ -25,8 +32,6 @@ if TYPE_CHECKING:
     from stripe.params.checkout import SessionCreateParams
 
 __all__ = [
-    "MAX_LINES",
-    "MAX_QUANTITY",
     "SESSION_ID_PLACEHOLDER",
     "Checkout",
     "PricedBasket",
@@ -157,9 +162,6 @@ class Checkout:
 
 
 # --- pricing ---
-
-MAX_QUANTITY = 100
-MAX_LINES = 50
 
 
 class PricedBasket(msgspec.Struct, frozen=True):

@@ -27,7 +27,9 @@ async def list_invoices(
     identity: NamedDependency[Identity],
     db_session: NamedDependency[AsyncSession],
     limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
-    cursor: Annotated[str | None, QueryParameter(max_length=600)] = None,
+    cursor: Annotated[
+        str | None, QueryParameter(max_length=600, pattern="^[A-Za-z0-9_=-]+$")
+    ] = None,
 ) -> InvoicePage:
     return await list_user_invoices(db_session, identity.user_id, limit=limit, cursor=cursor)
 

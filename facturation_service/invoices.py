@@ -34,6 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from facturation_service.bounds import INT64_MAX, INT64_MIN, check_int64
 from facturation_service.models import Invoice, InvoiceLine, StripeCustomer, utcnow
 from facturation_service.schemas import InvoiceDetail, InvoiceLineView, InvoicePage, InvoiceSummary
 from shared import BadRequestError, NotFoundError
@@ -201,8 +202,10 @@ async def apply_invoice_snapshot(
 
     Raises:
         msgspec.ValidationError: the object is not an invoice this service can store.
+        UnprocessableError: an amount, time or quantity does not fit its 64-bit column.
     """
     snapshot = msgspec.convert(raw, InvoiceSnapshot)
+    _check_bounds(snapshot, snapshot_created)
     values: dict[str, Any] = {
         "id": snapshot.id,
         "customer": snapshot.customer_id,
@@ -232,6 +235,31 @@ async def apply_invoice_snapshot(
         raw_lines = raw.get("lines", {}).get("data", [])
         await _replace_lines(session, snapshot, raw_lines)
     return applied
+
+
+def _check_bounds(snapshot: InvoiceSnapshot, snapshot_created: int) -> None:
+    check_int64(
+        {
+            "created": snapshot.created,
+            "snapshot_created": snapshot_created,
+            "amount_due": snapshot.amount_due,
+            "amount_paid": snapshot.amount_paid,
+            "amount_remaining": snapshot.amount_remaining,
+            "subtotal": snapshot.subtotal,
+            "total": snapshot.total,
+            "period_start": snapshot.period_start,
+            "period_end": snapshot.period_end,
+        }
+    )
+    for line in snapshot.lines.data:
+        check_int64(
+            {
+                "line amount": line.amount,
+                "line quantity": line.quantity,
+                "line period start": line.period.start if line.period else None,
+                "line period end": line.period.end if line.period else None,
+            }
+        )
 
 
 async def _replace_lines(
@@ -306,11 +334,14 @@ def encode_cursor(invoice: Invoice) -> str:
 def decode_cursor(cursor: str) -> tuple[int, str]:
     try:
         created, _, invoice_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-        if not invoice_id:
+        if not invoice_id or len(invoice_id) > 255:
             raise ValueError(cursor)
-        return int(created), invoice_id
+        created_at = int(created)
+        if not INT64_MIN <= created_at <= INT64_MAX:  # the database would refuse the bind
+            raise ValueError(cursor)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise BadRequestError("The cursor is not one this API returned.") from None
+    return created_at, invoice_id
 
 
 async def list_user_invoices(

@@ -22,6 +22,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from facturation_service.bounds import INT64_MAX
 from facturation_service.models import WebhookEvent, utcnow
 
 __all__ = [
@@ -58,7 +59,7 @@ class EventEnvelope(msgspec.Struct):
     # Bounded by the journal's columns, so a signed oddity is a 400, never a failed insert.
     id: Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
     type: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
-    created: int
+    created: Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
     livemode: bool = False
     api_version: Annotated[str, msgspec.Meta(max_length=64)] | None = None
 
@@ -147,15 +148,33 @@ class JournalWriter:
             batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
             try:
                 inserted = await self._insert([parameters for parameters, _ in batch])
-            except Exception as exc:  # each waiting request answers 5xx
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
+            except Exception as exc:
+                if len(batch) == 1 or _is_disconnect(exc):
+                    for _, future in batch:  # each waiting request answers 5xx
+                        if not future.done():
+                            future.set_exception(exc)
+                else:
+                    # One bad row must not fail its neighbours: the statement stored nothing,
+                    # so each event is written again on its own and only the bad one fails.
+                    await self._insert_one_by_one(batch)
                 continue
             for parameters, future in batch:
                 # The same event twice in one batch: the first delivery stored it.
                 new = parameters["id"] in inserted
                 inserted.discard(parameters["id"])
+                if not future.done():
+                    future.set_result(new)
+
+    async def _insert_one_by_one(
+        self, batch: list[tuple[dict[str, Any], asyncio.Future[bool]]]
+    ) -> None:
+        for parameters, future in batch:
+            try:
+                new = parameters["id"] in await self._insert([parameters])
+            except Exception as exc:
+                if not future.done():
+                    future.set_exception(exc)
+            else:
                 if not future.done():
                     future.set_result(new)
 
@@ -165,6 +184,11 @@ class JournalWriter:
             statement = _RECORD_STATEMENTS[autocommit.dialect.name]
             result = await autocommit.execute(statement, rows)
             return {row.id for row in result}
+
+
+def _is_disconnect(exc: Exception) -> bool:
+    """The database is unreachable, not one row bad: writing row by row would only fail slower."""
+    return isinstance(exc, OSError) or bool(getattr(exc, "connection_invalidated", False))
 
 
 async def claim_events(

@@ -7,15 +7,18 @@ and auth's user (``auth_client.AuthUser``) appear in responses as those modules 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
 from facturation_service.auth_client import AuthUser
 from facturation_service.catalog import Product
 from facturation_service.models import WebhookEvent
+from shared import documented
 
 __all__ = [
+    "MAX_LINES",
+    "MAX_QUANTITY",
     "BasketItem",
     "BasketRequest",
     "BasketResponse",
@@ -42,9 +45,16 @@ class ProductList(msgspec.Struct):
     products: list[Product]
 
 
+MAX_QUANTITY = 100
+MAX_LINES = 50
+
+
 class BasketItem(msgspec.Struct, frozen=True):
-    product_id: str
-    quantity: int
+    product_id: Annotated[str, documented(min_length=1, max_length=255)]
+    quantity: Annotated[int, documented(minimum=1, maximum=MAX_QUANTITY)]
+
+
+_Items = Annotated[list[BasketItem], documented(min_items=1, max_items=MAX_LINES)]
 
 
 class PricedLine(msgspec.Struct, frozen=True):
@@ -57,7 +67,7 @@ class PricedLine(msgspec.Struct, frozen=True):
 
 
 class BasketRequest(msgspec.Struct):
-    items: list[BasketItem]
+    items: _Items
 
 
 class BasketResponse(msgspec.Struct):
@@ -74,14 +84,14 @@ class CustomerResponse(msgspec.Struct):
 
 
 class StripeCustomerUpdate(msgspec.Struct):
-    user_stripe_id: str
+    user_stripe_id: Annotated[str, documented(pattern="^cus_[A-Za-z0-9]{1,250}$")]
 
 
 # --- checkout_session ---
 
 
 class CheckoutRequest(msgspec.Struct):
-    items: list[BasketItem]
+    items: _Items
     return_url: str | None = None
 
 

@@ -13,6 +13,7 @@ from litestar.config.cors import CORSConfig
 from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 
+from gateway.openapi import OPENAPI_PATH, PublicApiDocument
 from gateway.proxy import Proxy, Upstream
 from gateway.routes import API_PREFIX
 from gateway.settings import GatewaySettings, load_gateway_settings
@@ -87,6 +88,12 @@ def create_app(settings: GatewaySettings | None = None) -> Litestar:
         max_body_bytes=settings.gateway_max_body_bytes,
     )
 
+    public_document = PublicApiDocument(upstreams, internal_token=settings.internal_token)
+
+    @get(OPENAPI_PATH, summary="The public API document", include_in_schema=False)
+    async def openapi_document() -> Response[bytes]:
+        return Response(await public_document.document(), media_type="application/json")
+
     @asynccontextmanager
     async def connection_pools(_app: Litestar) -> AsyncIterator[None]:
         for upstream in upstreams.values():
@@ -98,6 +105,7 @@ def create_app(settings: GatewaySettings | None = None) -> Litestar:
                 upstream.close()
 
     route_handlers: list[ControllerRouterHandler] = [
+        openapi_document,
         asgi(API_PREFIX, is_mount=True, copy_scope=False, name="api")(proxy.__call__),
         asgi(WEBHOOK_PATH, copy_scope=False, name="stripe_webhook")(proxy.__call__),
     ]
@@ -120,4 +128,6 @@ def create_app(settings: GatewaySettings | None = None) -> Litestar:
         lifespan=[connection_pools],
         cors_config=_cors(settings),
         request_max_body_size=settings.gateway_max_body_bytes,
+        # Bodies are streamed to the services, which apply the JSON policy themselves.
+        max_json_depth=None,
     )

@@ -17,7 +17,7 @@ from litestar.utils.scope.state import ScopeState
 
 from gateway.headers import request_headers, response_headers
 from gateway.http1 import ConnectionPool, UpstreamError, UpstreamResponse, UpstreamTimeoutError
-from gateway.routes import match_route
+from gateway.routes import find_route, match_route
 from gateway.token_check import TokenChecker
 from shared import (
     BadGatewayError,
@@ -159,6 +159,13 @@ async def _request_body(
         message = await receive()
 
 
+async def _send_options(send: Send, allow: str) -> None:
+    """RFC 9110 §9.3.7: what the path supports, from the route table; no upstream is asked."""
+    headers = [(b"allow", allow.encode()), (b"content-length", b"0")]
+    await send({"type": "http.response.start", "status": 204, "headers": headers})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
 class Proxy:
     """The ASGI app mounted at ``/api/v1`` and ``/webhooks/stripe``."""
 
@@ -184,6 +191,9 @@ class Proxy:
         # from it); problem details must name the public path.
         scope["path"] = path
         ScopeState.from_scope(scope).url = Empty
+        if method == "OPTIONS":  # a CORS preflight never gets here: the CORS middleware answers
+            await _send_options(send, find_route(path).allow)
+            return
         route = match_route(method, path)
 
         authorization: bytes | None = None

@@ -10,7 +10,7 @@ from litestar.exceptions import MethodNotAllowedException
 
 from shared import NotFoundError
 
-__all__ = ["API_PREFIX", "ROUTES", "Route", "match_route"]
+__all__ = ["API_PREFIX", "ROUTES", "Route", "find_route", "match_route"]
 
 API_PREFIX = "/api/v1"
 Upstream = Literal["auth", "facturation"]
@@ -18,14 +18,18 @@ Upstream = Literal["auth", "facturation"]
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """``path`` is the public path; with ``prefix`` every path below ``path + "/"`` matches too."""
+    """``path`` is the public path; a ``{name}`` segment matches any one non-empty segment."""
 
     path: str
     methods: frozenset[str]
     upstream: Upstream
     needs_token: bool
-    prefix: bool = False
     revokes_token: bool = False
+
+    @property
+    def allow(self) -> str:
+        """The ``Allow`` header: this route's methods, and OPTIONS, which the gateway answers."""
+        return ", ".join(sorted(self.methods | {"OPTIONS"}))
 
     def upstream_path(self, public_path: str) -> str:
         """The public path without ``/api/v1`` (the webhook path is not prefixed)."""
@@ -41,6 +45,10 @@ def _methods(*names: str) -> frozenset[str]:
     return frozenset(found)
 
 
+def _billing(path: str, *methods: str) -> Route:
+    return Route(f"{API_PREFIX}/billing{path}", _methods(*methods), "facturation", needs_token=True)
+
+
 ROUTES: tuple[Route, ...] = (
     Route(f"{API_PREFIX}/auth/register", _methods("POST"), "auth", needs_token=False),
     Route(f"{API_PREFIX}/auth/login", _methods("POST"), "auth", needs_token=False),
@@ -54,18 +62,42 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(f"{API_PREFIX}/products", _methods("GET"), "facturation", needs_token=False),
     Route(f"{API_PREFIX}/basket/validate", _methods("POST"), "facturation", needs_token=True),
-    Route(
-        f"{API_PREFIX}/billing",
-        _methods("GET", "POST", "PUT", "PATCH", "DELETE"),
-        "facturation",
-        needs_token=True,
-        prefix=True,
-    ),
+    # Every public billing route of DESIGN.md, one row each: the exact methods a path has are
+    # what a 405's Allow and an OPTIONS answer name.
+    _billing("/customer", "POST"),
+    _billing("/checkout-sessions", "POST"),
+    _billing("/checkout-sessions/{id}", "GET"),
+    _billing("/invoices", "GET"),
+    _billing("/invoices/{id}", "GET"),
+    _billing("/invoices/{id}/pdf", "GET"),
+    _billing("/orders", "GET"),
+    _billing("/orders/{id}", "GET"),
+    _billing("/entitlements", "GET"),
+    _billing("/subscriptions", "GET"),
+    _billing("/subscriptions/{id}/cancel", "POST"),
+    _billing("/subscriptions/{id}/resume", "POST"),
+    _billing("/portal-sessions", "POST"),
     Route("/webhooks/stripe", _methods("POST"), "facturation", needs_token=False),
 )
 
-_EXACT = {route.path: route for route in ROUTES if not route.prefix}
-_PREFIXES = tuple((route.path + "/", route) for route in ROUTES if route.prefix)
+_EXACT = {route.path: route for route in ROUTES if "{" not in route.path}
+# By segment count, each a list of (segments with None for a parameter, route).
+_TEMPLATES: dict[int, list[tuple[tuple[str | None, ...], Route]]] = {}
+for _route in ROUTES:
+    if "{" in _route.path:
+        _segments = tuple(None if part.startswith("{") else part for part in _route.path.split("/"))
+        _TEMPLATES.setdefault(len(_segments), []).append((_segments, _route))
+
+
+def _template_match(path: str) -> Route | None:
+    parts = path.split("/")
+    for segments, route in _TEMPLATES.get(len(parts), ()):
+        if all(
+            part if expected is None else part == expected
+            for expected, part in zip(segments, parts, strict=True)
+        ):
+            return route
+    return None
 
 
 def _is_plain(path: str) -> bool:
@@ -84,14 +116,19 @@ def match_route(method: str, path: str) -> Route:
         NotFoundError: no public route has this path.
         MethodNotAllowedException: the path exists, the method does not.
     """
-    route = _EXACT.get(path)
-    if route is None:
-        for start, candidate in _PREFIXES:
-            if path.startswith(start) and len(path) > len(start):
-                route = candidate
-                break
+    route = find_route(path)
+    if method not in route.methods:
+        raise MethodNotAllowedException(headers={"Allow": route.allow})
+    return route
+
+
+def find_route(path: str) -> Route:
+    """The route for a raw request path, whatever the method.
+
+    Raises:
+        NotFoundError: no public route has this path.
+    """
+    route = _EXACT.get(path) or _template_match(path)
     if route is None or not _is_plain(path):
         raise NotFoundError("No resource exists at this path.")
-    if method not in route.methods:
-        raise MethodNotAllowedException(headers={"Allow": ", ".join(sorted(route.methods))})
     return route

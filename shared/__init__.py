@@ -43,6 +43,13 @@ from shared._internal import (
 )
 from shared._logging import configure_logging, get_logger
 from shared._migrations import run_alembic_env, upgrade_database
+from shared._openapi import (
+    CREDENTIAL_PROBLEM,
+    PROBLEM_SCHEMA,
+    ApiDocs,
+    documented,
+    problem_response_object,
+)
 from shared._problems import PROBLEM_MEDIA_TYPE, problem_response
 from shared._request_id import REQUEST_ID_HEADER, current_request_id
 from shared._serve import run_service
@@ -57,12 +64,15 @@ from shared._settings import (
 
 __all__ = [
     "BEARER_CHALLENGE",
+    "CREDENTIAL_PROBLEM",
     "INTERNAL_TOKEN_HEADER",
     "PROBLEM_MEDIA_TYPE",
+    "PROBLEM_SCHEMA",
     "PUBLIC_ROUTE",
     "REQUEST_ID_HEADER",
     "USER_EMAIL_HEADER",
     "USER_ID_HEADER",
+    "ApiDocs",
     "BadGatewayError",
     "BadRequestError",
     "BoundedCache",
@@ -94,6 +104,7 @@ __all__ = [
     "create_service_app",
     "current_request_id",
     "database_url",
+    "documented",
     "get_logger",
     "internal_client",
     "internal_token_matches",
@@ -102,6 +113,7 @@ __all__ = [
     "load_settings",
     "named_metadata",
     "problem_response",
+    "problem_response_object",
     "provide_identity",
     "run_alembic_env",
     "run_service",

@@ -11,14 +11,17 @@ from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
 from litestar.openapi.config import OpenAPIConfig
 from litestar.types import ControllerRouterHandler, Guard, Middleware
 
 from shared._database import Database, provide_db_session
 from shared._health import ReadinessCheck, health_route_handlers
 from shared._internal import require_internal_token
+from shared._json_policy import MAX_JSON_DEPTH, JsonPolicyMiddleware
 from shared._metrics import MetricsController, metrics_config
 from shared._middleware import RequestIdMiddleware
+from shared._openapi import ApiDocs, TruthfulJsonRenderPlugin
 from shared._problems import exception_handlers
 
 __all__ = ["create_service_app"]
@@ -40,6 +43,8 @@ def create_service_app(
     guards: Sequence[Guard] = (),
     cors_config: CORSConfig | None = None,
     request_max_body_size: int = 1_048_576,
+    max_json_depth: int | None = MAX_JSON_DEPTH,
+    api_docs: ApiDocs | None = None,
     debug: bool = False,
 ) -> Litestar:
     """Build a service app.
@@ -48,6 +53,10 @@ def create_service_app(
         internal_token: the credential every non-public route requires; ``None`` for the gateway,
             whose routes are public by design.
         readiness: named checks ``/readyz`` runs; the database is added when given.
+        max_json_depth: bodies nesting deeper are refused with 400 before any decoder runs
+            (``shared._json_policy``); ``None`` for the gateway, which streams bodies through.
+        api_docs: the problems, security and extra statuses ``/schema/openapi.json`` documents
+            beyond what Litestar sees (``shared._openapi``).
     """
     checks: dict[str, ReadinessCheck] = {}
     app_state: dict[str, Any] = dict(state or {})
@@ -64,19 +73,34 @@ def create_service_app(
         app_state["internal_token"] = internal_token
         app_guards.insert(0, require_internal_token)
     metrics = metrics_config(service)
+    app_middleware: list[Middleware] = [metrics.middleware]
+    if max_json_depth is not None:
+        app_middleware.append(
+            DefineMiddleware(
+                JsonPolicyMiddleware, max_depth=max_json_depth, max_bytes=request_max_body_size
+            )
+        )
+    app_middleware.extend(middleware)
 
     app = Litestar(
         route_handlers=[*health_route_handlers(checks), MetricsController, *route_handlers],
         state=State(app_state),
         dependencies=app_dependencies,
         guards=app_guards,
-        middleware=[metrics.middleware, *middleware],
+        middleware=app_middleware,
         exception_handlers=exception_handlers,
         lifespan=list(lifespan),
         on_shutdown=on_shutdown,
         cors_config=cors_config,
         request_max_body_size=request_max_body_size,
-        openapi_config=OpenAPIConfig(title=service, version="1", path="/schema"),
+        openapi_config=OpenAPIConfig(
+            title=service,
+            version="1",
+            path="/schema",
+            render_plugins=[
+                TruthfulJsonRenderPlugin(api_docs or ApiDocs(), private=internal_token is not None)
+            ],
+        ),
         # Logging is configure_logging's (JSON, LOG_LEVEL); Litestar's default config would
         # replace the root handler at start-up with a plain-text one at INFO.
         logging_config=None,
