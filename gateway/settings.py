@@ -22,6 +22,10 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True):
     ``GATEWAY_*``.
 
     ``token_cache_seconds`` bounds how long a revoked token keeps working; 0 asks auth every time.
+    ``body_timeout_seconds`` is the whole time a client gets to send its request body (408 past
+    it); ``max_requests_per_client`` caps one client address's requests in flight (429 past it);
+    ``token_check_max_connections`` are auth connections only token checks use, so forwarded
+    ``/api/v1/auth/*`` traffic can never take them.
     ``STRIPE_JS_URL`` and ``STRIPE_PUBLISHABLE_KEY`` reach the SPA through ``/config.js``.
     """
 
@@ -44,6 +48,15 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True):
     )
     max_body_bytes: Positive = msgspec.field(default=1_048_576, name="gateway_max_body_bytes")
     max_connections: Positive = msgspec.field(default=256, name="gateway_max_connections")
+    token_check_max_connections: Positive = msgspec.field(
+        default=64, name="gateway_token_check_max_connections"
+    )
+    body_timeout_seconds: PositiveSeconds = msgspec.field(
+        default=15.0, name="gateway_body_timeout_seconds"
+    )
+    max_requests_per_client: Positive = msgspec.field(
+        default=64, name="gateway_max_requests_per_client"
+    )
     spa_dir: str | None = msgspec.field(default=None, name="gateway_spa_dir")
     stripe_js_url: str = "https://js.stripe.com/v3/"
     stripe_publishable_key: str = ""
