@@ -97,13 +97,16 @@ def create_app(settings: AuthSettings | None = None) -> Litestar:
         max_failures_per_account=settings.login_max_failures_per_account,
         max_attempts_per_address=settings.login_max_attempts_per_address,
         window_seconds=settings.login_rate_window_seconds,
+        max_registrations_per_address=settings.register_max_attempts_per_address,
+        registration_window_seconds=settings.register_rate_window_seconds,
     )
     passwords = Passwords(
         PasswordHasher(
             time_cost=settings.argon2_time_cost,
             memory_cost=settings.argon2_memory_kib,
             parallelism=settings.argon2_parallelism,
-        )
+        ),
+        max_concurrent=settings.argon2_max_concurrent,
     )
     return create_service_app(
         service=SERVICE,

@@ -72,10 +72,13 @@ def client_address(request: Request[Any, Any, Any]) -> str:
 
 @post("/auth/register", status_code=201)
 async def register(
+    request: Request[Any, Any, Any],
     data: JSONBody[RegisterRequest],
     db_session: NamedDependency[AsyncSession],
     passwords: NamedDependency[Passwords],
+    limiter: NamedDependency[LoginRateLimiter],
 ) -> UserResponse:
+    await limiter.record_registration(client_address(request))
     user = await register_user(
         db_session, passwords, email=data.email, password=data.password, name=data.name
     )

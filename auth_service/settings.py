@@ -23,9 +23,10 @@ NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 class AuthSettings(
     msgspec.Struct, frozen=True, kw_only=True, rename={"database_url": "auth_database_url"}
 ):
-    """Environment: ``AUTH_DATABASE_URL``, ``INTERNAL_TOKEN``, ``JWT_*``, ``LOGIN_*``, ``ARGON2_*``.
+    """Environment: ``AUTH_DATABASE_URL``, ``INTERNAL_TOKEN``, ``JWT_*``, ``LOGIN_*``,
+    ``REGISTER_*``, ``ARGON2_*``.
 
-    A limit of 0 turns that login rate limit off.
+    A limit of 0 turns that login or registration rate limit off.
     """
 
     internal_token: str
@@ -38,11 +39,15 @@ class AuthSettings(
     login_max_failures_per_account: NonNegative = 5
     login_max_attempts_per_address: NonNegative = 20
     login_rate_window_seconds: Positive = 60
+    register_max_attempts_per_address: NonNegative = 20
+    register_rate_window_seconds: Positive = 3600
     # argon2id cost (RFC 9106 low-memory profile by default); stored hashes follow a change
     # at their next successful login.
     argon2_time_cost: Positive = 3
     argon2_memory_kib: Annotated[int, msgspec.Meta(ge=1024)] = 65536
     argon2_parallelism: Positive = 4
+    # Hashes admitted at once (running or waiting for a thread); past it 503 at once.
+    argon2_max_concurrent: Positive = 16
 
 
 class DatabaseSettings(msgspec.Struct, frozen=True, rename={"url": "auth_database_url"}):
