@@ -108,6 +108,14 @@ def create_app(settings: AuthSettings | None = None) -> Litestar:
         ),
         max_concurrent=settings.argon2_max_concurrent,
     )
+
+    @contextlib.asynccontextmanager
+    async def hashing_threads(_app: Litestar) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            passwords.close()
+
     return create_service_app(
         service=SERVICE,
         route_handlers=route_handlers,
@@ -115,5 +123,5 @@ def create_app(settings: AuthSettings | None = None) -> Litestar:
         database=database,
         state={"passwords": passwords, "tokens": tokens, "login_rate_limiter": limiter},
         dependencies=dependencies,
-        lifespan=[_housekeeping(database, limiter, lookup_engine)],
+        lifespan=[_housekeeping(database, limiter, lookup_engine), hashing_threads],
     )

@@ -1,14 +1,24 @@
 """argon2id password hashing, always off the event loop (a hash costs tens of milliseconds).
 
-At most ``max_concurrent`` hashes (registrations, logins, rehashes: each one is a hash) are
-admitted at once, running or waiting for a thread; past that a request is answered 503 with
-``Retry-After`` at once instead of joining an unbounded queue of 64 MiB hashes.
+At most ``max_concurrent`` hashes (registrations, logins, rehashes: each one is a hash) run at
+once, each in a thread of the service's own hashing pool; past that a request is answered 503 with
+``Retry-After`` at once instead of joining an unbounded queue. Memory follows: at most
+``max_concurrent`` x ``ARGON2_MEMORY_KIB`` in hashes.
+
+The hashing threads run at a lower CPU priority (a higher nice value; on Linux a thread's own,
+inherited by the threads argon2 starts for its lanes): a burst of registrations uses the CPU that
+is left, and the event loop — token checks, the 429 and 503 answers — is not starved by it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
+import os
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
 from argon2 import PasswordHasher
@@ -19,6 +29,14 @@ from shared import ServiceUnavailableError, UnprocessableError
 P = ParamSpec("P")
 T = TypeVar("T")
 RETRY_AFTER_SECONDS = 1
+HASHING_NICENESS = 10
+
+
+def _lower_priority() -> None:
+    # Where threads have no nice value of their own (not Linux), hashing keeps the default.
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASHING_NICENESS)
+
 
 __all__ = ["MAX_PASSWORD_LENGTH", "MIN_PASSWORD_LENGTH", "Passwords", "check_password_policy"]
 
@@ -41,12 +59,19 @@ def check_password_policy(password: str) -> None:
 class Passwords:
     """Hash and verify with argon2id (argon2-cffi's RFC 9106 low-memory profile)."""
 
-    def __init__(self, hasher: PasswordHasher | None = None, *, max_concurrent: int = 16) -> None:
+    def __init__(self, hasher: PasswordHasher | None = None, *, max_concurrent: int = 4) -> None:
         self._hasher = hasher or PasswordHasher()
         # Unknown users are verified against this, so they cost as much time as a wrong password.
         self._dummy_hash = self._hasher.hash("not a password of anyone")
         self.max_concurrent = max_concurrent
         self.in_flight = 0
+        self._threads = ThreadPoolExecutor(
+            max_workers=max_concurrent, thread_name_prefix="argon2", initializer=_lower_priority
+        )
+
+    def close(self) -> None:
+        """Let the hashing threads go (at shutdown; hashes under way finish first)."""
+        self._threads.shutdown(wait=False)
 
     async def hash(self, password: str) -> str:
         """Raises ``ServiceUnavailableError`` when ``max_concurrent`` hashes are in flight."""
@@ -71,7 +96,9 @@ class Passwords:
             )
         self.in_flight += 1
         try:
-            return await asyncio.to_thread(work, *args, **kwargs)
+            return await asyncio.get_running_loop().run_in_executor(
+                self._threads, functools.partial(work, *args, **kwargs)
+            )
         finally:
             self.in_flight -= 1
 

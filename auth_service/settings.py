@@ -46,8 +46,9 @@ class AuthSettings(
     argon2_time_cost: Positive = 3
     argon2_memory_kib: Annotated[int, msgspec.Meta(ge=1024)] = 65536
     argon2_parallelism: Positive = 4
-    # Hashes admitted at once (running or waiting for a thread); past it 503 at once.
-    argon2_max_concurrent: Positive = 16
+    # Hashes at once, each in a low-priority thread; past it 503 at once. Memory: this many
+    # times argon2_memory_kib.
+    argon2_max_concurrent: Positive = 4
 
 
 class DatabaseSettings(msgspec.Struct, frozen=True, rename={"url": "auth_database_url"}):

@@ -4,6 +4,7 @@ a bound on password hashes in flight that answers 503 at once instead of queuein
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from typing import Any
@@ -222,8 +223,30 @@ async def test_passwords_admit_at_most_max_concurrent_hashes_and_free_their_slot
     assert await passwords.verify(hashes[0], "correct horse battery")
 
 
-def test_the_default_bound_admits_sixteen_hashes() -> None:
-    assert Passwords(CHEAP_HASHER).max_concurrent == 16
+def test_the_default_bound_admits_four_hashes() -> None:
+    assert Passwords(CHEAP_HASHER).max_concurrent == 4
+
+
+class PriorityRecordingHasher(PasswordHasher):
+    def __init__(self) -> None:
+        super().__init__(time_cost=1, memory_cost=1024, parallelism=1)
+        self.niceness: list[int] = []
+
+    def hash(self, password: str | bytes, *, salt: bytes | None = None) -> str:
+        self.niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return super().hash(password, salt=salt)
+
+
+async def test_hashes_run_at_a_lower_cpu_priority_than_the_event_loop() -> None:
+    hasher = PriorityRecordingHasher()
+    passwords = Passwords(hasher)
+    try:
+        await passwords.hash("correct horse battery")
+    finally:
+        passwords.close()
+    loop_niceness = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    # The first entry is the dummy hash, made on the caller's thread at construction.
+    assert hasher.niceness == [loop_niceness, min(19, loop_niceness + 10)]
 
 
 def test_the_registration_and_hashing_bounds_are_read_from_the_environment(
@@ -233,7 +256,7 @@ def test_the_registration_and_hashing_bounds_are_read_from_the_environment(
     defaults = load_settings(AuthSettings, required)
     assert defaults.register_max_attempts_per_address == 20
     assert defaults.register_rate_window_seconds == 3600
-    assert defaults.argon2_max_concurrent == 16
+    assert defaults.argon2_max_concurrent == 4
     chosen = load_settings(
         AuthSettings,
         {
