@@ -86,14 +86,23 @@ class Passwords:
         matched = await self._off_loop(self._verify, target, password)
         return matched and password_hash is not None
 
-    async def _off_loop(self, work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        # One event loop per process: the check and the increment cannot interleave.
+    def ensure_capacity(self) -> None:
+        """Refuse early, before any database work, when every hashing slot is taken (the hash
+        itself checks again: a slot may be gone by then).
+
+        Raises:
+            ServiceUnavailableError: ``max_concurrent`` hashes are running.
+        """
         if self.in_flight >= self.max_concurrent:
             raise ServiceUnavailableError(
                 "Too many passwords are being checked right now; retry shortly.",
                 headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
                 extra={"retry_after": RETRY_AFTER_SECONDS},
             )
+
+    async def _off_loop(self, work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        # One event loop per process: the check and the increment cannot interleave.
+        self.ensure_capacity()
         self.in_flight += 1
         try:
             return await asyncio.get_running_loop().run_in_executor(

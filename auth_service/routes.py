@@ -78,6 +78,7 @@ async def register(
     passwords: NamedDependency[Passwords],
     limiter: NamedDependency[LoginRateLimiter],
 ) -> UserResponse:
+    passwords.ensure_capacity()
     await limiter.record_registration(client_address(request))
     user = await register_user(
         db_session, passwords, email=data.email, password=data.password, name=data.name
@@ -96,6 +97,7 @@ async def login(
     limiter: NamedDependency[LoginRateLimiter],
 ) -> TokenResponse:
     email = normalise_email(data.email)
+    passwords.ensure_capacity()
     await limiter.record_address_attempt(client_address(request))
     await limiter.record_account_attempt(email)
     user = None
