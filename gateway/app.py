@@ -67,7 +67,8 @@ def spa_config_route(settings: GatewaySettings) -> ControllerRouterHandler:
 
 
 class RequireHost:
-    """RFC 9112 §3.2: an HTTP/1.1 request without ``Host`` is answered 400, on every route."""
+    """RFC 9112 §3.2: an HTTP/1.1 request without ``Host`` is answered 400, on every route
+    (Litestar middleware runs after routing: a path no route has is 404 first)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
