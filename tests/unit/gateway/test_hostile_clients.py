@@ -22,7 +22,7 @@ from litestar.testing import AsyncTestClient
 from gateway.app import create_app
 from gateway.proxy import ClientBudget
 from gateway.settings import GatewaySettings
-from shared import PROBLEM_MEDIA_TYPE, TooManyRequestsError
+from shared import PROBLEM_MEDIA_TYPE, SettingsError, TooManyRequestsError, load_settings
 
 VALID = b"eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ1In0.dmFsaWQ"
 FORGED = b"eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ1In0.Zm9yZ2Vk"
@@ -327,3 +327,26 @@ async def test_an_http11_request_without_host_is_400_and_never_forwarded(
     assert with_host.status == 200
     assert http10.status == 200  # HTTP/1.0 did not require Host
     assert services.seen == [("GET", "/products"), ("GET", "/products")]
+
+
+def test_the_edge_bounds_are_read_from_the_environment() -> None:
+    defaults = load_settings(GatewaySettings, {"INTERNAL_TOKEN": "t"})
+    assert defaults.body_timeout_seconds == 15.0
+    assert defaults.max_requests_per_client == 64
+    assert defaults.token_check_max_connections == 64
+    chosen = load_settings(
+        GatewaySettings,
+        {
+            "INTERNAL_TOKEN": "t",
+            "GATEWAY_BODY_TIMEOUT_SECONDS": "2.5",
+            "GATEWAY_MAX_REQUESTS_PER_CLIENT": "8",
+            "GATEWAY_TOKEN_CHECK_MAX_CONNECTIONS": "4",
+        },
+    )
+    assert (
+        chosen.body_timeout_seconds,
+        chosen.max_requests_per_client,
+        chosen.token_check_max_connections,
+    ) == (2.5, 8, 4)
+    with pytest.raises(SettingsError, match="GATEWAY_BODY_TIMEOUT_SECONDS"):
+        load_settings(GatewaySettings, {"INTERNAL_TOKEN": "t", "GATEWAY_BODY_TIMEOUT_SECONDS": "0"})
