@@ -9,8 +9,8 @@ __all__ = ["API_DOCS"]
 
 API_DOCS = ApiDocs(
     problems={
-        "POST /auth/register": (409, 422),
-        "POST /auth/login": (401, 429),
+        "POST /auth/register": (409, 422, 429, 503),
+        "POST /auth/login": (401, 429, 503),
         "POST /auth/logout": (401, 503),
         "GET /users/me": (401, 404),
         "GET /internal/v1/tokens/check": (401, 503),

@@ -97,14 +97,25 @@ def create_app(settings: AuthSettings | None = None) -> Litestar:
         max_failures_per_account=settings.login_max_failures_per_account,
         max_attempts_per_address=settings.login_max_attempts_per_address,
         window_seconds=settings.login_rate_window_seconds,
+        max_registrations_per_address=settings.register_max_attempts_per_address,
+        registration_window_seconds=settings.register_rate_window_seconds,
     )
     passwords = Passwords(
         PasswordHasher(
             time_cost=settings.argon2_time_cost,
             memory_cost=settings.argon2_memory_kib,
             parallelism=settings.argon2_parallelism,
-        )
+        ),
+        max_concurrent=settings.argon2_max_concurrent,
     )
+
+    @contextlib.asynccontextmanager
+    async def hashing_threads(_app: Litestar) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            passwords.close()
+
     return create_service_app(
         service=SERVICE,
         route_handlers=route_handlers,
@@ -112,6 +123,6 @@ def create_app(settings: AuthSettings | None = None) -> Litestar:
         database=database,
         state={"passwords": passwords, "tokens": tokens, "login_rate_limiter": limiter},
         dependencies=dependencies,
-        lifespan=[_housekeeping(database, limiter, lookup_engine)],
+        lifespan=[_housekeeping(database, limiter, lookup_engine), hashing_threads],
         api_docs=API_DOCS,
     )

@@ -79,10 +79,14 @@ def client_address(request: Request[Any, Any, Any]) -> str:
 
 @post("/auth/register", status_code=201)
 async def register(
+    request: Request[Any, Any, Any],
     data: JSONBody[RegisterRequest],
     db_session: NamedDependency[AsyncSession],
     passwords: NamedDependency[Passwords],
+    limiter: NamedDependency[LoginRateLimiter],
 ) -> UserResponse:
+    passwords.ensure_capacity()
+    await limiter.record_registration(client_address(request))
     user = await register_user(
         db_session, passwords, email=data.email, password=data.password, name=data.name
     )
@@ -100,6 +104,7 @@ async def login(
     limiter: NamedDependency[LoginRateLimiter],
 ) -> TokenResponse:
     email = normalise_email(data.email)
+    passwords.ensure_capacity()
     await limiter.record_address_attempt(client_address(request))
     await limiter.record_account_attempt(email)
     user = None

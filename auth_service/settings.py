@@ -16,9 +16,10 @@ DEFAULT_DATABASE_URL = "sqlite:///.dev/auth.db"
 
 
 class AuthSettings(msgspec.Struct, frozen=True, kw_only=True):
-    """Environment: ``AUTH_DATABASE_URL``, ``INTERNAL_TOKEN``, ``JWT_*``, ``LOGIN_*``, ``ARGON2_*``.
+    """Environment: ``AUTH_DATABASE_URL``, ``INTERNAL_TOKEN``, ``JWT_*``, ``LOGIN_*``,
+    ``REGISTER_*``, ``ARGON2_*``.
 
-    A limit of 0 turns that login rate limit off.
+    A limit of 0 turns that login or registration rate limit off.
     """
 
     internal_token: str
@@ -31,11 +32,16 @@ class AuthSettings(msgspec.Struct, frozen=True, kw_only=True):
     login_max_failures_per_account: NonNegative = 5
     login_max_attempts_per_address: NonNegative = 20
     login_rate_window_seconds: Positive = 60
+    register_max_attempts_per_address: NonNegative = 20
+    register_rate_window_seconds: Positive = 3600
     # argon2id cost (RFC 9106 low-memory profile by default); stored hashes follow a change
     # at their next successful login.
     argon2_time_cost: Annotated[int, msgspec.Meta(ge=1, le=100)] = 3
     argon2_memory_kib: Annotated[int, msgspec.Meta(ge=1024, le=4_194_304)] = 65536
     argon2_parallelism: Annotated[int, msgspec.Meta(ge=1, le=255)] = 4
+    # Hashes at once, each in a low-priority thread; past it 503 at once. Memory: this many
+    # times argon2_memory_kib.
+    argon2_max_concurrent: Annotated[int, msgspec.Meta(ge=1, le=256)] = 4
 
 
 def database_url() -> str:

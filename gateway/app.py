@@ -1,5 +1,10 @@
 """The gateway's app factory: settings read once, one connection pool per private service opened
-at start-up and closed at shutdown, the proxy mounted behind CORS, request ids and metrics."""
+at start-up and closed at shutdown, the proxy mounted behind CORS, request ids and metrics.
+
+Token checks have a pool of their own to auth: forwarded ``/api/v1/auth/*`` requests (slow
+logins, a registration burst) can fill the forwarding pool, never the connections that decide
+whether a token is valid.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +15,16 @@ from pathlib import Path
 import msgspec
 from litestar import Litestar, Response, asgi, get
 from litestar.config.cors import CORSConfig
+from litestar.enums import ScopeType
 from litestar.static_files import create_static_files_router
-from litestar.types import ControllerRouterHandler
+from litestar.types import ASGIApp, ControllerRouterHandler, Receive, Scope, Send
 
 from gateway.openapi import OPENAPI_PATH, PublicApiDocument
-from gateway.proxy import Proxy, Upstream
+from gateway.proxy import ClientBudget, Proxy, Upstream
 from gateway.routes import API_PREFIX
 from gateway.settings import GatewaySettings, load_gateway_settings
 from gateway.token_check import DecisionCache, TokenChecker
-from shared import REQUEST_ID_HEADER, create_service_app
+from shared import REQUEST_ID_HEADER, BadRequestError, create_service_app
 
 __all__ = ["create_app", "load"]
 
@@ -61,6 +67,23 @@ def spa_config_route(settings: GatewaySettings) -> ControllerRouterHandler:
     return spa_config
 
 
+class RequireHost:
+    """RFC 9112 §3.2: an HTTP/1.1 request without ``Host`` is answered 400, on every route
+    (Litestar middleware runs after routing: a path no route has is 404 first)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == ScopeType.HTTP
+            and scope.get("http_version") == "1.1"
+            and not any(name == b"host" for name, _ in scope["headers"])
+        ):
+            raise BadRequestError("An HTTP/1.1 request must carry a Host header.")
+        await self.app(scope, receive, send)
+
+
 def create_app(settings: GatewaySettings | None = None) -> Litestar:
     settings = settings or load()
     upstreams = {
@@ -73,8 +96,16 @@ def create_app(settings: GatewaySettings | None = None) -> Litestar:
         )
         for name, url in (("auth", settings.auth_url), ("facturation", settings.facturation_url))
     }
+    token_check_auth = Upstream(
+        "auth",
+        settings.auth_url,
+        connect_timeout=settings.gateway_connect_timeout_seconds,
+        timeout=settings.gateway_auth_timeout_seconds,
+        max_connections=settings.gateway_token_check_max_connections,
+    )
+    pools = [*upstreams.values(), token_check_auth]
     token_checker = TokenChecker(
-        upstreams["auth"],
+        token_check_auth,
         internal_token=settings.internal_token,
         timeout=settings.gateway_auth_timeout_seconds,
         cache=DecisionCache(
@@ -86,6 +117,8 @@ def create_app(settings: GatewaySettings | None = None) -> Litestar:
         token_checker,
         internal_token=settings.internal_token,
         max_body_bytes=settings.gateway_max_body_bytes,
+        body_timeout=settings.gateway_body_timeout_seconds,
+        client_budget=ClientBudget(settings.gateway_max_requests_per_client),
     )
 
     public_document = PublicApiDocument(upstreams, internal_token=settings.internal_token)
@@ -96,12 +129,12 @@ def create_app(settings: GatewaySettings | None = None) -> Litestar:
 
     @asynccontextmanager
     async def connection_pools(_app: Litestar) -> AsyncIterator[None]:
-        for upstream in upstreams.values():
+        for upstream in pools:
             upstream.open()
         try:
             yield
         finally:
-            for upstream in upstreams.values():
+            for upstream in pools:
                 upstream.close()
 
     route_handlers: list[ControllerRouterHandler] = [
@@ -126,8 +159,9 @@ def create_app(settings: GatewaySettings | None = None) -> Litestar:
         readiness={name: upstream.healthy for name, upstream in upstreams.items()},
         state={"token_cache": token_checker.cache},
         lifespan=[connection_pools],
+        middleware=[RequireHost],
         cors_config=_cors(settings),
         request_max_body_size=settings.gateway_max_body_bytes,
-        # Bodies are streamed to the services, which apply the JSON policy themselves.
+        # The services apply the JSON policy themselves; the gateway passes bodies on as bytes.
         max_json_depth=None,
     )

@@ -4,10 +4,16 @@ It works on ASGI header pairs and a lean keep-alive HTTP/1.1 pool (``gateway.htt
 Litestar request or response objects and no client-side cookie jar (which would carry one user's
 ``Set-Cookie`` into the next user's request), so the per-request work is the route lookup, the
 token decision, the header filter and the two streams.
+
+A request body is read whole, within ``body_timeout`` seconds, before a private service is
+contacted: a client that sends its body one byte at a time holds a slot of its own address's
+budget (``max_requests_per_client``) until the deadline answers it 408, and never a connection
+to a private service. Answers still stream back as they arrive.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, cast
 from urllib.parse import urlsplit
@@ -22,16 +28,18 @@ from gateway.token_check import TokenChecker
 from shared import (
     BadGatewayError,
     BadRequestError,
+    ClientError,
     ContentTooLargeError,
     GatewayTimeoutError,
+    TooManyRequestsError,
     current_request_id,
     get_logger,
 )
 
 if TYPE_CHECKING:
-    from litestar.types import HTTPScope, Receive, ReceiveMessage, Scope, Send
+    from litestar.types import HTTPScope, Receive, Scope, Send
 
-__all__ = ["Proxy", "Upstream"]
+__all__ = ["ClientBudget", "Proxy", "RequestTimeoutError", "Upstream"]
 
 logger = get_logger("gateway.proxy")
 
@@ -40,7 +48,54 @@ _BODY_TOO_LARGE = "The request body is larger than this gateway accepts."
 
 
 class _ClientGoneError(Exception):
-    """The client disconnected while its request body was being forwarded."""
+    """The client disconnected while its request body was being read."""
+
+
+class RequestTimeoutError(ClientError):
+    """408: the client did not send its whole request body in time."""
+
+    status = 408
+    title = "Request Timeout"
+
+
+class ClientBudget:
+    """Requests in flight per client address, at most ``limit`` each (per gateway process).
+
+    The address is the socket peer, or the client named by a trusted proxy's ``X-Forwarded-For``
+    (uvicorn rewrites ``scope["client"]`` for the peers in ``FORWARDED_ALLOW_IPS``).
+    """
+
+    __slots__ = ("_in_flight", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._in_flight: dict[str, int] = {}
+
+    def in_flight(self, address: str) -> int:
+        return self._in_flight.get(address, 0)
+
+    def take(self, address: str) -> None:
+        """Count one more request for ``address``.
+
+        Raises:
+            TooManyRequestsError: the address already has ``limit`` requests in flight.
+        """
+        count = self._in_flight.get(address, 0)
+        if count >= self.limit:
+            raise TooManyRequestsError(
+                "Too many requests in flight from this address; retry later.",
+                headers={"Retry-After": "1"},
+                extra={"retry_after": 1},
+            )
+        self._in_flight[address] = count + 1
+
+    def give_back(self, address: str) -> None:
+        count = self._in_flight.get(address, 0) - 1
+        if count > 0:
+            self._in_flight[address] = count
+        else:
+            # No entry for an idle address: the table stays as small as the clients in flight.
+            self._in_flight.pop(address, None)
 
 
 class Upstream:
@@ -139,24 +194,21 @@ class Upstream:
             self._pool = None
 
 
-async def _request_body(
-    first: ReceiveMessage, receive: Receive, limit: int
-) -> AsyncIterator[bytes]:
-    """The client's body as it arrives, cut off past ``limit`` bytes."""
-    message = first
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    """The client's whole body, refused past ``limit`` bytes."""
+    chunks: list[bytes] = []
     received = 0
     while True:
+        message = await receive()
         if message["type"] == "http.disconnect":
             raise _ClientGoneError
         chunk = cast("bytes", message.get("body", b""))
         received += len(chunk)
         if received > limit:
             raise ContentTooLargeError(_BODY_TOO_LARGE)
-        if chunk:
-            yield chunk
+        chunks.append(chunk)
         if not message.get("more_body", False):
-            return
-        message = await receive()
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 async def _send_options(send: Send, allow: str) -> None:
@@ -176,24 +228,48 @@ class Proxy:
         *,
         internal_token: str,
         max_body_bytes: int,
+        body_timeout: float,
+        client_budget: ClientBudget,
     ) -> None:
         self.upstreams = upstreams
         self.token_checker = token_checker
         self.internal_token = internal_token.encode()
         self.max_body_bytes = max_body_bytes
+        self.body_timeout = body_timeout
+        self.client_budget = client_budget
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope = cast("HTTPScope", scope)
-        method = scope["method"]
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
-        path = raw_path.decode("latin-1")
         # The mount left only the tail in scope["path"] (and the metrics middleware cached a URL
         # from it); problem details must name the public path.
-        scope["path"] = path
+        scope["path"] = raw_path.decode("latin-1")
         ScopeState.from_scope(scope).url = Empty
-        if method == "OPTIONS":  # a CORS preflight never gets here: the CORS middleware answers
-            await _send_options(send, find_route(path).allow)
+        if scope["method"] == "OPTIONS":  # a CORS preflight never gets here: CORS answers it
+            await _send_options(send, find_route(scope["path"]).allow)
             return
+        client = scope.get("client")
+        address = client[0] if client else ""
+        self.client_budget.take(address)
+        try:
+            await self._forward(scope, receive, send, address)
+        finally:
+            self.client_budget.give_back(address)
+
+    async def _body(self, receive: Receive) -> bytes:
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                return await _read_body(receive, self.max_body_bytes)
+        except TimeoutError:
+            # The rest of a late body may still be on its way: the connection is not reusable.
+            raise RequestTimeoutError(
+                f"The request body did not arrive within {self.body_timeout:g} seconds.",
+                headers={"Connection": "close"},
+            ) from None
+
+    async def _forward(self, scope: HTTPScope, receive: Receive, send: Send, address: str) -> None:
+        method = scope["method"]
+        path = scope["path"]
         route = match_route(method, path)
 
         authorization: bytes | None = None
@@ -218,35 +294,28 @@ class Proxy:
         if route.needs_token:
             identity = await self.token_checker.identity(authorization, request_id)
 
-        client = scope.get("client")
         headers = request_headers(
             cast("Sequence[tuple[bytes, bytes]]", scope["headers"]),
             identity=identity,
             internal_token=self.internal_token,
-            client_address=client[0].encode() if client else b"",
+            client_address=address.encode(),
             request_id=request_id,
         )
-        content: bytes | AsyncIterator[bytes] | None = None
+        content: bytes | None = None
         if content_length > 0 or chunked:
-            first = await receive()
-            if first["type"] == "http.request" and not first.get("more_body", False):
-                content = first.get("body", b"")
-                if len(content) > self.max_body_bytes:
-                    raise ContentTooLargeError(_BODY_TOO_LARGE)
-            else:
-                content = _request_body(first, receive, self.max_body_bytes)
+            try:
+                content = await self._body(receive)
+            except _ClientGoneError:
+                return
 
         upstream = self.upstreams[route.upstream]
         target = route.upstream_path(path)
         query: bytes = scope.get("query_string", b"")
         if query:
             target += "?" + query.decode("latin-1")
-        try:
-            response = await upstream.send(
-                method, target, headers, content, content_length=content_length >= 0
-            )
-        except _ClientGoneError:
-            return
+        response = await upstream.send(
+            method, target, headers, content, content_length=content_length >= 0
+        )
         try:
             await send(
                 {

@@ -19,8 +19,11 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True):
     ``GATEWAY_*``.
 
     ``gateway_token_cache_seconds`` bounds how long a revoked token keeps working; 0 asks auth
-    every time. ``STRIPE_JS_URL`` and ``STRIPE_PUBLISHABLE_KEY`` reach the SPA through
-    ``/config.js``.
+    every time. ``gateway_body_timeout_seconds`` is the whole time a client gets to send its
+    request body (408 past it); ``gateway_max_requests_per_client`` caps one client address's
+    requests in flight (429 past it); ``gateway_token_check_max_connections`` are auth
+    connections only token checks use, so forwarded ``/api/v1/auth/*`` traffic can never take
+    them. ``STRIPE_JS_URL`` and ``STRIPE_PUBLISHABLE_KEY`` reach the SPA through ``/config.js``.
     """
 
     internal_token: str
@@ -34,6 +37,9 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True):
     gateway_upstream_timeout_seconds: PositiveSeconds = 30.0
     gateway_max_body_bytes: Positive = 1_048_576
     gateway_max_connections: Positive = 256
+    gateway_token_check_max_connections: Positive = 64
+    gateway_body_timeout_seconds: PositiveSeconds = 15.0
+    gateway_max_requests_per_client: Positive = 64
     gateway_spa_dir: str | None = None
     stripe_js_url: str = "https://js.stripe.com/v3/"
     stripe_publishable_key: str = ""

@@ -96,7 +96,9 @@ class DecisionCache:
 
 
 class TokenChecker:
-    """Asks auth about a token, through the gateway's pooled connection to auth."""
+    """Asks auth about a token, through a connection pool to auth that only token checks use
+    (the app factory builds it apart from the forwarding pool, so forwarded traffic cannot
+    starve it)."""
 
     def __init__(
         self,

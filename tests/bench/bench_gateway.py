@@ -229,7 +229,10 @@ async def main() -> None:
         workdir = Path(tmp)
         async with start_stack(
             workdir,
-            auth_env={"LOGIN_MAX_ATTEMPTS_PER_ADDRESS": "0"},
+            auth_env={
+                "LOGIN_MAX_ATTEMPTS_PER_ADDRESS": "0",
+                "REGISTER_MAX_ATTEMPTS_PER_ADDRESS": "0",
+            },
             extra_env={"LOG_LEVEL": "WARNING", "WORKERS": str(args.auth_workers)},
             gateway_env={"WORKERS": str(gateway_workers[0])},
         ) as stack:

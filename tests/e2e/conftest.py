@@ -22,8 +22,8 @@ import pytest_asyncio
 from shared import INTERNAL_TOKEN_HEADER, REQUEST_ID_HEADER
 from tests.support.stack import JWT_AUDIENCE, JWT_ISSUER, Stack, start_stack
 
-# Every e2e test logs in from 127.0.0.1; auth's per-address login limit would trip.
-AUTH_ENV = {"LOGIN_MAX_ATTEMPTS_PER_ADDRESS": "0"}
+# Every e2e test registers and logs in from 127.0.0.1; auth's per-address limits would trip.
+AUTH_ENV = {"LOGIN_MAX_ATTEMPTS_PER_ADDRESS": "0", "REGISTER_MAX_ATTEMPTS_PER_ADDRESS": "0"}
 MAX_BODY_BYTES = 262_144
 UPSTREAM_TIMEOUT_SECONDS = 4.0
 

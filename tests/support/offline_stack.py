@@ -65,7 +65,10 @@ async def start_offline_stack(
             tmp_path,
             facturation_url="start",
             # Every request logs in from 127.0.0.1; auth's per-address login limit would trip.
-            auth_env={"LOGIN_MAX_ATTEMPTS_PER_ADDRESS": "0"},
+            auth_env={
+                "LOGIN_MAX_ATTEMPTS_PER_ADDRESS": "0",
+                "REGISTER_MAX_ATTEMPTS_PER_ADDRESS": "0",
+            },
             facturation_env={
                 "STRIPE_API_BASE": sandbox.url,
                 "STRIPE_SECRET_KEY": "sk_test_offline_" + secrets.token_hex(8),
