@@ -9,7 +9,14 @@ from typing import Any
 from litestar import Litestar
 from litestar.types import ControllerRouterHandler
 
-from facturation_service import invoice_routes, routes, webhooks, worker
+from facturation_service import (
+    invoice_routes,
+    order_routes,
+    refund_routes,
+    routes,
+    webhooks,
+    worker,
+)
 from facturation_service.auth_client import AuthClient
 from facturation_service.catalog import Catalog, load_catalog
 from facturation_service.customers import KnownCustomers, UserLocks
@@ -26,6 +33,8 @@ ROUTE_HANDLERS: Sequence[ControllerRouterHandler] = [
     *routes.ROUTE_HANDLERS,
     *webhooks.ROUTE_HANDLERS,
     *invoice_routes.ROUTE_HANDLERS,
+    *order_routes.ROUTE_HANDLERS,  # issue 10
+    *refund_routes.ROUTE_HANDLERS,  # issue 10
 ]
 
 

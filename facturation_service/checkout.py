@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import msgspec
 from sqlalchemy import insert, or_, select
 
+from facturation_service import fulfilment
 from facturation_service.basket import PricedBasket
 from facturation_service.models import Order, OrderStatus, utcnow
 from facturation_service.schemas import CheckoutResponse, CheckoutStatus
@@ -124,11 +125,13 @@ async def complete_free_order(
 ) -> CheckoutResponse:
     """Nothing to pay: the order is complete at once and Stripe is never called."""
     order_id = new_order_id()
-    async with database.engine.begin() as connection:
-        await connection.execute(
+    async with database.sessionmaker() as session, session.begin():
+        await session.execute(
             _INSERT_ORDER,
             _order_values(basket, id=order_id, user_id=user_id, status=OrderStatus.COMPLETE),
         )
+        # issue 10: free orders grant at once, in the transaction that creates them.
+        await fulfilment.fulfil(session, Order.id == order_id)
     return CheckoutResponse(
         id=order_id,
         client_secret=None,
@@ -197,7 +200,11 @@ async def checkout_status(
         raise NotFoundError("No checkout session with this id.")
     if order.stripe_checkout_session_id is None:
         return CheckoutStatus(
-            status="complete", payment_status="no_payment_required", invoice_id=None
+            status="complete",
+            payment_status="no_payment_required",
+            invoice_id=None,
+            order_id=order.id,
+            order_status=order.status,
         )
     session = (
         await stripe_api.retrieve_checkout_session(order.stripe_checkout_session_id)
@@ -205,8 +212,26 @@ async def checkout_status(
     invoice = session.get("invoice")
     if isinstance(invoice, dict):
         invoice = invoice.get("id")
+    order_status = order.status
+    # issue 10: the return page runs the fulfil step itself, so it never waits for the webhook.
+    if (
+        session.get("status") == "complete"
+        and session.get("payment_status") in fulfilment.PAID_PAYMENT_STATUSES
+    ):
+        payment_intent = session.get("payment_intent")
+        if isinstance(payment_intent, dict):
+            payment_intent = payment_intent.get("id")
+        async with database.sessionmaker() as db, db.begin():
+            await fulfilment.mark_paid_and_fulfil(
+                db,
+                Order.id == order.id,
+                payment_intent=payment_intent if isinstance(payment_intent, str) else None,
+            )
+            order_status = await db.scalar(select(Order.status).where(Order.id == order.id))
     return CheckoutStatus(
         status=session.get("status"),
         payment_status=session.get("payment_status"),
         invoice_id=invoice if isinstance(invoice, str) else order.stripe_invoice_id,
+        order_id=order.id,
+        order_status=order_status,
     )

@@ -64,3 +64,6 @@ class CheckoutStatus(msgspec.Struct):
     status: str | None
     payment_status: str | None
     invoice_id: str | None
+    order_id: str | None = None
+    order_status: str | None = None
+    """The order after the return page's fulfil step (issue 10): ``paid`` as soon as Stripe is."""

@@ -23,7 +23,7 @@ from litestar import Litestar
 from prometheus_client import Counter, Gauge
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from facturation_service import journal
+from facturation_service import journal, order_events
 from facturation_service.invoices import (
     INVOICE_EVENT_TYPES,
     apply_invoice_snapshot,
@@ -53,7 +53,7 @@ __all__ = [
 
 logger = logging.getLogger("facturation_service.worker")
 
-HANDLED_EVENT_TYPES = INVOICE_EVENT_TYPES | ORDER_EVENT_TYPES
+HANDLED_EVENT_TYPES = INVOICE_EVENT_TYPES | ORDER_EVENT_TYPES | order_events.PAYMENT_EVENT_TYPES
 
 # Module-level, registered once per process however many apps a test process builds.
 EVENTS_PROCESSED = Counter(
@@ -132,6 +132,7 @@ def event_handlers(fetch_invoice: InvoiceFetcher | None = None) -> dict[str, Han
 
     handlers: dict[str, Handler] = dict.fromkeys(INVOICE_EVENT_TYPES, invoice_event)
     handlers.update(dict.fromkeys(ORDER_EVENT_TYPES, checkout_session_event))
+    handlers.update(order_events.payment_event_handlers())  # issue 10: refunds and disputes
     return handlers
 
 
