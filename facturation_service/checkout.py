@@ -212,7 +212,7 @@ async def checkout_status(
     invoice = session.get("invoice")
     if isinstance(invoice, dict):
         invoice = invoice.get("id")
-    order_status = order.status
+    order_status: str | None = order.status
     # issue 10: the return page runs the fulfil step itself, so it never waits for the webhook.
     if (
         session.get("status") == "complete"

@@ -28,10 +28,10 @@ from shared import named_metadata
 
 __all__ = [
     "Base",
-    "Invoice",
-    "InvoiceLine",
     "Dispute",
     "Entitlement",
+    "Invoice",
+    "InvoiceLine",
     "Order",
     "OrderStatus",
     "Refund",

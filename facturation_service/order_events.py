@@ -2,7 +2,8 @@
 
 An order leaves ``pending_payment`` once, for ``paid``, ``failed`` or ``expired``: a transition is
 one conditional UPDATE of the state machine (``orders.transition``), so duplicates and late events
-change nothing. A paid session runs the fulfil step (``fulfilment.py``). The session's invoice id is linked whenever an event carries it.
+change nothing. A paid session runs the fulfil step (``fulfilment.py``). The session's invoice id
+is linked whenever an event carries it.
 """
 
 from __future__ import annotations

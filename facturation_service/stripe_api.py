@@ -97,7 +97,7 @@ class StripeApi:
             "metadata": metadata,
         }
         if reason:
-            params["reason"] = reason  # type: ignore[typeddict-item]
+            params["reason"] = reason
         try:
             return await self.client.v1.refunds.create_async(
                 params, {"idempotency_key": idempotency_key}
