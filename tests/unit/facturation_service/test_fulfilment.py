@@ -146,7 +146,7 @@ async def test_fulfil_raced_by_the_worker_and_the_return_page_twenty_times_grant
         client.get(f"/billing/checkout-sessions/{session_id}", headers=as_user(user_id))
         for _ in range(10)
     ]
-    _, *answers = await asyncio.gather(worker_run, *pages)
+    answers, _ = await asyncio.gather(asyncio.gather(*pages), worker_run)
 
     assert {answer.json()["order_status"] for answer in answers} == {"paid"}
     assert await count_entitlements(db, order_id) == 1
