@@ -51,11 +51,12 @@ def _id_of(value: str | dict[str, Any] | None) -> str | None:
 async def apply_dispute_snapshot(
     session: AsyncSession, raw: dict[str, Any], *, snapshot_created: int
 ) -> bool:
-    """Store the dispute and set the order's entitlements; ``False`` when the disputed payment is
-    not one of our orders (ignored)."""
+    """Store the dispute and set the order's entitlements. A dispute of a payment no order names
+    yet is stored unlinked (``refunds.link_orphans``); ``False`` only without a payment intent."""
     dispute = msgspec.convert(raw, DisputeSnapshot)
-    order_id = await lock_order(session, payment_intent=_id_of(dispute.payment_intent))
-    if order_id is None:
+    payment_intent = _id_of(dispute.payment_intent)
+    order_id = await lock_order(session, payment_intent=payment_intent)
+    if order_id is None and payment_intent is None:
         return False
     await upsert_newest(
         session,
@@ -63,6 +64,7 @@ async def apply_dispute_snapshot(
         {
             "id": dispute.id,
             "order_id": order_id,
+            "payment_intent": payment_intent,
             "charge": _id_of(dispute.charge),
             "amount": dispute.amount,
             "currency": dispute.currency,
@@ -74,5 +76,6 @@ async def apply_dispute_snapshot(
             "updated_at": utcnow(),
         },
     )
-    await entitlements.sync_order(session, order_id)
+    if order_id is not None:
+        await entitlements.sync_order(session, order_id)
     return True

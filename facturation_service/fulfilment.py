@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from facturation_service import entitlements, orders
+from facturation_service import entitlements, orders, refunds
 from facturation_service.entitlements import EntitlementSource
 from facturation_service.models import Order, OrderStatus, utcnow
 
@@ -74,5 +74,8 @@ async def mark_paid_and_fulfil(
             .values(**values)
             .execution_options(synchronize_session=False)
         )
+    if payment_intent:
+        # Refunds or disputes of this payment that came before the order knew it.
+        await refunds.link_orphans(session, payment_intent)
     await fulfil(session, *where)
     return moved is not None

@@ -249,8 +249,9 @@ class Refund(Base):
     __tablename__ = "refunds"
 
     id: Mapped[str] = mapped_column(String(255), primary_key=True)
-    order_id: Mapped[str] = mapped_column(String(64), ForeignKey("orders.id"), index=True)
-    payment_intent: Mapped[str | None] = mapped_column(String(255))
+    order_id: Mapped[str | None] = mapped_column(String(64), ForeignKey("orders.id"), index=True)
+    """``None`` until an order is known to have been paid by ``payment_intent``."""
+    payment_intent: Mapped[str | None] = mapped_column(String(255), index=True)
     charge: Mapped[str | None] = mapped_column(String(255))
     amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
@@ -281,7 +282,9 @@ class Dispute(Base):
     __tablename__ = "disputes"
 
     id: Mapped[str] = mapped_column(String(255), primary_key=True)
-    order_id: Mapped[str] = mapped_column(String(64), ForeignKey("orders.id"), index=True)
+    order_id: Mapped[str | None] = mapped_column(String(64), ForeignKey("orders.id"), index=True)
+    """``None`` until an order is known to have been paid by ``payment_intent``."""
+    payment_intent: Mapped[str | None] = mapped_column(String(255), index=True)
     charge: Mapped[str | None] = mapped_column(String(255))
     amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))

@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from facturation_service import entitlements, orders
-from facturation_service.models import Order, Refund, RefundRequest, utcnow
+from facturation_service.models import Dispute, Order, Refund, RefundRequest, utcnow
 from facturation_service.stripe_api import StripeApi
 from shared import ConflictError, Database, NotFoundError, UnprocessableError
 
@@ -36,6 +36,7 @@ __all__ = [
     "RefundSnapshot",
     "apply_charge_refunded",
     "apply_refund_snapshot",
+    "link_orphans",
     "lock_order",
     "recompute_order",
     "refund_left",
@@ -86,6 +87,7 @@ def upsert_newest(session: AsyncSession, table: Table, values: dict[str, Any]) -
         ),
     )
     updates = {name: excluded[name] for name in values if name not in ("id", "order_id")}
+    updates["order_id"] = func.coalesce(columns.order_id, excluded.order_id)
     return session.execute(
         statement.on_conflict_do_update(
             index_elements=[columns.id], set_=updates, where=newer
@@ -149,7 +151,11 @@ async def refund_left(session: AsyncSession, order: Order) -> int:
 
 
 async def _store(
-    session: AsyncSession, order_id: str, refund: RefundSnapshot, raw: dict[str, Any], at: int
+    session: AsyncSession,
+    order_id: str | None,
+    refund: RefundSnapshot,
+    raw: dict[str, Any],
+    at: int,
 ) -> None:
     await upsert_newest(
         session,
@@ -175,19 +181,22 @@ async def _store(
 async def apply_refund_snapshot(
     session: AsyncSession, raw: dict[str, Any], *, snapshot_created: int | None = None
 ) -> bool:
-    """Store one refund snapshot and bring its order up to date; ``False`` when the refunded
-    payment is not one of our orders (ignored)."""
+    """Store one refund snapshot and bring its order up to date.
+
+    A refund whose payment no order names yet is stored unlinked; :func:`link_orphans` links it
+    once the order's payment intent is known. ``False`` (ignored) only without a payment intent.
+    """
     refund = msgspec.convert(raw, RefundSnapshot)
+    payment_intent = _id_of(refund.payment_intent)
     order_id = await lock_order(
-        session,
-        payment_intent=_id_of(refund.payment_intent),
-        order_id=refund.metadata.get("order_id"),
+        session, payment_intent=payment_intent, order_id=refund.metadata.get("order_id")
     )
-    if order_id is None:
+    if order_id is None and payment_intent is None:
         return False
     at = int(time.time()) if snapshot_created is None else snapshot_created
     await _store(session, order_id, refund, raw, at)
-    await recompute_order(session, order_id)
+    if order_id is not None:
+        await recompute_order(session, order_id)
     return True
 
 
@@ -202,15 +211,50 @@ async def apply_charge_refunded(
 ) -> bool:
     """``charge.refunded``: each refund the charge lists is one more snapshot of it."""
     charge = msgspec.convert(raw, _ChargeSnapshot)
-    order_id = await lock_order(session, payment_intent=_id_of(charge.payment_intent))
-    if order_id is None:
+    payment_intent = _id_of(charge.payment_intent)
+    order_id = await lock_order(session, payment_intent=payment_intent)
+    if order_id is None and payment_intent is None:
         return False
     listed = (charge.refunds or {}).get("data") or []
     for item in listed:
         refund = msgspec.convert(item, RefundSnapshot)
         await _store(session, order_id, refund, item, snapshot_created)
-    await recompute_order(session, order_id)
+    if order_id is not None:
+        await recompute_order(session, order_id)
     return True
+
+
+async def link_orphans(session: AsyncSession, payment_intent: str | None = None) -> list[str]:
+    """Give refunds and disputes that arrived before their order's payment intent was known
+    their order, and bring those orders up to date; the orders' ids.
+
+    Run when an order learns its payment intent (``fulfilment``) and by the worker's
+    housekeeping, which catches a refund committed while that order was being paid.
+    """
+    found: set[tuple[str, str]] = set()
+    for table in (Refund, Dispute):
+        orphans = (
+            select(Order.id, Order.stripe_payment_intent_id)
+            .join(table, table.payment_intent == Order.stripe_payment_intent_id)
+            .where(table.order_id.is_(None))
+        )
+        if payment_intent is not None:
+            orphans = orphans.where(table.payment_intent == payment_intent)
+        found.update((str(row[0]), str(row[1])) for row in (await session.execute(orphans)).all())
+    linked: set[str] = set()
+    # The order's row lock first, then the refunds' rows: the order every other path takes.
+    for order_id, intent in sorted(found):
+        await lock_order(session, payment_intent=None, order_id=order_id)
+        for table in (Refund, Dispute):
+            await session.execute(
+                update(table)
+                .where(table.order_id.is_(None), table.payment_intent == intent)
+                .values(order_id=order_id)
+                .execution_options(synchronize_session=False)
+            )
+        await recompute_order(session, order_id)
+        linked.add(order_id)
+    return sorted(linked)
 
 
 # --- the operations route's refund request ---

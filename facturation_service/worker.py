@@ -23,7 +23,7 @@ from litestar import Litestar
 from prometheus_client import Counter, Gauge
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from facturation_service import journal, order_events
+from facturation_service import journal, order_events, refunds
 from facturation_service.invoices import (
     INVOICE_EVENT_TYPES,
     apply_invoice_snapshot,
@@ -289,6 +289,8 @@ class WebhookWorker:
         async with self.database.sessionmaker() as session:
             async with session.begin():
                 await link_invoices_to_users(session)
+            async with session.begin():
+                await refunds.link_orphans(session)  # issue 10
             _oldest_pending[0] = await journal.oldest_unprocessed_received_at(session)
 
     def _start(self, claimed: list[ClaimedEvent]) -> None:

@@ -49,7 +49,7 @@ def upgrade() -> None:
     op.create_table(
         "refunds",
         sa.Column("id", sa.String(255), nullable=False),
-        sa.Column("order_id", sa.String(64), nullable=False),
+        sa.Column("order_id", sa.String(64), nullable=True),
         sa.Column("payment_intent", sa.String(255), nullable=True),
         sa.Column("charge", sa.String(255), nullable=True),
         sa.Column("amount", sa.BigInteger(), nullable=False),
@@ -65,6 +65,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_refunds"),
     )
     op.create_index("ix_refunds_order_id", "refunds", ["order_id"])
+    op.create_index("ix_refunds_payment_intent", "refunds", ["payment_intent"])
     op.create_table(
         "refund_requests",
         sa.Column("order_id", sa.String(64), nullable=False),
@@ -80,7 +81,8 @@ def upgrade() -> None:
     op.create_table(
         "disputes",
         sa.Column("id", sa.String(255), nullable=False),
-        sa.Column("order_id", sa.String(64), nullable=False),
+        sa.Column("order_id", sa.String(64), nullable=True),
+        sa.Column("payment_intent", sa.String(255), nullable=True),
         sa.Column("charge", sa.String(255), nullable=True),
         sa.Column("amount", sa.BigInteger(), nullable=False),
         sa.Column("currency", sa.String(3), nullable=False),
@@ -94,12 +96,15 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_disputes"),
     )
     op.create_index("ix_disputes_order_id", "disputes", ["order_id"])
+    op.create_index("ix_disputes_payment_intent", "disputes", ["payment_intent"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_disputes_payment_intent", table_name="disputes")
     op.drop_index("ix_disputes_order_id", table_name="disputes")
     op.drop_table("disputes")
     op.drop_table("refund_requests")
+    op.drop_index("ix_refunds_payment_intent", table_name="refunds")
     op.drop_index("ix_refunds_order_id", table_name="refunds")
     op.drop_table("refunds")
     op.drop_index("ix_entitlements_user_id_status", table_name="entitlements")

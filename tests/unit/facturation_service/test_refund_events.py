@@ -7,12 +7,16 @@ import itertools
 from typing import Any
 
 import pytest
+from sqlalchemy import insert
 
+from facturation_service.models import Refund, utcnow
 from facturation_service.refunds import refund_left
+from facturation_service.worker import WebhookWorker
 from shared import Database
 from tests.support import stripe_events
 from tests.support.webhook_app import get_event
 from tests.unit.facturation_service.orders_support import (
+    FAST,
     PRODUCTS,
     apply,
     apply_concurrently,
@@ -162,10 +166,59 @@ async def test_a_stale_pending_snapshot_never_replaces_a_succeeded_one(db: Datab
     assert (await get_order(db, order_id)).amount_refunded == 300
 
 
-async def test_a_refund_of_a_payment_that_is_not_ours_is_ignored(db: Database) -> None:
-    event = stripe_events.event(
-        "refund.created", stripe_events.refund(payment_intent="pi_Unknown0001", amount=100)
+async def test_a_refund_that_comes_before_its_orders_payment_is_applied_once_it_is_known(
+    db: Database,
+) -> None:
+    order_id = await store_order(db, session_id="cs_test_early_refund")
+    early = stripe_events.event(
+        "refund.created", stripe_events.refund(payment_intent="pi_Early0001", amount=2000)
     )
+
+    await apply(db, early)
+    assert (await get_order(db, order_id)).amount_refunded == 0
+    await apply(db, paid_session_event(order_id, "cs_test_early_refund", "pi_Early0001"))
+
+    stored = await get_order(db, order_id)
+    assert (stored.status, stored.amount_refunded) == ("refunded", 2000)
+    assert await entitlements_of(db, order_id) == dict.fromkeys(PRODUCTS, "revoked")
+
+
+async def test_the_worker_links_a_refund_committed_while_its_order_was_being_paid(
+    db: Database,
+) -> None:
+    order_id = await store_order(
+        db, status="paid", session_id="cs_test_orphan", payment_intent="pi_Orphan0001"
+    )
+    async with db.sessionmaker() as session, session.begin():
+        # As if stored by a transaction that did not yet see the order's payment intent.
+        await session.execute(
+            insert(Refund).values(
+                id="re_Orphan0001",
+                order_id=None,
+                payment_intent="pi_Orphan0001",
+                charge="ch_Orphan0001",
+                amount=500,
+                currency="eur",
+                status="succeeded",
+                reason=None,
+                created=1,
+                snapshot_created=1,
+                status_rank=2,
+                raw={},
+                updated_at=utcnow(),
+            )
+        )
+
+    await WebhookWorker(db, FAST).housekeeping()
+
+    stored = await get_order(db, order_id)
+    assert (stored.status, stored.amount_refunded) == ("partially_refunded", 500)
+
+
+async def test_a_refund_event_without_a_payment_intent_is_ignored(db: Database) -> None:
+    refund = stripe_events.refund(payment_intent="pi_x", amount=100)
+    refund["payment_intent"] = None
+    event = stripe_events.event("refund.created", refund)
 
     await apply(db, event)
 
