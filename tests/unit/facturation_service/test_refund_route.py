@@ -242,3 +242,31 @@ async def test_the_route_needs_the_internal_credential(
 
     assert response.status_code == 401
     assert (await get_order(db, order_id)).amount_refunded == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "key"),
+    [
+        (b"not json", "key-1"),
+        (b'{"amount": "ten"}', "key-1"),
+        (b'{"amount": 100, "currency": "usd"}', "key-1"),
+        (b'{"reason": "because"}', "key-1"),
+        (b"{}", "k" * 201),
+    ],
+    ids=["not-json", "amount-not-integer", "unknown-field", "unknown-reason", "key-too-long"],
+)
+async def test_a_malformed_request_is_a_bad_request_and_changes_nothing(
+    ops: httpx.AsyncClient, db: Database, sandbox: Sandbox, body: bytes, key: str
+) -> None:
+    order_id = await paid_order(db, sandbox)
+
+    response = await ops.post(
+        f"/internal/v1/orders/{order_id}/refunds",
+        content=body,
+        headers={"Idempotency-Key": key, "Content-Type": "application/json"},
+    )
+
+    assert response.status_code == 400
+    assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
+    assert await stored_keys(db) == 0
+    assert (await get_order(db, order_id)).amount_refunded == 0
