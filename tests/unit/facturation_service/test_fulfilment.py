@@ -148,6 +148,7 @@ async def test_fulfil_raced_by_the_worker_and_the_return_page_twenty_times_grant
     ]
     answers, _ = await asyncio.gather(asyncio.gather(*pages), worker_run)
 
+    assert [answer.status_code for answer in answers] == [200] * 10, [a.text for a in answers]
     assert {answer.json()["order_status"] for answer in answers} == {"paid"}
     assert await count_entitlements(db, order_id) == 1
     assert await entitlements_of(db, order_id) == {"pro-month": "active"}
