@@ -238,7 +238,9 @@ class Entitlement(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     __table_args__ = (
-        UniqueConstraint("source", "source_id", "product_id"),
+        UniqueConstraint(
+            "source", "source_id", "product_id", name="uq_entitlements_source_source_id_product_id"
+        ),
         Index("ix_entitlements_user_id_status", "user_id", "status"),
     )
 
