@@ -16,9 +16,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import PathParameter
 from litestar.status_codes import HTTP_201_CREATED
 
-from facturation_service import refunds
-from facturation_service.refunds import RefundCreate, RefundResult
-from facturation_service.routes import Services, provide_services
+from facturation_service.refunds import RefundCreate, RefundResult, Refunds
 from shared import BadRequestError
 
 __all__ = ["IDEMPOTENCY_KEY_HEADER", "ROUTE_HANDLERS"]
@@ -45,21 +43,25 @@ def _body(raw: bytes) -> RefundCreate:
         raise BadRequestError(f"The body is not a refund request: {exc}") from None
 
 
+async def provide_refunds(state: State) -> Refunds:
+    # Merge note: on the composition root, create_app builds Refunds(database, stripe) once and
+    # provides it as "refunds"; this provider and the route's `dependencies` then go away.
+    return Refunds(state.database, state.stripe)
+
+
 @post(
     "/internal/v1/orders/{order_id:str}/refunds",
-    dependencies={"services": Provide(provide_services)},
+    dependencies={"refunds": Provide(provide_refunds)},
     summary="Refund (part of) a paid order through Stripe",
 )
 async def create_order_refund(
     order_id: Annotated[str, PathParameter(max_length=64)],
     request: Request[Any, Any, State],
-    services: NamedDependency[Services],
+    refunds: NamedDependency[Refunds],
 ) -> Response[RefundResult]:
     key = _idempotency_key(request)
     body = _body(await request.body())
-    result, _created = await refunds.request_refund(
-        services.database, services.stripe, order_id=order_id, idempotency_key=key, body=body
-    )
+    result, _created = await refunds.request(order_id=order_id, idempotency_key=key, body=body)
     # A replay answers what the first request answered (201 and the refund), as Stripe does.
     return Response(result, status_code=HTTP_201_CREATED)
 

@@ -34,6 +34,7 @@ __all__ = [
     "RefundCreate",
     "RefundResult",
     "RefundSnapshot",
+    "Refunds",
     "apply_charge_refunded",
     "apply_refund_snapshot",
     "link_orphans",
@@ -370,6 +371,25 @@ async def request_refund(
             .values(refund_id=created.id)
         )
         return await _stored_result(session, order_id, created.id), True
+
+
+class Refunds:
+    """The operations route's collaborator: refunds through Stripe, stored here. One per app."""
+
+    def __init__(self, database: Database, stripe_api: StripeApi) -> None:
+        self.database = database
+        self.stripe_api = stripe_api
+
+    async def request(
+        self, *, order_id: str, idempotency_key: str, body: RefundCreate
+    ) -> tuple[RefundResult, bool]:
+        return await request_refund(
+            self.database,
+            self.stripe_api,
+            order_id=order_id,
+            idempotency_key=idempotency_key,
+            body=body,
+        )
 
 
 async def _claim_key(database: Database, order_id: str, key: str, digest: str) -> None:
