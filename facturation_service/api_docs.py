@@ -21,6 +21,9 @@ _USER_ROUTES = {
     "GET /billing/invoices": (400,),
     "GET /billing/invoices/{invoice_id}": (404,),
     "GET /billing/invoices/{invoice_id}/pdf": (404, 409, 500),
+    "GET /billing/orders": (400,),
+    "GET /billing/orders/{order_id}": (404,),
+    "GET /billing/entitlements": (400,),
 }
 
 API_DOCS = ApiDocs(
@@ -28,6 +31,7 @@ API_DOCS = ApiDocs(
         **_USER_ROUTES,
         "POST /webhooks/stripe": (400, 413, 503),
         "POST /internal/v1/webhook-events/{event_id}/replay": (404, 409),
+        "POST /internal/v1/orders/{order_id}/refunds": (400, 404, 409, 422, *_STRIPE),
     },
     identity=tuple(_USER_ROUTES),
     also_succeeds={

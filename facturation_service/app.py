@@ -4,7 +4,8 @@ use; nothing reads ``app.state``. The lifespan only starts the worker and closes
 factory built.
 
 What a route can ask for, by name: ``catalog``, ``auth``, ``customers``, ``checkout``,
-``webhook_intake``, ``webhook_worker``, ``seller``, and ``db_session`` (from ``shared``).
+``webhook_intake``, ``webhook_worker``, ``seller``, ``refunds``, and ``db_session`` (from
+``shared``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ from typing import TypeVar
 from litestar import Litestar
 from litestar.di import Provide
 
-from facturation_service import invoice_document_routes, invoice_routes, routes, webhooks
+from facturation_service import (
+    invoice_document_routes,
+    invoice_routes,
+    order_routes,
+    refund_routes,
+    routes,
+    webhooks,
+)
 from facturation_service.api_docs import API_DOCS
 from facturation_service.auth_client import AuthApi, AuthClient
 from facturation_service.catalog import Catalog, load_catalog
@@ -24,6 +32,7 @@ from facturation_service.checkout import Checkout
 from facturation_service.customers import Customers, KnownCustomers, UserLocks
 from facturation_service.invoice_documents import seller_from_settings
 from facturation_service.journal import JournalWriter
+from facturation_service.refunds import Refunds
 from facturation_service.settings import FacturationSettings, read_settings
 from facturation_service.stripe_api import StripeApi
 from facturation_service.webhooks import WebhookIntake
@@ -39,6 +48,8 @@ ROUTE_HANDLERS = [
     *invoice_routes.ROUTE_HANDLERS,
     *invoice_document_routes.ROUTE_HANDLERS,
     *webhooks.ROUTE_HANDLERS,
+    *order_routes.ROUTE_HANDLERS,
+    *refund_routes.ROUTE_HANDLERS,
 ]
 
 
@@ -122,6 +133,7 @@ def create_app(
             "webhook_intake": _provide(webhook_intake),
             "webhook_worker": _provide(webhook_worker),
             "seller": _provide(seller_from_settings(settings)),
+            "refunds": _provide(Refunds(database, stripe)),
         },
         lifespan=[lifespan],
         api_docs=API_DOCS,

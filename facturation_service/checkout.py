@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import msgspec
 from sqlalchemy import insert, or_, select
 
+from facturation_service import fulfilment
 from facturation_service.catalog import Catalog
 from facturation_service.customers import Customers
 from facturation_service.models import Order, OrderStatus, utcnow
@@ -83,11 +84,13 @@ class Checkout:
     async def _complete_free_order(self, basket: PricedBasket, *, user_id: str) -> CheckoutResponse:
         """Nothing to pay: the order is complete at once and Stripe is never called."""
         order_id = new_order_id()
-        async with self.database.engine.begin() as connection:
-            await connection.execute(
+        async with self.database.sessionmaker() as session, session.begin():
+            await session.execute(
                 _INSERT_ORDER,
                 _order_values(basket, id=order_id, user_id=user_id, status=OrderStatus.COMPLETE),
             )
+            # Free products are granted at once, in the transaction that creates the order.
+            await fulfilment.fulfil(session, Order.id == order_id)
         return CheckoutResponse(
             id=order_id,
             client_secret=None,
@@ -146,7 +149,11 @@ class Checkout:
             raise NotFoundError("No checkout session with this id.")
         if order.stripe_checkout_session_id is None:
             return CheckoutStatus(
-                status="complete", payment_status="no_payment_required", invoice_id=None
+                status="complete",
+                payment_status="no_payment_required",
+                invoice_id=None,
+                order_id=order.id,
+                order_status=order.status,
             )
         session = (
             await self.stripe.retrieve_checkout_session(order.stripe_checkout_session_id)
@@ -154,10 +161,28 @@ class Checkout:
         invoice = session.get("invoice")
         if isinstance(invoice, dict):
             invoice = invoice.get("id")
+        order_status: str | None = order.status
+        # The return page runs the fulfil step itself, so it never waits for the webhook.
+        if (
+            session.get("status") == "complete"
+            and session.get("payment_status") in fulfilment.PAID_PAYMENT_STATUSES
+        ):
+            payment_intent = session.get("payment_intent")
+            if isinstance(payment_intent, dict):
+                payment_intent = payment_intent.get("id")
+            async with self.database.sessionmaker() as db, db.begin():
+                await fulfilment.mark_paid_and_fulfil(
+                    db,
+                    Order.id == order.id,
+                    payment_intent=payment_intent if isinstance(payment_intent, str) else None,
+                )
+                order_status = await db.scalar(select(Order.status).where(Order.id == order.id))
         return CheckoutStatus(
             status=session.get("status"),
             payment_status=session.get("payment_status"),
             invoice_id=invoice if isinstance(invoice, str) else order.stripe_invoice_id,
+            order_id=order.id,
+            order_status=order_status,
         )
 
 

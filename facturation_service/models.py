@@ -29,11 +29,15 @@ from shared import named_metadata
 
 __all__ = [
     "Base",
+    "Dispute",
+    "Entitlement",
     "Invoice",
     "InvoiceDocument",
     "InvoiceLine",
     "Order",
     "OrderStatus",
+    "Refund",
+    "RefundRequest",
     "StripeCustomer",
     "UTCDateTime",
     "WebhookEvent",
@@ -74,6 +78,9 @@ class OrderStatus(enum.StrEnum):
     EXPIRED = "expired"
     COMPLETE = "complete"
     """A basket of free products only: nothing to pay, no Stripe session."""
+    CANCELED = "canceled"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    REFUNDED = "refunded"
 
 
 class Order(Base):
@@ -96,6 +103,13 @@ class Order(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow, server_default=func.now()
     )
+    # --- orders, fulfilment and refunds (issue 10, migration 0004) ---
+    stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    """The payment intent that paid the order: what refunds and disputes name."""
+    amount_refunded: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    """The sum of the order's succeeded refunds, recomputed from ``refunds`` on every change."""
+    fulfilled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """Set once by the fulfil step's conditional UPDATE: the record that it ran."""
 
 
 # --- webhooks, journal and invoices (issue 4) ---
@@ -228,3 +242,85 @@ class InvoiceDocument(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     __table_args__ = (UniqueConstraint("invoice_id", "state"),)
+
+
+# --- entitlements, refunds and disputes (issue 10) ---
+
+
+class Entitlement(Base):
+    """A product a user may use, granted by a source: an order (or, later, a subscription).
+
+    One row per (source, source_id, product_id): granting twice is impossible by construction.
+    """
+
+    __tablename__ = "entitlements"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(String(64))
+    product_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(16))
+    source_id: Mapped[str] = mapped_column(String(255))
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        UniqueConstraint(
+            "source", "source_id", "product_id", name="uq_entitlements_source_source_id_product_id"
+        ),
+        Index("ix_entitlements_user_id_status", "user_id", "status"),
+    )
+
+
+class Refund(Base):
+    """The newest known snapshot of one Stripe refund (``re_...``) of an order."""
+
+    __tablename__ = "refunds"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    order_id: Mapped[str | None] = mapped_column(String(64), ForeignKey("orders.id"), index=True)
+    """``None`` until an order is known to have been paid by ``payment_intent``."""
+    payment_intent: Mapped[str | None] = mapped_column(String(255), index=True)
+    charge: Mapped[str | None] = mapped_column(String(255))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(String(64))
+    created: Mapped[int] = mapped_column(BigInteger)
+    snapshot_created: Mapped[int] = mapped_column(BigInteger)
+    status_rank: Mapped[int] = mapped_column(SmallInteger)
+    raw: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RefundRequest(Base):
+    """One ``Idempotency-Key`` of the operations refund route: the same key is the same refund."""
+
+    __tablename__ = "refund_requests"
+
+    order_id: Mapped[str] = mapped_column(String(64), ForeignKey("orders.id"), primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    refund_id: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Dispute(Base):
+    """The newest known snapshot of one Stripe dispute (``du_...``) of an order's payment."""
+
+    __tablename__ = "disputes"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    order_id: Mapped[str | None] = mapped_column(String(64), ForeignKey("orders.id"), index=True)
+    """``None`` until an order is known to have been paid by ``payment_intent``."""
+    payment_intent: Mapped[str | None] = mapped_column(String(255), index=True)
+    charge: Mapped[str | None] = mapped_column(String(255))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(String(64))
+    snapshot_created: Mapped[int] = mapped_column(BigInteger)
+    status_rank: Mapped[int] = mapped_column(SmallInteger)
+    raw: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

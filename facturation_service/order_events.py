@@ -1,25 +1,34 @@
 """Orders moved by Stripe's ``checkout.session.*`` events.
 
-An order leaves ``pending_payment`` once, for ``paid``, ``failed`` or ``expired``, and never moves
-again: a transition is one conditional UPDATE on the current status, so duplicates and late events
-change nothing. The session's invoice id is linked whenever an event carries it.
+An order leaves ``pending_payment`` once, for ``paid``, ``failed`` or ``expired``: a transition is
+one conditional UPDATE of the state machine (``orders.transition``), so duplicates and late events
+change nothing. A paid session runs the fulfil step (``fulfilment.py``). The session's invoice id
+is linked whenever an event carries it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 import msgspec
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from facturation_service.models import Order, utcnow
+from facturation_service import disputes, fulfilment, orders, refunds
+from facturation_service.models import Order, OrderStatus, utcnow
 from shared import ServiceUnavailableError
 
-__all__ = ["ORDER_EVENT_TYPES", "OrderNotStoredYetError", "apply_checkout_session_event"]
+__all__ = [
+    "ORDER_EVENT_TYPES",
+    "PAYMENT_EVENT_TYPES",
+    "OrderNotStoredYetError",
+    "apply_checkout_session_event",
+    "apply_payment_event",
+    "payment_event_handlers",
+]
 
-PENDING_PAYMENT = "pending_payment"
-_PAID_PAYMENT_STATUSES = frozenset({"paid", "no_payment_required"})
+_PAID_PAYMENT_STATUSES = fulfilment.PAID_PAYMENT_STATUSES
 
 ORDER_EVENT_TYPES = frozenset(
     {
@@ -41,6 +50,14 @@ class CheckoutSessionSnapshot(msgspec.Struct):
     payment_status: str | None = None
     invoice: str | dict[str, Any] | None = None
     metadata: dict[str, str] = {}
+    payment_intent: str | dict[str, Any] | None = None
+
+    @property
+    def payment_intent_id(self) -> str | None:
+        if isinstance(self.payment_intent, dict):
+            found = self.payment_intent.get("id")
+            return str(found) if found else None
+        return self.payment_intent
 
     @property
     def invoice_id(self) -> str | None:
@@ -79,17 +96,15 @@ async def apply_checkout_session_event(
     if invoice_id:
         values["stripe_invoice_id"] = func.coalesce(Order.stripe_invoice_id, invoice_id)
     status = target_status(event_type, checkout.payment_status)
-    if status is not None:
-        # Only this UPDATE's WHERE decides the transition, so concurrent events cannot both move it.
-        moved = await session.execute(
-            update(Order)
-            .where(matches, Order.status == PENDING_PAYMENT)
-            .values(status=status, **values)
-            .returning(Order.id)
-            .execution_options(synchronize_session=False)
+    # issue 10: every status change goes through the state machine's conditional UPDATE, and a
+    # paid session runs the one fulfil step (a no-op once the order is fulfilled).
+    moved = False
+    if status == OrderStatus.PAID:
+        moved = await fulfilment.mark_paid_and_fulfil(
+            session, matches, payment_intent=checkout.payment_intent_id
         )
-        if moved.first() is not None:
-            return True
+    elif status is not None:
+        moved = await orders.transition(session, OrderStatus(status), matches) is not None
     if invoice_id:
         await session.execute(
             update(Order)
@@ -97,7 +112,42 @@ async def apply_checkout_session_event(
             .values(**values)
             .execution_options(synchronize_session=False)
         )
+    if moved:
+        return True
     exists = (await session.execute(select(Order.id).where(matches))).first() is not None
     if not exists and order_id:
         raise OrderNotStoredYetError(f"order {order_id} of {checkout.id} is not stored yet")
     return exists
+
+
+# --- refunds and disputes (issue 10): the same journal, the same worker, one handler ---
+
+PAYMENT_EVENT_TYPES = refunds.REFUND_EVENT_TYPES | disputes.DISPUTE_EVENT_TYPES
+
+
+class JournaledEvent(Protocol):
+    @property
+    def type(self) -> str: ...
+    @property
+    def created(self) -> int: ...
+    @property
+    def object(self) -> dict[str, Any]: ...
+
+
+async def apply_payment_event(session: AsyncSession, event: JournaledEvent) -> bool:
+    """Apply a refund or dispute event to its order; ``False`` when the payment is not ours."""
+    if event.type == "charge.refunded":
+        return await refunds.apply_charge_refunded(
+            session, event.object, snapshot_created=event.created
+        )
+    if event.type in refunds.REFUND_EVENT_TYPES:
+        return await refunds.apply_refund_snapshot(
+            session, event.object, snapshot_created=event.created
+        )
+    return await disputes.apply_dispute_snapshot(
+        session, event.object, snapshot_created=event.created
+    )
+
+
+def payment_event_handlers() -> dict[str, Callable[[AsyncSession, Any], Awaitable[bool]]]:
+    return dict.fromkeys(PAYMENT_EVENT_TYPES, apply_payment_event)

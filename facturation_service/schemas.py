@@ -109,6 +109,9 @@ class CheckoutStatus(msgspec.Struct):
     status: str | None
     payment_status: str | None
     invoice_id: str | None
+    order_id: str | None = None
+    order_status: str | None = None
+    """The order after the return page's fulfil step: ``paid`` as soon as Stripe is."""
 
 
 # --- invoice ---

@@ -23,7 +23,7 @@ from shared import (
 )
 
 if TYPE_CHECKING:
-    from stripe.params import CustomerCreateParams
+    from stripe.params import CustomerCreateParams, RefundCreateParams
     from stripe.params.checkout import SessionCreateParams
 
 __all__ = ["StripeApi", "problem_from_stripe_error"]
@@ -84,6 +84,29 @@ class StripeApi:
     async def retrieve_checkout_session(self, session_id: str) -> stripe.checkout.Session:
         try:
             return await self.client.v1.checkout.sessions.retrieve_async(session_id)
+        except stripe.StripeError as exc:
+            raise problem_from_stripe_error(exc) from exc
+
+    async def create_refund(
+        self,
+        *,
+        payment_intent: str,
+        amount: int,
+        reason: str | None,
+        metadata: dict[str, str],
+        idempotency_key: str,
+    ) -> stripe.Refund:
+        params: RefundCreateParams = {
+            "payment_intent": payment_intent,
+            "amount": amount,
+            "metadata": metadata,
+        }
+        if reason:
+            params["reason"] = reason
+        try:
+            return await self.client.v1.refunds.create_async(
+                params, {"idempotency_key": idempotency_key}
+            )
         except stripe.StripeError as exc:
             raise problem_from_stripe_error(exc) from exc
 

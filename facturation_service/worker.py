@@ -27,7 +27,7 @@ import msgspec
 from prometheus_client import Counter, Gauge
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from facturation_service import journal
+from facturation_service import journal, order_events, refunds
 from facturation_service.invoices import (
     INVOICE_EVENT_TYPES,
     apply_invoice_snapshot,
@@ -51,7 +51,7 @@ __all__ = [
 
 logger = logging.getLogger("facturation_service.worker")
 
-HANDLED_EVENT_TYPES = INVOICE_EVENT_TYPES | ORDER_EVENT_TYPES
+HANDLED_EVENT_TYPES = INVOICE_EVENT_TYPES | ORDER_EVENT_TYPES | order_events.PAYMENT_EVENT_TYPES
 
 # Module-level, registered once per process however many apps a test process builds.
 EVENTS_PROCESSED = Counter(
@@ -128,6 +128,7 @@ def event_handlers(refetch_from: StripeApi | None = None) -> dict[str, Handler]:
 
     handlers: dict[str, Handler] = dict.fromkeys(INVOICE_EVENT_TYPES, invoice_event)
     handlers.update(dict.fromkeys(ORDER_EVENT_TYPES, checkout_session_event))
+    handlers.update(order_events.payment_event_handlers())  # issue 10: refunds and disputes
     return handlers
 
 
@@ -290,6 +291,8 @@ class WebhookWorker:
         async with self.database.sessionmaker() as session:
             async with session.begin():
                 await link_invoices_to_users(session)
+            async with session.begin():
+                await refunds.link_orphans(session)  # issue 10
             _oldest_pending[0] = await journal.oldest_unprocessed_received_at(session)
 
     def _start(self, claimed: list[ClaimedEvent]) -> None:

@@ -90,6 +90,8 @@
     show("#shop-view", loggedIn && !returning);
     show("#return-view", returning);
     show("#invoices-view", loggedIn);
+    show("#orders-view", loggedIn);
+    show("#products-view", loggedIn);
     if (!loggedIn) return;
     api("GET", "/users/me").then(function (user) {
       $("#user-email").textContent = user.email;
@@ -100,6 +102,7 @@
       loadProducts();
     }
     loadInvoices();
+    loadOrders();
   }
 
   function loadProducts() {
@@ -190,6 +193,7 @@
       if (!session.client_secret) {
         say("Nothing to pay: your free order is complete.", "info");
         loadInvoices();
+        loadOrders();
         return null;
       }
       return loadStripeJs().then(function (Stripe) {
@@ -215,6 +219,10 @@
     target.dataset.status = status.status || "";
     $("#return-payment-status").textContent = status.payment_status || "unknown";
     $("#return-invoice").textContent = status.invoice_id || "not yet issued";
+    // The status request runs the fulfil step itself: a paid order shows as paid at once.
+    var order = $("#return-order");
+    order.textContent = status.order_status || "unknown";
+    order.dataset.status = status.order_status || "";
   }
 
   // Stripe redirects here before its webhooks have necessarily arrived: ask again for a while
@@ -224,6 +232,7 @@
     return api("GET", "/billing/checkout-sessions/" + encodeURIComponent(sessionId))
       .then(function (status) {
         renderStatus(status);
+        loadOrders();
         return loadInvoices().then(function (invoices) {
           var paid = invoices.some(function (invoice) {
             return invoice.id === status.invoice_id && invoice.status === "paid";
@@ -319,6 +328,55 @@
     });
   }
 
+  function loadOrders() {
+    loadEntitlements();
+    return api("GET", "/billing/orders").then(function (page) {
+      var body = $("#orders tbody");
+      body.innerHTML = "";
+      page.data.forEach(function (order) {
+        var row = document.createElement("tr");
+        row.dataset.orderId = order.id;
+        row.dataset.status = order.status;
+        cell(row, order.lines.map(function (line) {
+          return line.quantity + " × " + (line.name || line.product_id);
+        }).join(", "));
+        cell(row, new Date(order.created_at).toLocaleDateString());
+        cell(row, money(order.amount_total, order.currency), "amount");
+        cell(row, money(order.amount_refunded, order.currency), "amount refunded");
+        cell(row, "").appendChild(statusBadge(order.status));
+        body.appendChild(row);
+      });
+      show("#no-orders", page.data.length === 0);
+      return page.data;
+    }).catch(function (error) {
+      say("Could not load orders: " + error.message);
+      return [];
+    });
+  }
+
+  function loadEntitlements() {
+    return api("GET", "/billing/entitlements").then(function (page) {
+      var names = {};
+      state.products.forEach(function (product) { names[product.id] = product.name; });
+      var body = $("#entitlements tbody");
+      body.innerHTML = "";
+      page.data.forEach(function (entitlement) {
+        var row = document.createElement("tr");
+        row.dataset.productId = entitlement.product_id;
+        row.dataset.status = entitlement.status;
+        cell(row, names[entitlement.product_id] || entitlement.product_id);
+        cell(row, new Date(entitlement.granted_at).toLocaleDateString());
+        cell(row, "").appendChild(statusBadge(entitlement.status));
+        body.appendChild(row);
+      });
+      show("#no-entitlements", page.data.length === 0);
+      return page.data;
+    }).catch(function (error) {
+      say("Could not load your products: " + error.message);
+      return [];
+    });
+  }
+
   // --- wiring ------------------------------------------------------------------------------
 
   $("#login-form").addEventListener("submit", function (event) {
@@ -352,6 +410,7 @@
   $("#validate-basket").addEventListener("click", validateBasket);
   $("#checkout-button").addEventListener("click", startCheckout);
   $("#refresh-invoices").addEventListener("click", loadInvoices);
+  $("#refresh-orders").addEventListener("click", loadOrders);
 
   render();
 })();

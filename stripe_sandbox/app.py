@@ -15,6 +15,7 @@ from litestar.exceptions import HTTPException
 from stripe_sandbox.api import error_response
 from stripe_sandbox.errors import StripeApiError, api_error, invalid_request
 from stripe_sandbox.objects import new_id
+from stripe_sandbox.payment_routes import payment_route_handlers
 from stripe_sandbox.routes import api_route_handlers
 from stripe_sandbox.sandbox_routes import sandbox_route_handlers
 from stripe_sandbox.settings import SandboxSettings, read_settings
@@ -68,7 +69,7 @@ def create_app(settings: SandboxSettings | None = None) -> Litestar:
             await sender.aclose()
 
     return Litestar(
-        route_handlers=[*api_route_handlers, *sandbox_route_handlers],
+        route_handlers=[*api_route_handlers, *payment_route_handlers, *sandbox_route_handlers],
         state=State({"sandbox": state, "webhook_sender": sender, "settings": settings}),
         lifespan=[close_sender],
         exception_handlers={HTTPException: _http_error, Exception: _unexpected_error},

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from stripe.params.checkout import SessionCreateParams
 
-from stripe_sandbox import objects
+from stripe_sandbox import objects, payments
 from stripe_sandbox.cards import check_card
 from stripe_sandbox.customers import retrieve_customer
 from stripe_sandbox.errors import invalid_request, resource_missing
@@ -170,6 +170,7 @@ def complete_checkout_session(
         metadata={},
     )
     state.payment_intents[intent["id"]] = intent
+    payments.charge_for_intent(state, intent, now=now)  # issue 10: refunds and disputes need it
     session.update(
         status="complete",
         payment_status="paid",

@@ -51,6 +51,9 @@ class SandboxState:
     checkout_line_items: dict[str, list[Obj]] = field(default_factory=dict)
     invoices: dict[str, Obj] = field(default_factory=dict)
     payment_intents: dict[str, Obj] = field(default_factory=dict)
+    charges: dict[str, Obj] = field(default_factory=dict)
+    refunds: dict[str, Obj] = field(default_factory=dict)
+    disputes: dict[str, Obj] = field(default_factory=dict)
     events: dict[str, Obj] = field(default_factory=dict)
     deliveries: dict[str, Delivery] = field(default_factory=dict)
     idempotency: dict[str, IdempotentResult] = field(default_factory=dict)
@@ -64,6 +67,9 @@ class SandboxState:
             ("cs_", self.checkout_sessions),
             ("in_", self.invoices),
             ("pi_", self.payment_intents),
+            ("ch_", self.charges),
+            ("re_", self.refunds),
+            ("du_", self.disputes),
             ("evt_", self.events),
         ):
             if object_id.startswith(prefix):

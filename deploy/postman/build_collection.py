@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from stripe_sandbox import invoice_lifecycle, objects
+from stripe_sandbox import invoice_lifecycle, objects, payments
 
 HERE = Path(__file__).resolve().parent
 SCHEMA = "https://schema.getpostman.com/json/collection/v2.1.0/collection.json"
@@ -436,6 +436,73 @@ def _session() -> Obj:
     return session
 
 
+_PAYMENT = "pi_postman__S_RUN__"
+_CHARGE = "ch_postman__S_RUN__"
+
+
+def _refund(status: str) -> Obj:
+    refund = payments.refund(
+        created=0,
+        amount=0,
+        currency="__S_CURRENCY__",
+        charge_id=_CHARGE,
+        payment_intent=_PAYMENT,
+        status=status,
+        reason="requested_by_customer",
+        refund_id="re_postman__S_RUN__",
+    )
+    refund.update(amount="__N_AMOUNT__", created="__N_NOW__", balance_transaction=None)
+    return refund
+
+
+def _refunded_charge() -> Obj:
+    charge = payments.charge(
+        charge_id=_CHARGE,
+        created=0,
+        amount=0,
+        currency="__S_CURRENCY__",
+        customer_id="__S_CUSTOMER__",
+        payment_intent=_PAYMENT,
+        payment_method="pm_postman__S_RUN__",
+        email="__S_EMAIL__",
+        name="Postman",
+    )
+    charge.update(
+        amount="__N_AMOUNT__",
+        amount_captured="__N_AMOUNT__",
+        amount_refunded="__N_AMOUNT__",
+        created="__N_NOW__",
+        refunded=True,
+        balance_transaction=None,
+        receipt_url=None,
+    )
+    charge["payment_method_details"]["card"].update(
+        amount_authorized="__N_AMOUNT__",
+        fingerprint="postman",
+        network_transaction_id="postman",
+        overcapture={"maximum_amount_capturable": "__N_AMOUNT__", "status": "unavailable"},
+    )
+    charge["refunds"] = objects.list_object(
+        [_refund("succeeded")], f"/v1/charges/{_CHARGE}/refunds"
+    )
+    return charge
+
+
+def _dispute(status: str) -> Obj:
+    dispute = payments.dispute(
+        created=0,
+        amount=0,
+        currency="__S_CURRENCY__",
+        charge_id=_CHARGE,
+        payment_intent=_PAYMENT,
+        status=status,
+        dispute_id="du_postman__S_RUN__",
+    )
+    dispute.update(amount="__N_AMOUNT__", created="__N_NOW__")
+    dispute["evidence_details"]["due_by"] = "__N_NOW__"
+    return dispute
+
+
 STRINGS = {
     "__S_CURRENCY__": "{{currency}}",
     "__S_PRODUCT__": "{{productName}}",
@@ -508,13 +575,20 @@ def webhooks() -> list[Obj]:
         ("invoice.voided", _voided(_finalized(void_draft)), "voidvoided"),
         # Stripe delivers at least once: the same event again is acknowledged and stored once.
         ("invoice.paid", _paid(_finalized(paid_draft)), "paidpaid"),
+        # The order, paid by the session above, refunded in full "from the Dashboard", then
+        # disputed and the dispute lost (flow 7).
+        ("refund.created", _refund("pending"), "refundcreated"),
+        ("refund.updated", _refund("succeeded"), "refundupdated"),
+        ("charge.refunded", _refunded_charge(), "chargerefunded"),
+        ("charge.dispute.created", _dispute("needs_response"), "disputecreated"),
+        ("charge.dispute.closed", _dispute("lost"), "disputeclosed"),
     ]
     items = []
     seen: set[str] = set()
     for event_type, obj, name in events:
         invoice_var = "invoicePaidId" if name.startswith("paid") else "invoiceVoidId"
         which = {"invoicePaidId": " (invoice to pay)", "invoiceVoidId": " (invoice to void)"}
-        label = "" if event_type.startswith("checkout") else which[invoice_var]
+        label = "" if not event_type.startswith("invoice.") else which[invoice_var]
         duplicate = name in seen
         title = event_type + label + (", duplicate delivery" if duplicate else "")
         seen.add(name)
@@ -665,6 +739,109 @@ pm.test("the same ETag", () => {
     return [download, unchanged]
 
 
+def orders_after_events() -> list[Obj]:
+    ops_headers = [
+        {"key": "X-Internal-Token", "value": "{{internalToken}}"},
+    ]
+    refund_request = request(
+        "Operations: refund an order (private network, internal credential)",
+        "POST",
+        "/internal/v1/orders/{{orderId}}/refunds",
+        body={"amount": 100, "reason": "requested_by_customer"},
+        auth=False,
+        tests="""
+pm.test("409: the order is refunded in full already, nothing is left", () => {
+    pm.response.to.have.status(409);
+});
+"""
+        + PROBLEM_TESTS,
+        description=(
+            "Never through the gateway: sent to facturation itself (`opsUrl`, port 8002) with "
+            "the internal credential and an `Idempotency-Key`. On a paid order it answers 201 "
+            "`{id, order_id, amount, status}`; here the order was refunded by the events above."
+        ),
+    )
+    refund_request["request"]["url"] = {
+        "raw": "{{opsUrl}}/internal/v1/orders/{{orderId}}/refunds",
+        "host": ["{{opsUrl}}"],
+        "path": ["internal", "v1", "orders", "{{orderId}}", "refunds"],
+    }
+    refund_request["request"]["header"] += [
+        *ops_headers,
+        {"key": "Idempotency-Key", "value": "postman-{{runId}}"},
+    ]
+    return [
+        request(
+            "The order after the refund and dispute events",
+            "GET",
+            "/api/v1/billing/orders/{{orderId}}",
+            prerequest="""
+if (Number(pm.collectionVariables.get("pollAttempt") || 0) > 0) {
+    setTimeout(() => {}, 500);
+}
+""",
+            tests="""
+pm.test("200 OK", () => pm.response.to.have.status(200));
+const order = pm.response.json();
+const attempt = Number(pm.collectionVariables.get("pollAttempt") || 0);
+if (order.status !== "refunded" && attempt < 60) {
+    pm.collectionVariables.set("pollAttempt", String(attempt + 1));
+    pm.execution.setNextRequest(pm.info.requestName);
+} else {
+    pm.collectionVariables.unset("pollAttempt");
+    pm.test("refunded in full, whatever the events' order", () => {
+        pm.expect(order.status).to.eql("refunded");
+        pm.expect(order.amount_refunded).to.eql(Number(pm.collectionVariables.get("amountTotal")));
+    });
+}
+""",
+        ),
+        request(
+            "Orders, newest first",
+            "GET",
+            "/api/v1/billing/orders",
+            tests="""
+pm.test("200 OK", () => pm.response.to.have.status(200));
+pm.test("the order is listed with what was refunded", () => {
+    const page = pm.response.json();
+    const order = page.data.find((o) => o.id === pm.collectionVariables.get("orderId"));
+    pm.expect(order, "order listed").to.be.an("object");
+    pm.expect(order.amount_refunded).to.eql(order.amount_total);
+    pm.expect(page.has_more).to.be.a("boolean");
+});
+""",
+        ),
+        request(
+            "Entitlements, every one",
+            "GET",
+            "/api/v1/billing/entitlements?status=all",
+            tests="""
+pm.test("200 OK", () => pm.response.to.have.status(200));
+pm.test("the order's products were granted, then revoked", () => {
+    const granted = pm.response.json().data.filter(
+        (e) => e.source === "order" && e.source_id === pm.collectionVariables.get("orderId"));
+    pm.expect(granted).to.not.be.empty;
+    granted.forEach((e) => pm.expect(e.status).to.eql("revoked"));
+});
+""",
+        ),
+        request(
+            "Entitlements in use: none left",
+            "GET",
+            "/api/v1/billing/entitlements",
+            tests="""
+pm.test("200 OK", () => pm.response.to.have.status(200));
+pm.test("a revoked product is not listed", () => {
+    const mine = pm.response.json().data.filter(
+        (e) => e.source_id === pm.collectionVariables.get("orderId"));
+    pm.expect(mine).to.be.empty;
+});
+""",
+        ),
+        refund_request,
+    ]
+
+
 def collection() -> Obj:
     return {
         "info": {
@@ -701,6 +878,13 @@ def collection() -> Obj:
                 "item": webhooks(),
             },
             {"name": "3. Invoices after the events", "item": invoices_after_events()},
+            {
+                "name": "4. Orders after the events",
+                "description": "The order the session paid, refunded and disputed by the "
+                "events of folder 2; the operations refund route (private, never through the "
+                "gateway) needs `opsUrl` and `internalToken`.",
+                "item": orders_after_events(),
+            },
         ],
     }
 
@@ -724,6 +908,18 @@ def environment() -> Obj:
             },
             {
                 "key": "webhookSecret",
+                "value": "",
+                "type": "secret",
+                "enabled": True,
+            },
+            {
+                "key": "opsUrl",
+                "value": "http://localhost:8002",
+                "type": "default",
+                "enabled": True,
+            },
+            {
+                "key": "internalToken",
                 "value": "",
                 "type": "secret",
                 "enabled": True,

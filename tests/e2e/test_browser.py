@@ -25,6 +25,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
+from shared import INTERNAL_TOKEN_HEADER
 from stripe_sandbox import DECLINED_CARD, SUCCEEDING_CARD
 from tests.support.offline_stack import OfflineStack, start_offline_stack
 from tests.support.processes import ROOT
@@ -252,3 +253,61 @@ async def test_a_declined_card_shows_the_error_and_creates_no_paid_invoice(
     await asyncio.sleep(1)  # room for any (wrong) webhook delivery to land
     assert await sandbox_event_ids(offline) == events_before
     assert invoices_of(offline.url, purchase.token) == []
+
+
+def refund_in_full(offline: OfflineStack, order_id: str) -> None:
+    """What an operator does: the private operations route, with the internal credential."""
+    response = httpx.post(
+        f"{offline.stack.facturation_url}/internal/v1/orders/{order_id}/refunds",
+        json={"reason": "requested_by_customer"},
+        headers={
+            INTERNAL_TOKEN_HEADER: offline.stack.internal_token,
+            "Idempotency-Key": f"browser-{order_id}",
+        },
+        timeout=10,
+    )
+    assert response.status_code == 201, response.text
+
+
+async def test_the_return_page_shows_the_paid_order_and_product_then_the_refunded_state(
+    offline: OfflineStack, browser: WebDriver
+) -> None:
+    def scenario() -> Purchase:
+        purchase = buy(browser, offline.url, SUCCEEDING_CARD)
+        # The status request fulfils the order itself: paid and granted without the webhook.
+        wait(browser).until(
+            ec.text_to_be_present_in_element_attribute(
+                (By.ID, "return-order"), "data-status", "paid"
+            )
+        )
+        product = wait(browser).until(
+            ec.visibility_of_element_located(
+                (By.CSS_SELECTOR, f"#entitlements tr[data-product-id='{purchase.product_id}']")
+            )
+        )
+        assert "active" in product.text
+        order_row = browser.find_element(By.CSS_SELECTOR, "#orders tr[data-order-id]")
+        order_id = str(order_row.get_attribute("data-order-id"))
+        screenshot(browser, "order-paid.png")
+
+        refund_in_full(offline, order_id)
+        browser.find_element(By.ID, "refresh-orders").click()
+        refunded = wait(browser).until(
+            ec.visibility_of_element_located(
+                (By.CSS_SELECTOR, f"#orders tr[data-order-id='{order_id}'][data-status='refunded']")
+            )
+        )
+        assert refunded.text.count(f"{purchase.unit_amount / 100:.2f}") == 2
+        wait(browser).until(ec.visibility_of_element_located((By.ID, "no-entitlements")))
+        screenshot(browser, "order-refunded.png")
+        return purchase
+
+    purchase = await asyncio.to_thread(scenario)
+
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.get(
+            f"{offline.url}/api/v1/billing/orders",
+            headers={"Authorization": f"Bearer {purchase.token}"},
+        )
+    (order,) = response.json()["data"]
+    assert (order["status"], order["amount_refunded"]) == ("refunded", purchase.unit_amount)

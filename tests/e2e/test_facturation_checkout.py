@@ -106,7 +106,13 @@ async def test_register_login_basket_customer_and_checkout_session_through_the_g
     assert body["id"].startswith("cs_test_")
     assert body["client_secret"].startswith(body["id"] + "_secret_")
     assert (body["amount_total"], body["currency"]) == (4700, "eur")
-    assert status.json() == {"status": "open", "payment_status": "unpaid", "invoice_id": None}
+    assert status.json() == {
+        "status": "open",
+        "payment_status": "unpaid",
+        "invoice_id": None,
+        "order_id": body["order_id"],
+        "order_status": "pending_payment",
+    }
     [stored] = await stripe_customers(stripe, me.json()["id"])
     assert stored["id"] == user_stripe_id
     assert stored["metadata"] == {"user_id": me.json()["id"]}

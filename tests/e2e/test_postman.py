@@ -46,6 +46,11 @@ async def test_newman_runs_every_request_of_the_collection_with_no_failure(
                 f"baseUrl={offline.url}",
                 "--env-var",
                 f"webhookSecret={offline.webhook_secret}",
+                # The operations refund route is private: newman reaches facturation directly.
+                "--env-var",
+                f"opsUrl={offline.stack.facturation_url}",
+                "--env-var",
+                f"internalToken={offline.stack.internal_token}",
                 "--reporters",
                 "cli,json",
                 "--reporter-json-export",

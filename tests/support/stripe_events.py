@@ -13,7 +13,7 @@ import time
 import zlib
 from typing import Any
 
-from stripe_sandbox import invoice_lifecycle, objects
+from stripe_sandbox import invoice_lifecycle, objects, payments
 from stripe_sandbox.objects import new_id
 from stripe_sandbox.webhooks import delivery_headers, encode_event, signature_header
 
@@ -239,3 +239,71 @@ def customer_event(type_: str = "customer.updated") -> dict[str, Any]:
     )
     customer.update(currency="eur", invoice_prefix="A1B2C3D4", next_invoice_sequence=2)
     return event(type_, customer)
+
+
+# --- charges, refunds and disputes (issue 10) ---
+
+
+def charge(
+    *,
+    payment_intent: str,
+    amount: int = 2000,
+    amount_refunded: int = 0,
+    refunds: list[dict[str, Any]] | None = None,
+    currency: str = "eur",
+    charge_id: str | None = None,
+) -> dict[str, Any]:
+    """A card charge; ``refunds`` lists its refunds as an expanded ``refunds`` list would."""
+    built = payments.charge(
+        charge_id=charge_id or new_id("ch_"),
+        created=int(time.time()) - 100,
+        amount=amount,
+        currency=currency,
+        customer_id="cus_TestCustomer0001",
+        payment_intent=payment_intent,
+        payment_method=new_id("pm_"),
+    )
+    built.update(amount_refunded=amount_refunded, refunded=amount_refunded >= amount)
+    if refunds is not None:
+        built["refunds"] = objects.list_object(refunds, f"/v1/charges/{built['id']}/refunds")
+    return built
+
+
+def refund(
+    *,
+    payment_intent: str,
+    amount: int,
+    status: str = "succeeded",
+    refund_id: str | None = None,
+    charge_id: str = "ch_TestCharge0001",
+    created: int | None = None,
+    currency: str = "eur",
+) -> dict[str, Any]:
+    return payments.refund(
+        created=int(time.time()) - 50 if created is None else created,
+        amount=amount,
+        currency=currency,
+        charge_id=charge_id,
+        payment_intent=payment_intent,
+        status=status,
+        refund_id=refund_id,
+    )
+
+
+def dispute(
+    *,
+    payment_intent: str,
+    status: str = "needs_response",
+    amount: int = 2000,
+    dispute_id: str | None = None,
+    charge_id: str = "ch_TestCharge0001",
+) -> dict[str, Any]:
+    return payments.dispute(
+        created=int(time.time()) - 40,
+        amount=amount,
+        currency="eur",
+        charge_id=charge_id,
+        payment_intent=payment_intent,
+        status=status,
+        dispute_id=dispute_id,
+    )

@@ -67,6 +67,8 @@ async def test_a_basket_of_free_products_completes_without_stripe(
         "status": "complete",
         "payment_status": "no_payment_required",
         "invoice_id": None,
+        "order_id": body["order_id"],
+        "order_status": "complete",
     }
     assert list(sandbox.requests) == []
     [order] = await orders(db)
@@ -153,12 +155,21 @@ async def test_session_status_is_read_from_stripe_for_its_owner(
     paid = await sandbox.pay(session_id)
     after = await client.get(f"/billing/checkout-sessions/{session_id}", headers=as_user(user_id))
 
-    assert before.json() == {"status": "open", "payment_status": "unpaid", "invoice_id": None}
+    order_id = created.json()["order_id"]
+    assert before.json() == {
+        "status": "open",
+        "payment_status": "unpaid",
+        "invoice_id": None,
+        "order_id": order_id,
+        "order_status": "pending_payment",
+    }
     assert paid["invoice"] is not None
     assert after.json() == {
         "status": "complete",
         "payment_status": "paid",
         "invoice_id": paid["invoice"],
+        "order_id": order_id,
+        "order_status": "paid",
     }
 
 

@@ -26,6 +26,9 @@ from shared import NotFoundError
         ("POST", "/api/v1/basket/validate", "facturation", True, "/basket/validate"),
         ("POST", "/api/v1/billing/customer", "facturation", True, "/billing/customer"),
         ("GET", "/api/v1/billing/invoices/in_1", "facturation", True, "/billing/invoices/in_1"),
+        ("GET", "/api/v1/billing/orders", "facturation", True, "/billing/orders"),
+        ("GET", "/api/v1/billing/orders/ord_1", "facturation", True, "/billing/orders/ord_1"),
+        ("GET", "/api/v1/billing/entitlements", "facturation", True, "/billing/entitlements"),
         ("POST", "/webhooks/stripe", "facturation", False, "/webhooks/stripe"),
     ],
 )
@@ -47,6 +50,8 @@ def test_route_table_matches_the_contract(
         "/api/v1/billing/",
         "/api/v1/internal/v1/tokens/check",
         "/internal/v1/tokens/check",
+        "/internal/v1/orders/ord_1/refunds",
+        "/api/v1/internal/v1/orders/ord_1/refunds",
         "/api/v1/users/me/",
         "/api/v1/billing/../users/me",
         "/api/v1/billing/%2e%2e/auth/login",
