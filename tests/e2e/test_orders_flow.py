@@ -18,6 +18,7 @@ import pytest_asyncio
 from shared import INTERNAL_TOKEN_HEADER
 from tests.e2e.conftest import AUTH_ENV, User, new_user
 from tests.support.processes import ServiceProcess
+from tests.support.sandbox_process import facturation_env, sandbox_process
 from tests.support.stack import Stack, start_stack
 
 WEBHOOK_SECRET = "whsec_" + secrets.token_hex(24)
@@ -27,19 +28,9 @@ DASHBOARD = {"Authorization": f"Bearer {STRIPE_SECRET_KEY}"}
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def sandbox(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[ServiceProcess]:
-    process = ServiceProcess(
-        "stripe_sandbox",
-        {
-            "SANDBOX_WEBHOOK_URL": "",
-            "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
-            "SANDBOX_WEBHOOK_RETRY_BASE_MS": "100",
-            "LOG_LEVEL": "WARNING",
-        },
-        tmp_path_factory.mktemp("sandbox"),
-    )
-    await asyncio.to_thread(process.start)
-    yield process
-    await asyncio.to_thread(process.stop)
+    """The Stripe sandbox, its own webhook delivery off until a test turns it on."""
+    async with sandbox_process(tmp_path_factory.mktemp("sandbox"), WEBHOOK_SECRET) as process:
+        yield process
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -50,13 +41,7 @@ async def stack(
         tmp_path_factory.mktemp("stack"),
         facturation_url="start",
         auth_env=AUTH_ENV,
-        facturation_env={
-            "STRIPE_API_BASE": sandbox.url,
-            "STRIPE_SECRET_KEY": STRIPE_SECRET_KEY,
-            "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
-            "CHECKOUT_RETURN_ORIGINS": "http://localhost:8000",
-            "FACTURATION_WEBHOOK_POLL_SECONDS": "0.2",
-        },
+        facturation_env=facturation_env(sandbox, STRIPE_SECRET_KEY, WEBHOOK_SECRET),
     ) as running:
         yield running
 
