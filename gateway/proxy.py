@@ -28,9 +28,9 @@ from gateway.token_check import TokenChecker
 from shared import (
     BadGatewayError,
     BadRequestError,
-    ClientError,
     ContentTooLargeError,
     GatewayTimeoutError,
+    RequestTimeoutError,
     TooManyRequestsError,
     current_request_id,
     get_logger,
@@ -39,7 +39,7 @@ from shared import (
 if TYPE_CHECKING:
     from litestar.types import HTTPScope, Receive, Scope, Send
 
-__all__ = ["ClientBudget", "Proxy", "RequestTimeoutError", "Upstream"]
+__all__ = ["ClientBudget", "Proxy", "Upstream"]
 
 logger = get_logger("gateway.proxy")
 
@@ -49,13 +49,6 @@ _BODY_TOO_LARGE = "The request body is larger than this gateway accepts."
 
 class _ClientGoneError(Exception):
     """The client disconnected while its request body was being read."""
-
-
-class RequestTimeoutError(ClientError):
-    """408: the client did not send its whole request body in time."""
-
-    status = 408
-    title = "Request Timeout"
 
 
 class ClientBudget:

@@ -7,6 +7,7 @@ ProblemError                      an HTTP problem: status, title, detail, type
 │   ├── PaymentRequiredError      402  the card or payment was refused
 │   ├── ForbiddenError            403  authenticated, but not allowed
 │   ├── NotFoundError             404  absent, or someone else's
+│   ├── RequestTimeoutError       408  the client did not send its request in time
 │   ├── ConflictError             409  the request contradicts stored state
 │   ├── ContentTooLargeError      413  the body is larger than accepted
 │   ├── UnprocessableError        422  well-formed but semantically invalid
@@ -37,6 +38,7 @@ __all__ = [
     "NotFoundError",
     "PaymentRequiredError",
     "ProblemError",
+    "RequestTimeoutError",
     "ServerError",
     "ServiceUnavailableError",
     "SettingsError",
@@ -104,6 +106,11 @@ class ForbiddenError(ClientError):
 class NotFoundError(ClientError):
     status = 404
     title = "Not Found"
+
+
+class RequestTimeoutError(ClientError):
+    status = 408
+    title = "Request Timeout"
 
 
 class ConflictError(ClientError):
