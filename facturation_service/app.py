@@ -9,10 +9,14 @@ from typing import Any
 from litestar import Litestar
 from litestar.types import ControllerRouterHandler
 
-from facturation_service import invoice_routes, routes, webhooks, worker
+from facturation_service import invoice_routes, operations, routes, webhooks, worker
 from facturation_service.auth_client import AuthClient
+from facturation_service.billing_mode import publish_billing_mode
 from facturation_service.catalog import Catalog, load_catalog
+from facturation_service.catchup import catch_up_loop
 from facturation_service.customers import KnownCustomers, UserLocks
+from facturation_service.reconciliation import reconciliation_loop
+from facturation_service.retention import retention_loop
 from facturation_service.settings import FacturationSettings, read_settings
 from facturation_service.stripe_api import StripeApi
 from shared import Database, create_service_app
@@ -26,11 +30,13 @@ ROUTE_HANDLERS: Sequence[ControllerRouterHandler] = [
     *routes.ROUTE_HANDLERS,
     *webhooks.ROUTE_HANDLERS,
     *invoice_routes.ROUTE_HANDLERS,
+    *operations.ROUTE_HANDLERS,  # issue 12
 ]
 
 
 def lifespans() -> list[Lifespan]:
-    return [clients, worker.webhook_worker]
+    # Issue 12: catch-up, reconciliation and retention need the clients and the worker.
+    return [clients, worker.webhook_worker, catch_up_loop, reconciliation_loop, retention_loop]
 
 
 @asynccontextmanager
@@ -64,6 +70,8 @@ def create_app(settings: FacturationSettings | None = None) -> Litestar:
         settings, catalog = load()
     else:
         catalog = load_catalog(settings.catalog_path or None)
+    mode = settings.billing_mode
+    publish_billing_mode(mode)  # issue 12
     return create_service_app(
         service="facturation",
         route_handlers=ROUTE_HANDLERS,
@@ -76,4 +84,5 @@ def create_app(settings: FacturationSettings | None = None) -> Litestar:
             "known_customers": KnownCustomers(),
         },
         lifespan=lifespans(),
+        health_details=lambda: {"billing_mode": mode.value},  # issue 12
     )

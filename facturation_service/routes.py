@@ -15,6 +15,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from facturation_service import checkout, customers
 from facturation_service.auth_client import AuthClient, AuthUser
 from facturation_service.basket import price_basket
+from facturation_service.billing_mode import stripe_writes_allowed
 from facturation_service.catalog import Catalog
 from facturation_service.schemas import (
     BasketRequest,
@@ -98,7 +99,8 @@ async def validate_basket(
     )
 
 
-@post("/billing/customer", dependencies=_with_user)
+# Issue 12 hook: every route that writes to Stripe carries the billing-mode guard.
+@post("/billing/customer", dependencies=_with_user, guards=[stripe_writes_allowed])
 async def create_customer(
     identity: NamedDependency[Identity], services: NamedDependency[Services]
 ) -> Response[CustomerResponse]:
@@ -128,7 +130,7 @@ async def store_stripe_customer(
     return CustomerResponse(user_id=identity.user_id, user_stripe_id=data.user_stripe_id)
 
 
-@post("/billing/checkout-sessions", dependencies=_with_user)
+@post("/billing/checkout-sessions", dependencies=_with_user, guards=[stripe_writes_allowed])
 async def create_checkout_session(
     data: JSONBody[CheckoutRequest],
     identity: NamedDependency[Identity],

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
+from facturation_service.billing_mode import BillingMode
 from shared import SettingsError, load_settings
 
 __all__ = ["DEFAULT_DATABASE_URL", "FacturationSettings", "database_url", "read_settings"]
@@ -42,6 +45,27 @@ class FacturationSettings(msgspec.Struct, frozen=True, kw_only=True, rename="upp
     """After this long, an event a crashed worker left ``processing`` is taken again."""
     facturation_refetch_invoices: bool = False
     """Read each invoice from Stripe instead of trusting the event's snapshot."""
+    # --- catch-up, reconciliation, billing mode, journal retention (issue 12) ---
+    billing_mode: BillingMode = BillingMode.ON
+    """``on``; ``read_only`` refuses writes that reach Stripe; ``off`` also pauses the worker."""
+    facturation_catchup_seconds: Annotated[float, msgspec.Meta(ge=0)] = 300.0
+    """Period of the catch-up from Stripe's event list; 0 turns the periodic pass off."""
+    facturation_catchup_overlap_seconds: Annotated[int, msgspec.Meta(ge=0)] = 600
+    """Each pass lists from its cursor minus this much: events Stripe dates a little earlier than
+    the newest one already seen are still found (the journal drops the repeats)."""
+    facturation_catchup_initial_lookback_seconds: Annotated[int, msgspec.Meta(ge=0)] = 259_200
+    """Where the very first pass starts (3 days: as long as Stripe retries a delivery)."""
+    facturation_catchup_page_size: Annotated[int, msgspec.Meta(ge=1, le=100)] = 100
+    facturation_reconcile_seconds: Annotated[float, msgspec.Meta(ge=0)] = 900.0
+    """Period of the reconciliation of pending orders with Stripe; 0 turns it off."""
+    facturation_reconcile_min_age_seconds: Annotated[float, msgspec.Meta(ge=0)] = 1800.0
+    """Only orders still ``pending_payment`` this long after they were created are checked."""
+    facturation_reconcile_batch_size: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 100
+    facturation_journal_retention_days: Annotated[float, msgspec.Meta(ge=31)] = 90.0
+    """Processed and ignored events are pruned after this; longer than Stripe keeps events (30
+    days), so an event that could still be listed or redelivered is never journaled twice."""
+    facturation_journal_prune_seconds: Annotated[float, msgspec.Meta(ge=0)] = 3600.0
+    facturation_journal_prune_batch_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 500
 
     @property
     def stripe_api_key(self) -> str:

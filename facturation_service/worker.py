@@ -389,5 +389,10 @@ async def webhook_worker(app: Litestar) -> AsyncIterator[None]:
     if not settings.facturation_webhook_worker:
         yield
         return
+    if not settings.billing_mode.applies_events:
+        # Issue 12, BILLING_MODE=off: the receiver still journals; nothing is applied until on.
+        logger.warning("billing mode off: the webhook worker is paused")
+        yield
+        return
     async with instance.lifespan(app):
         yield

@@ -33,6 +33,7 @@ def create_service_app(
     internal_token: str | None,
     database: Database | None = None,
     readiness: Mapping[str, ReadinessCheck] | None = None,
+    health_details: Callable[[], Mapping[str, str]] | None = None,
     state: Mapping[str, Any] | None = None,
     dependencies: Mapping[str, Provide] | None = None,
     lifespan: Sequence[Lifespan] = (),
@@ -48,6 +49,7 @@ def create_service_app(
         internal_token: the credential every non-public route requires; ``None`` for the gateway,
             whose routes are public by design.
         readiness: named checks ``/readyz`` runs; the database is added when given.
+        health_details: what ``/healthz`` shows beside its status.
     """
     checks: dict[str, ReadinessCheck] = {}
     app_state: dict[str, Any] = dict(state or {})
@@ -66,7 +68,11 @@ def create_service_app(
     metrics = metrics_config(service)
 
     app = Litestar(
-        route_handlers=[*health_route_handlers(checks), MetricsController, *route_handlers],
+        route_handlers=[
+            *health_route_handlers(checks, health_details),
+            MetricsController,
+            *route_handlers,
+        ],
         state=State(app_state),
         dependencies=app_dependencies,
         guards=app_guards,
