@@ -235,7 +235,7 @@ class CatchUp:
                 starting_after, resuming = None, False
                 continue
             resuming = False
-            events = [event.to_dict(recursive=True) for event in page.data]
+            events = [event.to_dict(recursive=True, for_json=True) for event in page.data]
             entries = [
                 entry
                 for entry in (_journal_entry(event, self.handled_types) for event in events)
