@@ -178,8 +178,9 @@ class CatchUp:
                 fetched, recorded = await self._catch_up_group(group, renew)
                 total.fetched += fetched
                 total.recorded += recorded
-        except ProblemError:
-            CATCHUP_ERRORS.labels(reason="stripe").inc()
+        except ProblemError as exc:
+            if not isinstance(exc, ConflictError):  # a lost lease is not Stripe's doing
+                CATCHUP_ERRORS.labels(reason="stripe").inc()
             raise
         finally:
             if total.recorded:
@@ -247,9 +248,13 @@ class CatchUp:
                 event["created"] for event in events if isinstance(event.get("created"), int)
             ]
             upper = max([upper, *created])
-            if not events or not page.has_more:
+            # Stripe pages after an id; one without a usable id cannot be a cursor.
+            last_id = next(
+                (e["id"] for e in reversed(events) if isinstance(e.get("id"), str)), None
+            )
+            if last_id is None or not page.has_more:
                 break
-            starting_after = str(events[-1].get("id"))
+            starting_after = last_id
             await self._save(group.name, resume_after=starting_after, resume_upper=upper)
             if renew is not None and not await renew():
                 raise ConflictError("The catch-up lease was lost to another replica.")
