@@ -7,16 +7,18 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
 from litestar.types import ControllerRouterHandler
 
 from facturation_service import invoice_routes, operations, routes, webhooks, worker
 from facturation_service.auth_client import AuthClient
 from facturation_service.billing_mode import publish_billing_mode
 from facturation_service.catalog import Catalog, load_catalog
-from facturation_service.catchup import catch_up_loop
+from facturation_service.catchup import CatchUp
 from facturation_service.customers import KnownCustomers, UserLocks
-from facturation_service.reconciliation import reconciliation_loop
-from facturation_service.retention import retention_loop
+from facturation_service.operations import build_operations_jobs
+from facturation_service.reconciliation import Reconciler
 from facturation_service.settings import FacturationSettings, read_settings
 from facturation_service.stripe_api import StripeApi
 from shared import Database, create_service_app
@@ -36,7 +38,29 @@ ROUTE_HANDLERS: Sequence[ControllerRouterHandler] = [
 
 def lifespans() -> list[Lifespan]:
     # Issue 12: catch-up, reconciliation and retention need the clients and the worker.
-    return [clients, worker.webhook_worker, catch_up_loop, reconciliation_loop, retention_loop]
+    return [clients, worker.webhook_worker, operations_jobs]
+
+
+@asynccontextmanager
+async def operations_jobs(app: Litestar) -> AsyncIterator[None]:
+    """Issue 12: the jobs built once from the app's collaborators, running while the app runs."""
+    state = app.state
+    jobs = build_operations_jobs(
+        state.settings, state.database, state.stripe, getattr(state, "webhook_worker", None)
+    )
+    state.catch_up, state.reconciler = jobs.catch_up, jobs.reconciler
+    async with jobs.running():
+        yield
+
+
+async def _provide_catch_up(state: State) -> CatchUp:
+    catch_up: CatchUp = state.catch_up
+    return catch_up
+
+
+async def _provide_reconciler(state: State) -> Reconciler:
+    reconciler: Reconciler = state.reconciler
+    return reconciler
 
 
 @asynccontextmanager
@@ -82,6 +106,11 @@ def create_app(settings: FacturationSettings | None = None) -> Litestar:
             "catalog": catalog,
             "customer_locks": UserLocks(),
             "known_customers": KnownCustomers(),
+            "billing_mode": mode,  # issue 12: read by the billing-mode guard
+        },
+        dependencies={  # issue 12
+            "catch_up": Provide(_provide_catch_up),
+            "reconciler": Provide(_provide_reconciler),
         },
         lifespan=lifespans(),
         health_details=lambda: {"billing_mode": mode.value},  # issue 12

@@ -17,12 +17,11 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from litestar import Litestar
 from prometheus_client import Counter, Gauge
 from sqlalchemy import select, update
 
@@ -31,9 +30,7 @@ from facturation_service.journal import EventEnvelope
 from facturation_service.leases import Lease, ensure_job_row
 from facturation_service.models import ScheduledJob, utcnow
 from facturation_service.periodic import every
-from facturation_service.settings import FacturationSettings
 from facturation_service.stripe_api import StripeApi
-from facturation_service.worker import HANDLED_EVENT_TYPES
 from shared import ClientError, ConflictError, Database, ProblemError
 
 __all__ = [
@@ -42,7 +39,6 @@ __all__ = [
     "LAST_SUCCESS",
     "CatchUp",
     "CatchUpResult",
-    "catch_up_loop",
     "type_groups",
 ]
 
@@ -136,9 +132,16 @@ class CatchUp:
         initial_lookback_seconds: int = 259_200,
         page_size: int = 100,
         lease_seconds: float = 120.0,
+        period: float = 0.0,
         on_recorded: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """Catch-up over the ``handled_types`` (the worker's dispatch table).
+
+        Args:
+            period: seconds between two passes while :meth:`running`; 0: on demand only.
+            on_recorded: called after a pass recorded new events (the worker's ``notify``).
+        """
         self.database = database
         self.stripe = stripe_api
         self.handled_types = frozenset(handled_types)
@@ -147,6 +150,7 @@ class CatchUp:
         self.initial_lookback = initial_lookback_seconds
         self.page_size = page_size
         self.lease_seconds = lease_seconds
+        self.period = period
         self.on_recorded = on_recorded
         self.clock = clock
 
@@ -162,6 +166,12 @@ class CatchUp:
             if not held:
                 raise ConflictError("A catch-up pass is already running on another replica.")
             return await self.run_pass_unlocked(renew=lease.take)
+
+    def running(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """A pass every ``period`` for as long as the block runs (the app's lifespan). Catch-up
+        only journals, so it runs in every billing mode: while ``off`` it keeps what Stripe could
+        not deliver."""
+        return every(self.period, "catch-up", self.scheduled_pass)
 
     async def scheduled_pass(self) -> None:
         """The periodic pass: another replica running it is not a failure."""
@@ -272,24 +282,3 @@ class CatchUp:
             await connection.execute(
                 update(ScheduledJob).where(ScheduledJob.name == name).values(**values)
             )
-
-
-@contextlib.asynccontextmanager
-async def catch_up_loop(app: Litestar) -> AsyncIterator[None]:
-    """Builds the app's :class:`CatchUp` (for ``POST /internal/v1/catch-up``) and, unless
-    ``FACTURATION_CATCHUP_SECONDS`` is 0, runs a pass every period. Catch-up only journals, so
-    it runs in every billing mode: while ``off`` it keeps what Stripe could not deliver."""
-    settings: FacturationSettings = app.state.settings
-    worker = getattr(app.state, "webhook_worker", None)
-    catch_up = CatchUp(
-        app.state.database,
-        app.state.stripe,
-        handled_types=HANDLED_EVENT_TYPES,
-        overlap_seconds=settings.facturation_catchup_overlap_seconds,
-        initial_lookback_seconds=settings.facturation_catchup_initial_lookback_seconds,
-        page_size=settings.facturation_catchup_page_size,
-        on_recorded=worker.notify if worker is not None else None,
-    )
-    app.state.catch_up = catch_up
-    async with every(settings.facturation_catchup_seconds, "catch-up", catch_up.scheduled_pass):
-        yield

@@ -11,29 +11,26 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
-from litestar import Litestar
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from facturation_service.billing_mode import RETRY_AFTER_SECONDS
 from facturation_service.leases import Lease
 from facturation_service.models import Order, OrderStatus, ReconciliationRun, utcnow
 from facturation_service.order_events import apply_checkout_session_event
 from facturation_service.periodic import every
-from facturation_service.settings import FacturationSettings
 from facturation_service.stripe_api import StripeApi
-from shared import ClientError, ConflictError, Database, ServerError
+from shared import ClientError, ConflictError, Database, ServerError, ServiceUnavailableError
 
 __all__ = [
     "Reconciler",
     "ReconciliationItem",
     "ReconciliationReport",
     "fulfil_paid_checkout",
-    "reconciliation_loop",
 ]
 
 logger = logging.getLogger("facturation_service.reconciliation")
@@ -90,23 +87,44 @@ class Reconciler:
         min_age_seconds: float = 1800.0,
         batch_size: int = 100,
         lease_seconds: float = 600.0,
+        period: float = 0.0,
+        paused: bool = False,
     ) -> None:
+        """Reconcile pending orders older than ``min_age_seconds`` with Stripe.
+
+        Args:
+            period: seconds between two runs while :meth:`running`; 0: on demand only.
+            paused: billing is ``off``: it corrects orders, which ``off`` holds back like the
+                worker, so it neither runs periodically nor on demand.
+        """
         self.database = database
         self.stripe = stripe_api
         self.min_age = timedelta(seconds=min_age_seconds)
         self.batch_size = batch_size
         self.lease_seconds = lease_seconds
+        self.period = period
+        self.paused = paused
 
     async def run(self) -> ReconciliationReport:
         """One run under the lease, stored as the last report.
 
         Raises:
             ConflictError: another replica is running one right now.
+            ServiceUnavailableError: billing is ``off``.
         """
+        if self.paused:
+            raise ServiceUnavailableError(
+                "Billing is off: reconciliation waits, like the worker, until it is back on.",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
         async with Lease(self.database.engine, LEASE_NAME, seconds=self.lease_seconds) as held:
             if not held:
                 raise ConflictError("A reconciliation is already running on another replica.")
             return await self.run_unlocked()
+
+    def running(self) -> contextlib.AbstractAsyncContextManager[None]:
+        """A run every ``period`` for as long as the block runs (the app's lifespan)."""
+        return every(0 if self.paused else self.period, "reconciliation", self.scheduled_run)
 
     async def scheduled_run(self) -> None:
         with contextlib.suppress(ConflictError):
@@ -215,20 +233,3 @@ class Reconciler:
             started_at=run.started_at,
             finished_at=run.finished_at,
         )
-
-
-@contextlib.asynccontextmanager
-async def reconciliation_loop(app: Litestar) -> AsyncIterator[None]:
-    """The app's :class:`Reconciler`, run every ``FACTURATION_RECONCILE_SECONDS`` unless the
-    billing mode is ``off`` (it corrects orders, which ``off`` holds back like the worker)."""
-    settings: FacturationSettings = app.state.settings
-    reconciler = Reconciler(
-        app.state.database,
-        app.state.stripe,
-        min_age_seconds=settings.facturation_reconcile_min_age_seconds,
-        batch_size=settings.facturation_reconcile_batch_size,
-    )
-    app.state.reconciler = reconciler
-    period = settings.facturation_reconcile_seconds if settings.billing_mode.applies_events else 0
-    async with every(period, "reconciliation", reconciler.scheduled_run):
-        yield

@@ -12,20 +12,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
-from litestar import Litestar
 from prometheus_client import Counter
 from sqlalchemy import delete, select
 
 from facturation_service.journal import EventStatus
 from facturation_service.models import ReconciliationRun, WebhookEvent, utcnow
 from facturation_service.periodic import every
-from facturation_service.settings import FacturationSettings
 from shared import Database
 
-__all__ = ["EVENTS_PRUNED", "PRUNABLE", "prune_journal", "retention_loop"]
+__all__ = ["EVENTS_PRUNED", "PRUNABLE", "JournalRetention", "prune_journal"]
 
 logger = logging.getLogger("facturation_service.retention")
 
@@ -76,17 +73,21 @@ async def prune_journal(
     return total
 
 
-@contextlib.asynccontextmanager
-async def retention_loop(app: Litestar) -> AsyncIterator[None]:
-    settings: FacturationSettings = app.state.settings
-    database: Database = app.state.database
+class JournalRetention:
+    """Prunes the journal every ``period`` seconds while :meth:`running` (0: never)."""
 
-    async def prune() -> None:
-        await prune_journal(
-            database,
-            older_than=timedelta(days=settings.facturation_journal_retention_days),
-            batch_size=settings.facturation_journal_prune_batch_size,
+    def __init__(
+        self, database: Database, *, days: float = 90.0, batch_size: int = 500, period: float = 0.0
+    ) -> None:
+        self.database = database
+        self.older_than = timedelta(days=days)
+        self.batch_size = batch_size
+        self.period = period
+
+    async def prune(self) -> int:
+        return await prune_journal(
+            self.database, older_than=self.older_than, batch_size=self.batch_size
         )
 
-    async with every(settings.facturation_journal_prune_seconds, "journal-retention", prune):
-        yield
+    def running(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return every(self.period, "journal-retention", self.prune)
