@@ -184,6 +184,43 @@ async def test_the_catch_up_route_answers_stripes_failure_as_a_problem_and_recor
     assert await count_events(db) == 0
 
 
+async def test_stripe_rate_limiting_the_event_list_answers_503_with_retry_after_then_resumes(
+    facturation_url: str, db: Database, sandbox: Sandbox, stripe_api: StripeApi
+) -> None:
+    paid_invoice_events(sandbox, 3)
+    sandbox.faults.add("GET", "/v1/events", "rate_limit")
+    settings = webhook_settings(
+        facturation_url, facturation_catchup_seconds=0, facturation_webhook_worker=False
+    )
+    async with running(create_app(settings, stripe=stripe_api, auth=FakeAuth())) as client:
+        limited = await client.post("/internal/v1/catch-up")
+        journaled_while_limited = await count_events(db)
+        retried = await client.post("/internal/v1/catch-up")
+
+    assert limited.status_code == 503
+    assert limited.headers["content-type"].startswith("application/problem+json")
+    assert limited.headers["retry-after"] == "1"
+    assert journaled_while_limited == 0
+    assert retried.json() == {"fetched": 3, "recorded": 3}
+    assert len(sandbox.requests.matching("GET", "/v1/events")) == 2
+
+
+async def test_stripe_unreachable_is_a_502_and_the_next_pass_records_everything(
+    db: Database, sandbox: Sandbox, stripe_api: StripeApi
+) -> None:
+    paid_invoice_events(sandbox, 4)
+    sandbox.faults.add("GET", "/v1/events", "disconnect")
+    catch_up = CatchUp(db, stripe_api, handled_types=HANDLED_EVENT_TYPES, page_size=2)
+
+    with pytest.raises(ProblemError) as unreachable:
+        await catch_up.run_pass()
+    resumed = await catch_up.run_pass()
+
+    assert unreachable.value.status == 502
+    assert (resumed.fetched, resumed.recorded) == (4, 4)
+    assert await count_events(db) == 4
+
+
 async def test_a_malformed_listed_event_is_journaled_failed_and_never_blocks_the_rest(
     db: Database, sandbox: Sandbox, stripe_api: StripeApi
 ) -> None:

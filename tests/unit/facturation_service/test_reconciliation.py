@@ -111,6 +111,24 @@ async def test_stripe_failing_stops_the_run_and_reports_it_incomplete(
     assert (await statuses(db))["ord_a"] == ("pending_payment", None)
 
 
+async def test_stripe_timing_out_stops_the_run_incomplete_and_the_next_run_settles_the_order(
+    db: Database, sandbox: Sandbox, stripe_api: StripeApi
+) -> None:
+    expired = await pending_order(db, stripe_api, "ord_late", age=timedelta(hours=2))
+    await stripe_api.client.v1.checkout.sessions.expire_async(expired)
+    sandbox.faults.add("GET", f"/v1/checkout/sessions/{expired}", "timeout", seconds=1.0)
+    slow_client = sandbox.stripe_api(timeout_seconds=0.2)
+    try:
+        stopped = await Reconciler(db, slow_client, min_age_seconds=60).run()
+    finally:
+        await slow_client.close()
+    settled = await Reconciler(db, stripe_api, min_age_seconds=60).run()
+
+    assert (stopped.checked, stopped.complete) == (0, False)
+    assert (settled.checked, settled.fixed, settled.complete) == (1, 1, True)
+    assert (await statuses(db))["ord_late"] == ("expired", None)
+
+
 async def test_the_report_route_shows_the_last_run_and_zeros_before_the_first(
     facturation_url: str, db: Database, sandbox: Sandbox, stripe_api: StripeApi
 ) -> None:
