@@ -1,12 +1,13 @@
 """The composition root: ``create_app`` reads the settings once, builds every collaborator once
 (or takes the test doubles it is handed), and injects each with ``Provide``. Routes name what they
-use; nothing reads ``app.state``. The lifespan only starts the worker and closes the clients this
-factory built.
+use; nothing reads ``app.state``. The lifespan starts the worker and the periodic jobs and closes
+the clients this factory built.
 
 What a route can ask for, by name: ``catalog``, ``auth``, ``customers``, ``checkout``,
 ``webhook_intake``, ``webhook_worker``, ``seller``, ``catch_up``, ``reconciler``, and
-``db_session`` (from ``shared``). The lifespan also runs the periodic jobs (catch-up,
-reconciliation, journal retention) and, unless ``BILLING_MODE=off``, the worker.
+``db_session`` (from ``shared``). The periodic jobs are catch-up, reconciliation and journal
+retention; ``BILLING_MODE=off`` keeps the worker paused. The billing-mode guard is an app guard
+built for the mode read here, refusing only the routes marked ``WRITES_TO_STRIPE``.
 """
 
 from __future__ import annotations
