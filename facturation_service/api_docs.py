@@ -32,6 +32,8 @@ API_DOCS = ApiDocs(
         "POST /webhooks/stripe": (400, 413, 503),
         "POST /internal/v1/webhook-events/{event_id}/replay": (404, 409),
         "POST /internal/v1/orders/{order_id}/refunds": (400, 404, 409, 422, *_STRIPE),
+        "POST /internal/v1/catch-up": (409, 422, 502, 503, 504),
+        "POST /internal/v1/reconciliation": (409, 503),
     },
     identity=tuple(_USER_ROUTES),
     also_succeeds={

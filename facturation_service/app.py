@@ -1,15 +1,18 @@
 """The composition root: ``create_app`` reads the settings once, builds every collaborator once
 (or takes the test doubles it is handed), and injects each with ``Provide``. Routes name what they
-use; nothing reads ``app.state``. The lifespan only starts the worker and closes the clients this
-factory built.
+use; nothing reads ``app.state``. The lifespan starts the worker and the periodic jobs and closes
+the clients this factory built.
 
 What a route can ask for, by name: ``catalog``, ``auth``, ``customers``, ``checkout``,
-``webhook_intake``, ``webhook_worker``, ``seller``, ``refunds``, and ``db_session`` (from
-``shared``).
+``webhook_intake``, ``webhook_worker``, ``seller``, ``refunds``, ``catch_up``, ``reconciler``,
+and ``db_session`` (from ``shared``). The periodic jobs are catch-up, reconciliation and journal
+retention; ``BILLING_MODE=off`` keeps the worker paused. The billing-mode guard is an app guard
+built for the mode read here, refusing only the routes marked ``WRITES_TO_STRIPE``.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TypeVar
@@ -20,6 +23,7 @@ from litestar.di import Provide
 from facturation_service import (
     invoice_document_routes,
     invoice_routes,
+    operations,
     order_routes,
     refund_routes,
     routes,
@@ -27,11 +31,13 @@ from facturation_service import (
 )
 from facturation_service.api_docs import API_DOCS
 from facturation_service.auth_client import AuthApi, AuthClient
+from facturation_service.billing_mode import billing_mode_guard, publish_billing_mode
 from facturation_service.catalog import Catalog, load_catalog
 from facturation_service.checkout import Checkout
 from facturation_service.customers import Customers, KnownCustomers, UserLocks
 from facturation_service.invoice_documents import seller_from_settings
 from facturation_service.journal import JournalWriter
+from facturation_service.operations import build_operations_jobs
 from facturation_service.refunds import Refunds
 from facturation_service.settings import FacturationSettings, read_settings
 from facturation_service.stripe_api import StripeApi
@@ -43,6 +49,8 @@ __all__ = ["create_app", "load"]
 
 T = TypeVar("T")
 
+logger = logging.getLogger("facturation_service.app")
+
 ROUTE_HANDLERS = [
     *routes.ROUTE_HANDLERS,
     *invoice_routes.ROUTE_HANDLERS,
@@ -50,6 +58,7 @@ ROUTE_HANDLERS = [
     *webhooks.ROUTE_HANDLERS,
     *order_routes.ROUTE_HANDLERS,
     *refund_routes.ROUTE_HANDLERS,
+    *operations.ROUTE_HANDLERS,
 ]
 
 
@@ -77,6 +86,8 @@ def create_app(
         settings, catalog = load()
     else:
         catalog = load_catalog(settings.catalog_path or None)
+    mode = settings.billing_mode
+    publish_billing_mode(mode)
     to_close: list[Callable[[], Awaitable[None]]] = []
     if stripe is None:
         stripe = StripeApi(
@@ -109,15 +120,21 @@ def create_app(
         intake=journal_writer,
     )
     webhook_intake = WebhookIntake(settings.stripe_webhook_secret, journal_writer, webhook_worker)
+    jobs = build_operations_jobs(settings, database, stripe, webhook_worker)
 
     @asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             for close in to_close:
                 stack.push_async_callback(close)
-            if settings.facturation_webhook_worker:
-                # Entered last, left first: the worker stops before the clients close.
+            if settings.facturation_webhook_worker and not mode.applies_events:
+                # BILLING_MODE=off: the intake still journals; nothing is applied until on.
+                logger.warning("billing mode off: the webhook worker is paused")
+            elif settings.facturation_webhook_worker:
+                # Entered after the clients, left before them: the worker stops first.
                 await stack.enter_async_context(webhook_worker.running())
+            # Catch-up, reconciliation and retention, each on its own period; left first.
+            await stack.enter_async_context(jobs.running())
             yield
 
     return create_service_app(
@@ -134,8 +151,12 @@ def create_app(
             "webhook_worker": _provide(webhook_worker),
             "seller": _provide(seller_from_settings(settings)),
             "refunds": _provide(Refunds(database, stripe)),
+            "catch_up": _provide(jobs.catch_up),
+            "reconciler": _provide(jobs.reconciler),
         },
+        guards=[billing_mode_guard(mode)],
         lifespan=[lifespan],
+        health_details=lambda: {"billing_mode": mode.value},
         api_docs=API_DOCS,
     )
 

@@ -38,6 +38,7 @@ __all__ = [
     "oldest_unprocessed_received_at",
     "record_event",
     "record_failure",
+    "record_listed_events",
     "replay_event",
 ]
 
@@ -353,3 +354,32 @@ async def oldest_unprocessed_received_at(session: AsyncSession) -> datetime | No
     if value is not None and value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value
+
+
+# --- catch-up (issue 12): events listed from Stripe join the journal by the receiver's insert ---
+
+
+async def record_listed_events(
+    engine: AsyncEngine, events: list[tuple[EventEnvelope, str, bool, str | None]]
+) -> set[str]:
+    """Journal events read from Stripe's event list, as one multi-row insert with the receiver's
+    dedupe by id; returns the ids that were new. An event given an error is stored ``failed``
+    with it, so the worker never takes it and an operator sees why.
+
+    Args:
+        events: ``(envelope, payload, handled, error)``; ``error`` is ``None`` when well-formed.
+    """
+    if not events:
+        return set()
+    rows = []
+    for envelope, payload, handled, error in events:
+        row = _record_parameters(envelope, payload, handled=handled)
+        row["last_error"] = None if error is None else error[:_MAX_ERROR_LENGTH]
+        if error is not None:
+            row.update(status=EventStatus.FAILED, processed_at=row["received_at"])
+        rows.append(row)
+    async with engine.connect() as connection:
+        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        statement = _RECORD_STATEMENTS[autocommit.dialect.name]
+        result = await autocommit.execute(statement, rows)
+        return {row.id for row in result}

@@ -36,8 +36,10 @@ __all__ = [
     "InvoiceLine",
     "Order",
     "OrderStatus",
+    "ReconciliationRun",
     "Refund",
     "RefundRequest",
+    "ScheduledJob",
     "StripeCustomer",
     "UTCDateTime",
     "WebhookEvent",
@@ -324,3 +326,40 @@ class Dispute(Base):
     status_rank: Mapped[int] = mapped_column(SmallInteger)
     raw: Mapped[dict[str, Any]] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# --- catch-up, reconciliation, journal retention (issue 12) ---
+
+
+class ScheduledJob(Base):
+    """A periodic job's lease (one replica at a time runs it) and, for a catch-up type group,
+    its cursor in Stripe's event list."""
+
+    __tablename__ = "scheduled_jobs"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cursor: Mapped[int | None] = mapped_column(BigInteger)
+    """Catch-up: every event created before this (unix seconds) is journaled."""
+    resume_after: Mapped[str | None] = mapped_column(String(255))
+    """Catch-up: the last event of the last page a pass recorded, while the pass is unfinished."""
+    resume_upper: Mapped[int | None] = mapped_column(BigInteger)
+    """Catch-up: the newest event an unfinished pass saw; the cursor once the pass ends."""
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ReconciliationRun(Base):
+    """What one reconciliation run checked, found and corrected."""
+
+    __tablename__ = "reconciliation_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    complete: Mapped[bool] = mapped_column(Boolean)
+    """``False`` when Stripe failed mid-run: the orders not reached are checked next run."""
+    checked: Mapped[int] = mapped_column(Integer)
+    drifted: Mapped[int] = mapped_column(Integer)
+    fixed: Mapped[int] = mapped_column(Integer)
+    items: Mapped[list[dict[str, Any]]] = mapped_column(JSON)

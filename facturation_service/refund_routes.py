@@ -16,6 +16,7 @@ from litestar.di import NamedDependency
 from litestar.params import PathParameter
 from litestar.status_codes import HTTP_201_CREATED
 
+from facturation_service.billing_mode import WRITES_TO_STRIPE
 from facturation_service.refunds import RefundCreate, RefundResult, Refunds
 from shared import BadRequestError
 
@@ -46,6 +47,7 @@ def _body(raw: bytes) -> RefundCreate:
 @post(
     "/internal/v1/orders/{order_id:str}/refunds",
     summary="Refund (part of) a paid order through Stripe",
+    opt={WRITES_TO_STRIPE: True},
 )
 async def create_order_refund(
     order_id: Annotated[str, PathParameter(max_length=64)],

@@ -11,6 +11,7 @@ from litestar.params import FromPath, JSONBody, Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from facturation_service.auth_client import AuthApi
+from facturation_service.billing_mode import WRITES_TO_STRIPE
 from facturation_service.catalog import Catalog
 from facturation_service.checkout import Checkout
 from facturation_service.customers import Customers
@@ -55,7 +56,11 @@ async def validate_basket(
     )
 
 
-@post("/billing/customer", dependencies=_with_user)
+_WRITES = {WRITES_TO_STRIPE: True}
+"""Every route that writes to Stripe is marked: the billing-mode guard refuses it unless ``on``."""
+
+
+@post("/billing/customer", dependencies=_with_user, opt=_WRITES)
 async def create_customer(
     identity: NamedDependency[Identity], customers: NamedDependency[Customers]
 ) -> Response[CustomerResponse]:
@@ -76,7 +81,9 @@ async def store_stripe_customer(
     return CustomerResponse(user_id=identity.user_id, user_stripe_id=data.user_stripe_id)
 
 
-@post("/billing/checkout-sessions", dependencies=_with_user, status_code=HTTP_201_CREATED)
+@post(
+    "/billing/checkout-sessions", dependencies=_with_user, status_code=HTTP_201_CREATED, opt=_WRITES
+)
 async def create_checkout_session(
     data: JSONBody[CheckoutRequest],
     identity: NamedDependency[Identity],

@@ -6,9 +6,12 @@ from typing import Annotated
 
 import msgspec
 
+from facturation_service.billing_mode import BillingMode
 from shared import (
+    NonNegative,
     Positive,
     PositiveSeconds,
+    Seconds,
     SettingsError,
     load_settings,
 )
@@ -55,6 +58,27 @@ class FacturationSettings(msgspec.Struct, frozen=True, kw_only=True):
     seller_address: str = "1 rue de la Paix; 75002 Paris; France"
     """Printed one line per ``;``-separated part."""
     seller_tax_id: str = ""
+    # --- catch-up, reconciliation, billing mode, journal retention (issue 12) ---
+    billing_mode: BillingMode = BillingMode.ON
+    """``on``; ``read_only`` refuses writes that reach Stripe; ``off`` also pauses the worker."""
+    facturation_catchup_seconds: Seconds = 300.0
+    """Period of the catch-up from Stripe's event list; 0 turns the periodic pass off."""
+    facturation_catchup_overlap_seconds: NonNegative = 600
+    """Each pass lists from its cursor minus this much: events Stripe dates a little earlier than
+    the newest one already seen are still found (the journal drops the repeats)."""
+    facturation_catchup_initial_lookback_seconds: NonNegative = 259_200
+    """Where the very first pass starts (3 days: as long as Stripe retries a delivery)."""
+    facturation_catchup_page_size: Annotated[int, msgspec.Meta(ge=1, le=100)] = 100
+    facturation_reconcile_seconds: Seconds = 900.0
+    """Period of the reconciliation of pending orders with Stripe; 0 turns it off."""
+    facturation_reconcile_min_age_seconds: Seconds = 1800.0
+    """Only orders still ``pending_payment`` this long after they were created are checked."""
+    facturation_reconcile_batch_size: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 100
+    facturation_journal_retention_days: Annotated[float, msgspec.Meta(ge=31, le=36_500)] = 90.0
+    """Processed and ignored events are pruned after this; longer than Stripe keeps events (30
+    days), so an event that could still be listed or redelivered is never journaled twice."""
+    facturation_journal_prune_seconds: Seconds = 3600.0
+    facturation_journal_prune_batch_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 500
 
     @property
     def stripe_api_key(self) -> str:

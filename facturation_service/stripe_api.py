@@ -23,7 +23,7 @@ from shared import (
 )
 
 if TYPE_CHECKING:
-    from stripe.params import CustomerCreateParams, RefundCreateParams
+    from stripe.params import CustomerCreateParams, EventListParams, RefundCreateParams
     from stripe.params.checkout import SessionCreateParams
 
 __all__ = ["StripeApi", "problem_from_stripe_error"]
@@ -113,6 +113,29 @@ class StripeApi:
     async def retrieve_invoice(self, invoice_id: str) -> stripe.Invoice:
         try:
             return await self.client.v1.invoices.retrieve_async(invoice_id)
+        except stripe.StripeError as exc:
+            raise problem_from_stripe_error(exc) from exc
+
+    # --- catch-up (issue 12) ---
+
+    async def list_events(
+        self,
+        *,
+        types: list[str],
+        created_gte: int,
+        starting_after: str | None = None,
+        limit: int = 100,
+    ) -> stripe.ListObject[stripe.Event]:
+        """One page of Stripe's events of these types (at most 20), newest first."""
+        params: EventListParams = {
+            "types": types,
+            "created": {"gte": created_gte},
+            "limit": limit,
+        }
+        if starting_after is not None:
+            params["starting_after"] = starting_after
+        try:
+            return await self.client.v1.events.list_async(params)
         except stripe.StripeError as exc:
             raise problem_from_stripe_error(exc) from exc
 

@@ -36,6 +36,7 @@ def create_service_app(
     internal_token: str | None,
     database: Database | None = None,
     readiness: Mapping[str, ReadinessCheck] | None = None,
+    health_details: Callable[[], Mapping[str, str]] | None = None,
     state: Mapping[str, Any] | None = None,
     dependencies: Mapping[str, Provide] | None = None,
     lifespan: Sequence[Lifespan] = (),
@@ -57,6 +58,7 @@ def create_service_app(
             (``shared._json_policy``); ``None`` for the gateway, which streams bodies through.
         api_docs: the problems, security and extra statuses ``/schema/openapi.json`` documents
             beyond what Litestar sees (``shared._openapi``).
+        health_details: what ``/healthz`` shows beside its status.
     """
     checks: dict[str, ReadinessCheck] = {}
     app_state: dict[str, Any] = dict(state or {})
@@ -83,7 +85,11 @@ def create_service_app(
     app_middleware.extend(middleware)
 
     app = Litestar(
-        route_handlers=[*health_route_handlers(checks), MetricsController, *route_handlers],
+        route_handlers=[
+            *health_route_handlers(checks, health_details),
+            MetricsController,
+            *route_handlers,
+        ],
         state=State(app_state),
         dependencies=app_dependencies,
         guards=app_guards,

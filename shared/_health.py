@@ -28,10 +28,19 @@ async def _run_check(check: ReadinessCheck) -> str:
     return "ok"
 
 
-def health_route_handlers(checks: Mapping[str, ReadinessCheck]) -> list[HTTPRouteHandler]:
+def health_route_handlers(
+    checks: Mapping[str, ReadinessCheck],
+    details: Callable[[], Mapping[str, str]] | None = None,
+) -> list[HTTPRouteHandler]:
+    """The liveness and readiness routes.
+
+    Args:
+        details: what ``/healthz`` shows beside its status (e.g. facturation's billing mode).
+    """
+
     @get("/healthz", opt={PUBLIC_ROUTE: True}, include_in_schema=False, sync_to_thread=False)
     def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+        return {"status": "ok", **(details() if details is not None else {})}
 
     @get("/readyz", opt={PUBLIC_ROUTE: True}, include_in_schema=False)
     async def readyz() -> Response[Any]:

@@ -8,11 +8,11 @@ from typing import Any
 from litestar import Request, Response, get, post
 from litestar.params import FromPath
 
-from stripe_sandbox import checkout, customers, invoices
+from stripe_sandbox import checkout, customers, event_list, invoices
 from stripe_sandbox.api import run_api_call
 from stripe_sandbox.errors import invalid_request, resource_missing
 from stripe_sandbox.events import emit_events
-from stripe_sandbox.forms import Params, read_int, read_str
+from stripe_sandbox.forms import Params
 from stripe_sandbox.objects import Obj, list_object
 from stripe_sandbox.state import SandboxState
 
@@ -155,14 +155,8 @@ async def retrieve_payment_intent(request: AnyRequest, intent_id: FromPath[str])
 @get("/v1/events")
 async def list_events(request: AnyRequest) -> Response[bytes]:
     def action(params: Params, _: str) -> tuple[int, Obj]:
-        event_type = read_str(params, "type")
-        limit = read_int(params, "limit", minimum=1, maximum=100) or 10
-        found = [
-            event
-            for event in reversed(_state(request).events.values())
-            if event_type is None or event["type"] == event_type
-        ]
-        return 200, list_object(found[:limit], "/v1/events", has_more=len(found) > limit)
+        found, has_more = event_list.list_events(_state(request), params)
+        return 200, list_object(found, "/v1/events", has_more=has_more)
 
     return await run_api_call(request, action)
 

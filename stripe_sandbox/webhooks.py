@@ -66,6 +66,8 @@ class WebhookSender:
     def send(self, event: Obj) -> None:
         delivery = Delivery()
         self.state.deliveries[event["id"]] = delivery
+        # The event's own record of its delivery, as GET /v1/events shows it (issue 12).
+        event["pending_webhooks"] = 1
         if not self.state.webhook_url or not self.secrets:
             delivery.status = "disabled"
             return
@@ -89,6 +91,7 @@ class WebhookSender:
                 delivery.last_error = f"{type(exc).__name__}: {exc}"
             if delivery.last_error is None:
                 delivery.status = "delivered"
+                event["pending_webhooks"] = 0
                 return
             if delivery.attempts >= self.max_attempts:
                 delivery.status = "failed"
