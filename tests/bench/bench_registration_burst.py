@@ -38,7 +38,7 @@ import httpx
 
 from tests.support.stack import start_stack
 
-BOUNDS_OFF = {"REGISTER_MAX_ATTEMPTS_PER_ADDRESS": "0", "ARGON2_MAX_CONCURRENT": "100000"}
+BOUNDS_OFF = {"REGISTER_MAX_ATTEMPTS_PER_ADDRESS": "0", "ARGON2_MAX_CONCURRENT": "256"}
 PASSWORD = "correct-horse-battery"
 
 
