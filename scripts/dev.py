@@ -7,7 +7,6 @@ demo user, prints the URLs, and stops everything on Ctrl-C.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import secrets
 import signal
@@ -130,6 +129,17 @@ def register_demo_user() -> None:
         print(f"demo user not created: {response.status_code} {response.text}", file=sys.stderr)
 
 
+def available_services(real_stripe: bool) -> list[tuple[str, int, bool]]:
+    """The services this checkout holds, each run with the checkout as working directory (the
+    sandbox is no installed package: it exists only in a checkout); no sandbox with real Stripe."""
+    return [
+        service
+        for service in SERVICES
+        if (ROOT / service[0] / "__main__.py").is_file()
+        and not (real_stripe and service[0] == "stripe_sandbox")
+    ]
+
+
 def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -137,9 +147,7 @@ def _interrupt(_signum: int, _frame: object) -> None:
 def main() -> int:
     env, real_stripe = build_environment()
     env["PYTHONUNBUFFERED"] = "1"
-    available = [s for s in SERVICES if importlib.util.find_spec(s[0]) is not None]
-    if real_stripe:
-        available = [s for s in available if s[0] != "stripe_sandbox"]
+    available = available_services(real_stripe)
     for module, _, migrates in available:
         if migrates:
             subprocess.run([sys.executable, "-m", module, "migrate"], env=env, cwd=ROOT, check=True)
