@@ -131,10 +131,21 @@ async def raw_request(url: str, request: bytes) -> RawAnswer:
     try:
         writer.write(request)
         await writer.drain()
-        raw = await asyncio.wait_for(reader.read(65536), 5)
+        raw = await asyncio.wait_for(_read_answer(reader), 5)
         return _parse(raw, time.monotonic() - started)
     finally:
         writer.close()
+
+
+async def _read_answer(reader: asyncio.StreamReader) -> bytes:
+    """The whole answer: the head may come in one segment and the body in another."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.decode("latin-1").split("\r\n")[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value.strip())
+    return head + await reader.readexactly(length)
 
 
 async def _timed(http: httpx.AsyncClient, headers: dict[str, str]) -> tuple[int, float]:
