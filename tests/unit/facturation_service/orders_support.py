@@ -3,13 +3,15 @@ worker, for the order, fulfilment, refund and dispute tests."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 
-from facturation_service.models import Entitlement, Order, OrderStatus, utcnow
+from facturation_service.models import Entitlement, Order, OrderStatus, WebhookEvent, utcnow
 from facturation_service.worker import WebhookWorker, WorkerConfig
 from shared import Database
 from tests.support import stripe_events
@@ -97,10 +99,22 @@ async def count_entitlements(db: Database, order_id: str) -> int:
 
 
 async def apply(db: Database, *events: dict[str, Any]) -> None:
-    """Journal each event and let the worker apply everything due, one after the other."""
+    """Journal each event and let the worker apply everything due, one after the other.
+
+    The app under test may run a worker of its own that claims an event first: each event is
+    waited for until it is settled, whoever applied it."""
     for event in events:
         await journal_event(db, event)
-        await WebhookWorker(db, FAST).drain()
+        deadline = time.monotonic() + 10
+        while True:
+            await WebhookWorker(db, FAST).drain()
+            async with db.sessionmaker() as session:
+                status = await session.scalar(
+                    select(WebhookEvent.status).where(WebhookEvent.id == event["id"])
+                )
+            if status not in ("pending", "processing") or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.02)
 
 
 async def apply_concurrently(db: Database, *events: dict[str, Any]) -> None:
