@@ -18,6 +18,7 @@ from facturation_service.models import Order
 from shared import INTERNAL_TOKEN_HEADER, Database
 from tests.e2e.conftest import AUTH_ENV, User, new_user
 from tests.support.processes import ServiceProcess
+from tests.support.sandbox_process import facturation_env
 from tests.support.stack import Stack, start_stack
 
 WEBHOOK_SECRET = "whsec_" + secrets.token_hex(24)
@@ -52,11 +53,7 @@ async def stack(
         facturation_url="start",
         auth_env=AUTH_ENV,
         facturation_env={
-            "STRIPE_API_BASE": sandbox.url,
-            "STRIPE_SECRET_KEY": STRIPE_SECRET_KEY,
-            "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
-            "CHECKOUT_RETURN_ORIGINS": "http://localhost:8000",
-            "FACTURATION_WEBHOOK_POLL_SECONDS": "0.2",
+            **facturation_env(sandbox, STRIPE_SECRET_KEY, WEBHOOK_SECRET),
             "FACTURATION_CATCHUP_SECONDS": "0",
         },
     ) as running:
