@@ -394,3 +394,67 @@ async def test_new_event_types_list_through_the_types_filter(
     deleted = listed.data[0].data.object
     assert deleted["id"] == sub.id
     assert deleted["status"] == "canceled"
+
+
+async def test_the_portal_page_lists_the_subscriptions_and_cancels_and_resumes_them(
+    client: stripe.StripeClient, sandbox_url: str
+) -> None:
+    _, sub = await _subscribe(client, sandbox_url)
+    _, end = _period(sub)
+    portal = await client.v1.billing_portal.sessions.create_async(
+        params={"customer": str(sub.customer), "return_url": "http://localhost:8000/account"}
+    )
+    assert isinstance(portal, stripe.billing_portal.Session)
+    assert portal.id.startswith("bps_")
+    assert portal.url == f"{sandbox_url}/sandbox/portal/{portal.id}"
+    base = f"/sandbox/portal/{portal.id}/subscriptions/{sub.id}"
+
+    async with httpx.AsyncClient(base_url=sandbox_url) as http:
+        page = await http.get(f"/sandbox/portal/{portal.id}")
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        assert f'data-subscription="{sub.id}" data-status="active"' in page.text
+        assert f'data-field="period-end" data-value="{end}"' in page.text
+        assert f'action="{base}/cancel"' in page.text
+        assert 'data-action="cancel"' in page.text
+        assert 'data-action="resume"' not in page.text
+        assert 'id="return-link" data-action="return" href="http://localhost:8000/account"' in (
+            page.text
+        )
+
+        canceled = await http.post(f"{base}/cancel")
+        assert (canceled.status_code, canceled.headers["location"]) == (
+            303,
+            f"/sandbox/portal/{portal.id}",
+        )
+        assert (await client.v1.subscriptions.retrieve_async(sub.id)).cancel_at_period_end
+        page = await http.get(f"/sandbox/portal/{portal.id}")
+        assert 'data-cancel-at-period-end="true"' in page.text
+        assert 'data-action="resume"' in page.text
+        assert 'data-action="cancel"' not in page.text
+
+        resumed = await http.post(f"{base}/resume", headers={"Accept": "application/json"})
+        assert resumed.status_code == 200
+        assert resumed.json()["cancel_at_period_end"] is False
+
+    types = [event["type"] for event in await _events(sandbox_url)][len(FIRST_EVENTS) :]
+    assert types == ["customer.subscription.updated"] * 2
+
+
+async def test_the_portal_refuses_unknown_sessions_and_other_customers_subscriptions(
+    client: stripe.StripeClient, sandbox_url: str
+) -> None:
+    _, sub = await _subscribe(client, sandbox_url)
+    stranger = await create_customer(client, "user-2")
+    portal = await client.v1.billing_portal.sessions.create_async(params={"customer": stranger.id})
+    async with httpx.AsyncClient(base_url=sandbox_url) as http:
+        assert (await http.get("/sandbox/portal/bps_missing")).status_code == 404
+        page = await http.get(f"/sandbox/portal/{portal.id}")
+        assert 'id="no-subscriptions"' in page.text
+        assert "return-link" not in page.text
+        foreign = await http.post(f"/sandbox/portal/{portal.id}/subscriptions/{sub.id}/cancel")
+        missing = await http.post(f"/sandbox/portal/bps_missing/subscriptions/{sub.id}/cancel")
+    for response in (foreign, missing):
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "resource_missing"
+    assert not (await client.v1.subscriptions.retrieve_async(sub.id)).cancel_at_period_end
