@@ -177,12 +177,16 @@ async def test_paying_a_subscription_session_starts_it_with_a_paid_first_invoice
     assert completed["data"]["object"]["invoice"] == invoice.id
 
 
+@pytest.mark.parametrize("card", ["4000000000000002", "4000000000000341"])
 async def test_a_declined_card_starts_no_subscription(
-    client: stripe.StripeClient, sandbox_url: str
+    client: stripe.StripeClient, sandbox_url: str, card: str
 ) -> None:
     customer = await create_customer(client)
     session = await create_subscription_session(client, customer.id)
-    assert (await pay(sandbox_url, session, card="4000000000000002")).status_code == 402
+    declined = await pay(sandbox_url, session, card=card)
+    assert declined.status_code == 402
+    assert declined.json()["error"]["code"] == "card_declined"
+    assert (await client.v1.checkout.sessions.retrieve_async(session.id)).status == "open"
     listed = await client.v1.subscriptions.list_async(
         params={"customer": customer.id, "status": "all"}
     )
