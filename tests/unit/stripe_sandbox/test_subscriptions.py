@@ -173,6 +173,8 @@ async def test_paying_a_subscription_session_starts_it_with_a_paid_first_invoice
     completed = next(b for b in bodies if b["type"] == "checkout.session.completed")
     assert created["data"]["object"]["status"] == "incomplete"
     assert updated["data"]["object"]["status"] == "active"
+    assert updated["data"]["previous_attributes"] == {"status": "incomplete"}
+    assert "previous_attributes" not in created["data"]
     assert completed["data"]["object"]["subscription"] == sub.id
     assert completed["data"]["object"]["invoice"] == invoice.id
 
@@ -225,6 +227,19 @@ async def test_cancel_at_period_end_then_resume_then_delete(
         "customer.subscription.updated",
         "customer.subscription.deleted",
     ]
+    listed = await client.v1.events.list_async(
+        params={"type": "customer.subscription.updated", "limit": 2}
+    )
+    resume_event, cancel_event = listed.data
+    assert cancel_event.data.previous_attributes is not None
+    assert cancel_event.data.previous_attributes.to_dict() == {
+        "cancel_at_period_end": False,
+        "cancel_at": None,
+        "canceled_at": None,
+        "cancellation_details": {"comment": None, "feedback": None, "reason": None},
+    }
+    assert resume_event.data.previous_attributes is not None
+    assert resume_event.data.previous_attributes["cancel_at_period_end"] is True
 
     with pytest.raises(stripe.InvalidRequestError) as again:
         await client.v1.subscriptions.cancel_async(sub.id)
@@ -310,9 +325,12 @@ async def test_a_far_advance_renews_every_period_until_the_end_is_in_the_future(
     assert answer["now"] >= start + 3 * 7 * DAY + 60
     renewed = await client.v1.subscriptions.retrieve_async(sub.id)
     assert _period(renewed) == (start + 3 * 7 * DAY, start + 4 * 7 * DAY)
-    cycles = await client.v1.invoices.list_async(params={"customer": str(sub.customer)})
+    cycles = await client.v1.invoices.list_async(params={"subscription": sub.id})
     reasons = [invoice.billing_reason for invoice in cycles.data]
     assert reasons == ["subscription_cycle"] * 3 + ["subscription_create"]
+    assert [invoice.created for invoice in cycles.data] == [
+        start + weeks * 7 * DAY for weeks in (3, 2, 1, 0)
+    ]
 
 
 async def test_cancel_at_period_end_then_advance_ends_the_subscription(
