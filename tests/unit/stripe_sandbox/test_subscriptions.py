@@ -480,3 +480,20 @@ async def test_the_portal_refuses_unknown_sessions_and_other_customers_subscript
         assert response.status_code == 404
         assert response.json()["error"]["code"] == "resource_missing"
     assert not (await client.v1.subscriptions.retrieve_async(sub.id)).cancel_at_period_end
+
+
+async def test_advancing_past_expires_at_expires_open_sessions_with_their_event(
+    client: stripe.StripeClient, sandbox_url: str
+) -> None:
+    customer = await create_customer(client)
+    session = await create_subscription_session(client, customer.id)
+    answer = await _advance(sandbox_url, DAY)
+    assert answer["expired_sessions"] == [session.id]
+    assert (await client.v1.checkout.sessions.retrieve_async(session.id)).status == "expired"
+    (event,) = await _events(sandbox_url)
+    assert (event["type"], event["object_id"], event["created"]) == (
+        "checkout.session.expired",
+        session.id,
+        session.expires_at,
+    )
+    assert (await pay(sandbox_url, session)).status_code == 400
