@@ -1,9 +1,9 @@
-"""Events: recorded (GET /v1/events) and handed to the webhook sender."""
+"""Events: recorded (GET /v1/events) and handed to the webhook sender. A ``*.updated`` event
+carries ``data.previous_attributes``, the fields that differ from the object's last event."""
 
 from __future__ import annotations
 
 import copy
-import time
 
 from litestar import Litestar
 
@@ -21,21 +21,35 @@ def emit_events(
     *,
     request_id: str | None,
     idempotency_key: str | None,
+    at: int | None = None,
 ) -> list[Obj]:
-    """One event per ``(type, object snapshot)``, in that order."""
+    """One event per ``(type, object snapshot)``, in that order, created ``at`` (default: the
+    sandbox clock's now)."""
     state: SandboxState = app.state.sandbox
     sender: WebhookSender = app.state.webhook_sender
-    now = int(time.time())
+    now = state.now() if at is None else at
     emitted = []
     for event_type, obj in snapshots:
+        previous = state.last_snapshots.get(obj["id"])
         event = objects.event(
             event_type=event_type,
             obj=copy.deepcopy(obj),
             created=now,
             request_id=request_id,
             idempotency_key=idempotency_key,
+            previous_attributes=_changed(previous, obj)
+            if event_type.endswith(".updated") and previous is not None
+            else None,
         )
         state.events[event["id"]] = event
+        state.last_snapshots[obj["id"]] = event["data"]["object"]
         sender.send(event)
         emitted.append(event)
     return emitted
+
+
+def _changed(previous: Obj, current: Obj) -> Obj:
+    """The previous values of the top-level fields that changed, as Stripe lists them."""
+    return {
+        name: copy.deepcopy(value) for name, value in previous.items() if current.get(name) != value
+    }
