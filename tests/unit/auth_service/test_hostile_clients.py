@@ -230,23 +230,24 @@ def test_the_default_bound_admits_four_hashes() -> None:
 class PriorityRecordingHasher(PasswordHasher):
     def __init__(self) -> None:
         super().__init__(time_cost=1, memory_cost=1024, parallelism=1)
-        self.niceness: list[int] = []
+        self.policies: list[int] = []
 
     def hash(self, password: str | bytes, *, salt: bytes | None = None) -> str:
-        self.niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        self.policies.append(os.sched_getscheduler(0))  # 0: the calling thread
         return super().hash(password, salt=salt)
 
 
-async def test_hashes_run_at_a_lower_cpu_priority_than_the_event_loop() -> None:
+async def test_hashes_run_only_on_cpu_time_the_event_loop_does_not_want() -> None:
     hasher = PriorityRecordingHasher()
     passwords = Passwords(hasher)
     try:
         await passwords.hash("correct horse battery")
     finally:
         passwords.close()
-    loop_niceness = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    loop_policy = os.sched_getscheduler(0)
     # The first entry is the dummy hash, made on the caller's thread at construction.
-    assert hasher.niceness == [loop_niceness, min(19, loop_niceness + 10)]
+    assert hasher.policies == [loop_policy, os.SCHED_IDLE]
+    assert loop_policy != os.SCHED_IDLE
 
 
 def test_the_registration_and_hashing_bounds_are_read_from_the_environment(
