@@ -5,9 +5,14 @@ once, each in a thread of the service's own hashing pool; past that a request is
 ``Retry-After`` at once instead of joining an unbounded queue. Memory follows: at most
 ``max_concurrent`` x ``ARGON2_MEMORY_KIB`` in hashes.
 
-The hashing threads run at a lower CPU priority (a higher nice value; on Linux a thread's own,
-inherited by the threads argon2 starts for its lanes): a burst of registrations uses the CPU that
-is left, and the event loop — token checks, the 429 and 503 answers — is not starved by it.
+The hashing threads run at the lowest CPU priority there is: Linux's ``SCHED_IDLE`` policy, a
+thread's own and inherited by the threads argon2 starts for its lanes (nice 19 where the policy is
+not available). A hash then only takes CPU the event loop does not want, so a burst of
+registrations cannot slow token checks, nor the 429 and 503 answers. Under a cgroup (a container)
+the policy ranks the threads among the container's own: hashing yields to this service's event
+loop, not to other containers. A plain +10 nice was not enough: up to ``max_concurrent`` x
+parallelism lane threads at nice 10 together weigh more than the one event-loop thread
+(docs/hostile-clients.md has the figures).
 """
 
 from __future__ import annotations
@@ -29,13 +34,18 @@ from shared import ServiceUnavailableError, UnprocessableError
 P = ParamSpec("P")
 T = TypeVar("T")
 RETRY_AFTER_SECONDS = 1
-HASHING_NICENESS = 10
+# Where SCHED_IDLE is missing: the lowest nice value.
+HASHING_NICENESS = 19
 
 
-def _lower_priority() -> None:
-    # Where threads have no nice value of their own (not Linux), hashing keeps the default.
+def _lowest_priority() -> None:
+    thread = threading.get_native_id()
     with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASHING_NICENESS)
+        os.sched_setscheduler(thread, os.SCHED_IDLE, os.sched_param(0))
+        return
+    # Where threads have no priority of their own (not Linux), hashing keeps the default.
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, thread, HASHING_NICENESS)
 
 
 __all__ = ["MAX_PASSWORD_LENGTH", "MIN_PASSWORD_LENGTH", "Passwords", "check_password_policy"]
@@ -66,7 +76,7 @@ class Passwords:
         self.max_concurrent = max_concurrent
         self.in_flight = 0
         self._threads = ThreadPoolExecutor(
-            max_workers=max_concurrent, thread_name_prefix="argon2", initializer=_lower_priority
+            max_workers=max_concurrent, thread_name_prefix="argon2", initializer=_lowest_priority
         )
 
     def close(self) -> None:

@@ -5,6 +5,12 @@ The counts live in the ``login_attempts`` table (buckets ``account:``, ``address
 ``register:``), so every replica of the service enforces the same limit. An attempt is recorded
 *before* it is counted: concurrent attempts all see each other, so a burst can only be refused too
 eagerly, never let through beyond the limit.
+
+A refused registration is also remembered in the process, until the ``Retry-After`` it was given:
+the next attempts from that address are refused from memory, before any database round trip or
+hashing check, with the ``Retry-After`` that is left. The database stays the authority (an address
+the memory does not hold, or no longer holds, is counted there), and the memory only repeats a
+refusal the database made: the attempts it refuses are counted nowhere, like refused ones.
 """
 
 from __future__ import annotations
@@ -18,9 +24,15 @@ from sqlalchemy import delete, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth_service.models import LoginAttempt
-from shared import TooManyRequestsError
+from shared import BoundedCache, TooManyRequestsError
 
-__all__ = ["LoginRateLimiter", "account_bucket", "address_bucket", "registration_bucket"]
+__all__ = [
+    "REMEMBERED_REFUSALS",
+    "LoginRateLimiter",
+    "account_bucket",
+    "address_bucket",
+    "registration_bucket",
+]
 
 
 def account_bucket(email: str) -> str:
@@ -33,6 +45,10 @@ def address_bucket(address: str) -> str:
 
 
 _REGISTRATION = "register:"
+_REGISTRATION_REFUSED = "Too many registrations from this address; retry later."
+# Addresses whose refusal is remembered; past it the oldest is forgotten (and counted in the
+# database again). About 100 bytes each.
+REMEMBERED_REFUSALS = 10_000
 
 
 def registration_bucket(address: str) -> str:
@@ -58,24 +74,44 @@ class LoginRateLimiter:
         self.max_registrations_per_address = max_registrations_per_address
         self.registration_window_ms = registration_window_seconds * 1000
         self._clock = clock
+        # Registration bucket -> until when (epoch ms) the database will refuse it.
+        self.remembered_refusals: BoundedCache[str, int] = BoundedCache(REMEMBERED_REFUSALS)
 
     async def record_address_attempt(self, address: str) -> None:
         """Count this attempt against the address; 429 if it is one too many."""
-        await self._take(address_bucket(address), self.max_attempts_per_address, self.window_ms)
+        await self._take_or_refuse(
+            address_bucket(address), self.max_attempts_per_address, self.window_ms
+        )
 
     async def record_account_attempt(self, email: str) -> None:
         """Count this attempt as a failure until :meth:`clear_account` says it succeeded."""
-        await self._take(account_bucket(email), self.max_failures_per_account, self.window_ms)
+        await self._take_or_refuse(
+            account_bucket(email), self.max_failures_per_account, self.window_ms
+        )
+
+    def refuse_known_registration(self, address: str) -> None:
+        """429 at once, from memory, for an address this process saw refused and whose
+        ``Retry-After`` has not passed; no database work."""
+        bucket = registration_bucket(address)
+        until = self.remembered_refusals.get(bucket)
+        if until is None:
+            return
+        now = self._now_ms()
+        if until <= now:
+            self.remembered_refusals.discard(bucket)
+            return
+        raise _too_many(_REGISTRATION_REFUSED, until - now)
 
     async def record_registration(self, address: str) -> None:
         """Count a registration attempt against the address, before any hashing; 429 past the
         limit. Every attempt counts, refused ones (409, 422) too: each can cost a hash."""
-        await self._take(
-            registration_bucket(address),
-            self.max_registrations_per_address,
-            self.registration_window_ms,
-            "Too many registrations from this address; retry later.",
+        bucket = registration_bucket(address)
+        until = await self._take(
+            bucket, self.max_registrations_per_address, self.registration_window_ms
         )
+        if until is not None:
+            self.remembered_refusals.put(bucket, until)
+            raise _too_many(_REGISTRATION_REFUSED, until - self._now_ms())
 
     async def clear_account(self, email: str) -> None:
         """A successful login forgives the account's earlier failures."""
@@ -102,15 +138,16 @@ class LoginRateLimiter:
             )
         return int(result.rowcount)
 
-    async def _take(
-        self,
-        bucket: str,
-        limit: int,
-        window_ms: int,
-        detail: str = "Too many login attempts; retry later.",
-    ) -> None:
+    async def _take_or_refuse(self, bucket: str, limit: int, window_ms: int) -> None:
+        until = await self._take(bucket, limit, window_ms)
+        if until is not None:
+            raise _too_many("Too many login attempts; retry later.", until - self._now_ms())
+
+    async def _take(self, bucket: str, limit: int, window_ms: int) -> int | None:
+        """Record an attempt; when it is one too many, forget it again and return until when
+        (epoch ms) the bucket stays full: the oldest attempt's end of window."""
         if limit == 0:
-            return
+            return None
         now = self._now_ms()
         async with self._engine.begin() as connection:
             attempt_id = await connection.scalar(
@@ -128,16 +165,18 @@ class LoginRateLimiter:
                 )
             ).one()
         if count <= limit:
-            return
+            return None
         # A refused attempt is not counted: hammering must not extend someone's lockout forever.
         async with self._engine.begin() as connection:
             await connection.execute(delete(LoginAttempt).where(LoginAttempt.id == attempt_id))
-        retry_after = max(1, math.ceil((oldest + window_ms - now) / 1000))
-        raise TooManyRequestsError(
-            detail,
-            headers={"Retry-After": str(retry_after)},
-            extra={"retry_after": retry_after},
-        )
+        return int(oldest) + window_ms
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
+
+
+def _too_many(detail: str, remaining_ms: int) -> TooManyRequestsError:
+    retry_after = max(1, math.ceil(remaining_ms / 1000))
+    return TooManyRequestsError(
+        detail, headers={"Retry-After": str(retry_after)}, extra={"retry_after": retry_after}
+    )

@@ -13,12 +13,12 @@ import msgspec
 import pytest
 from argon2 import PasswordHasher
 from litestar.testing import AsyncTestClient
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from auth_service import AuthSettings, create_app
 from auth_service.models import LoginAttempt, User
 from auth_service.passwords import Passwords
-from auth_service.ratelimit import LoginRateLimiter
+from auth_service.ratelimit import REMEMBERED_REFUSALS, LoginRateLimiter
 from shared import (
     INTERNAL_TOKEN_HEADER,
     PROBLEM_MEDIA_TYPE,
@@ -148,6 +148,81 @@ async def test_registrations_leave_their_longer_window_only_when_it_has_passed(
         await database.dispose()
 
 
+async def test_an_address_refused_once_is_refused_from_memory_until_its_retry_after(
+    auth_database_url: str,
+) -> None:
+    now = [1_000_000.0]
+    database = Database(auth_database_url)
+    statements: list[str] = []
+    event.listen(
+        database.engine.sync_engine,
+        "before_cursor_execute",
+        lambda *arguments: statements.append(arguments[2]),
+    )
+    limiter = LoginRateLimiter(
+        database.engine,
+        max_failures_per_account=5,
+        max_attempts_per_address=5,
+        window_seconds=60,
+        max_registrations_per_address=1,
+        registration_window_seconds=3600,
+        clock=lambda: now[0],
+    )
+    try:
+        limiter.refuse_known_registration("203.0.113.7")  # nothing known yet
+        await limiter.record_registration("203.0.113.7")
+        now[0] += 100
+        with pytest.raises(TooManyRequestsError) as by_database:
+            await limiter.record_registration("203.0.113.7")
+        assert by_database.value.headers["Retry-After"] == "3500"
+        statements.clear()
+        now[0] += 1000
+        with pytest.raises(TooManyRequestsError) as from_memory:
+            limiter.refuse_known_registration("203.0.113.7")
+        assert statements == []  # no database round trip
+        assert from_memory.value.headers["Retry-After"] == "2500"
+        assert from_memory.value.extra == {"retry_after": 2500}
+        limiter.refuse_known_registration("198.51.100.9")  # another address is not affected
+        now[0] += 2500
+        # The window has passed: the memory lets go and the database decides again.
+        limiter.refuse_known_registration("203.0.113.7")
+        await limiter.record_registration("203.0.113.7")
+        assert statements  # it was asked
+    finally:
+        await database.dispose()
+
+
+async def test_a_known_address_gets_429_before_its_body_is_read_or_its_row_counted(
+    settings: AuthSettings, auth_database_url: str
+) -> None:
+    one = limited(settings, register_max_attempts_per_address=1)
+    async with AsyncTestClient(create_app(one)) as client:
+        client.headers[INTERNAL_TOKEN_HEADER] = INTERNAL_TOKEN
+        assert (await _register_from(client, "a@example.com", FROM_A)).status_code == 201
+        assert (await _register_from(client, "b@example.com", FROM_A)).status_code == 429
+        malformed = await client.post("/auth/register", content=b"{", headers=FROM_A)
+        elsewhere = await client.post("/auth/register", content=b"{", headers=FROM_B)
+    assert malformed.status_code == 429
+    assert malformed.headers["content-type"] == PROBLEM_MEDIA_TYPE
+    assert 3590 <= int(malformed.headers["retry-after"]) <= 3600
+    assert elsewhere.status_code == 400  # an address not known over its limit is read as usual
+    assert await _count(auth_database_url, LoginAttempt) == 1  # a's: the refused ones are not
+    assert await _count(auth_database_url, User) == 1
+
+
+async def test_the_memory_of_refused_addresses_is_bounded(auth_database_url: str) -> None:
+    database = Database(auth_database_url)
+    limiter = LoginRateLimiter(
+        database.engine,
+        max_failures_per_account=5,
+        max_attempts_per_address=5,
+        window_seconds=60,
+        max_registrations_per_address=1,
+    )
+    await database.dispose()
+    assert limiter.remembered_refusals.max_entries == REMEMBERED_REFUSALS == 10_000
+
+
 class GatedHasher(PasswordHasher):
     """A cheap hasher whose hashes wait for a gate: hashing stays saturated until it opens."""
 
@@ -230,23 +305,24 @@ def test_the_default_bound_admits_four_hashes() -> None:
 class PriorityRecordingHasher(PasswordHasher):
     def __init__(self) -> None:
         super().__init__(time_cost=1, memory_cost=1024, parallelism=1)
-        self.niceness: list[int] = []
+        self.policies: list[int] = []
 
     def hash(self, password: str | bytes, *, salt: bytes | None = None) -> str:
-        self.niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        self.policies.append(os.sched_getscheduler(0))  # 0: the calling thread
         return super().hash(password, salt=salt)
 
 
-async def test_hashes_run_at_a_lower_cpu_priority_than_the_event_loop() -> None:
+async def test_hashes_run_only_on_cpu_time_the_event_loop_does_not_want() -> None:
     hasher = PriorityRecordingHasher()
     passwords = Passwords(hasher)
     try:
         await passwords.hash("correct horse battery")
     finally:
         passwords.close()
-    loop_niceness = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    loop_policy = os.sched_getscheduler(0)
     # The first entry is the dummy hash, made on the caller's thread at construction.
-    assert hasher.niceness == [loop_niceness, min(19, loop_niceness + 10)]
+    assert hasher.policies == [loop_policy, os.SCHED_IDLE]
+    assert loop_policy != os.SCHED_IDLE
 
 
 def test_the_registration_and_hashing_bounds_are_read_from_the_environment(
