@@ -87,6 +87,63 @@ class StripeApi:
         except stripe.StripeError as exc:
             raise problem_from_stripe_error(exc) from exc
 
+    async def expire_checkout_session(
+        self, session_id: str, *, idempotency_key: str
+    ) -> stripe.checkout.Session:
+        """Close an open session (a 400, i.e. 422 here, when it is complete)."""
+        try:
+            return await self.client.v1.checkout.sessions.expire_async(
+                session_id, options={"idempotency_key": idempotency_key}
+            )
+        except stripe.StripeError as exc:
+            raise problem_from_stripe_error(exc) from exc
+
+    # --- subscriptions and the customer portal (issue 11) ---
+
+    async def retrieve_subscription(self, subscription_id: str) -> stripe.Subscription:
+        try:
+            return await self.client.v1.subscriptions.retrieve_async(subscription_id)
+        except stripe.StripeError as exc:
+            raise problem_from_stripe_error(exc) from exc
+
+    async def list_subscriptions(self, customer: str) -> stripe.ListObject[stripe.Subscription]:
+        """The customer's subscriptions in every status (one page of up to 100)."""
+        try:
+            return await self.client.v1.subscriptions.list_async(
+                {"customer": customer, "status": "all", "limit": 100}
+            )
+        except stripe.StripeError as exc:
+            raise problem_from_stripe_error(exc) from exc
+
+    async def set_cancel_at_period_end(
+        self, subscription_id: str, cancel_at_period_end: bool
+    ) -> stripe.Subscription:
+        """Schedule the end at the period's end (``True``) or undo that (``False``)."""
+        try:
+            return await self.client.v1.subscriptions.update_async(
+                subscription_id, {"cancel_at_period_end": cancel_at_period_end}
+            )
+        except stripe.StripeError as exc:
+            raise problem_from_stripe_error(exc) from exc
+
+    async def cancel_subscription(self, subscription_id: str) -> stripe.Subscription:
+        """End it now (``DELETE /v1/subscriptions/{id}``)."""
+        try:
+            return await self.client.v1.subscriptions.cancel_async(subscription_id)
+        except stripe.StripeError as exc:
+            raise problem_from_stripe_error(exc) from exc
+
+    async def create_portal_session(
+        self, *, customer: str, return_url: str, idempotency_key: str
+    ) -> stripe.billing_portal.Session:
+        try:
+            return await self.client.v1.billing_portal.sessions.create_async(
+                {"customer": customer, "return_url": return_url},
+                {"idempotency_key": idempotency_key},
+            )
+        except stripe.StripeError as exc:
+            raise problem_from_stripe_error(exc) from exc
+
     async def create_refund(
         self,
         *,
