@@ -161,7 +161,8 @@ async def test_every_order_of_a_renewal_that_fails_ends_past_due_suspended_holdi
         finals.append(result)
         async with db.sessionmaker() as session, session.begin():
             slot = await session.get(SubscriptionSlot, USER_ID)
-            assert slot is not None and slot.subscription_id == subscription_id
+            assert slot is not None
+            assert slot.subscription_id == subscription_id
             await session.delete(slot)  # the next permutation is another subscription
 
     assert finals == [finals[0]] * 6
@@ -284,7 +285,7 @@ async def test_a_late_active_snapshot_never_brings_a_canceled_subscription_back(
     db: Database,
 ) -> None:
     subscription_id = f"sub_{uuid.uuid4().hex[:14]}"
-    created, updated, deleted = lifecycle(subscription_id)
+    created, _updated, deleted = lifecycle(subscription_id)
     await apply(db, created, deleted)
 
     late = sub_event(
