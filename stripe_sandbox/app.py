@@ -20,6 +20,7 @@ from stripe_sandbox.routes import api_route_handlers
 from stripe_sandbox.sandbox_routes import sandbox_route_handlers
 from stripe_sandbox.settings import SandboxSettings, read_settings
 from stripe_sandbox.state import SandboxState
+from stripe_sandbox.subscription_routes import subscription_route_handlers
 from stripe_sandbox.webhooks import WebhookSender
 
 __all__ = ["create_app"]
@@ -69,14 +70,19 @@ def create_app(settings: SandboxSettings | None = None) -> Litestar:
             await sender.aclose()
 
     return Litestar(
-        route_handlers=[*api_route_handlers, *payment_route_handlers, *sandbox_route_handlers],
+        route_handlers=[
+            *api_route_handlers,
+            *payment_route_handlers,
+            *subscription_route_handlers,
+            *sandbox_route_handlers,
+        ],
         state=State({"sandbox": state, "webhook_sender": sender, "settings": settings}),
         lifespan=[close_sender],
         exception_handlers={HTTPException: _http_error, Exception: _unexpected_error},
         # The stand-in Stripe.js runs on the app's origin and calls back here.
         cors_config=CORSConfig(
             allow_origins=["*"],
-            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
             allow_headers=["Content-Type", "Authorization"],
         ),
         openapi_config=None,

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from stripe.params.checkout import SessionCreateParams
 
-from stripe_sandbox import objects, payments
+from stripe_sandbox import objects, payments, subscriptions
 from stripe_sandbox.cards import check_card
 from stripe_sandbox.customers import retrieve_customer
 from stripe_sandbox.errors import invalid_request, resource_missing
@@ -25,6 +25,7 @@ from stripe_sandbox.forms import (
 from stripe_sandbox.invoices import invoice_checkout_session
 from stripe_sandbox.objects import Obj
 from stripe_sandbox.state import SandboxState
+from stripe_sandbox.subscription_objects import INTERVALS, recurring
 
 __all__ = [
     "Card",
@@ -64,8 +65,20 @@ def create_checkout_session(state: SandboxState, params: Params, *, now: int) ->
             param="ui_mode",
         )
     mode = read_str(params, "mode", required=True)
-    if mode != "payment":
-        raise invalid_request(f"The sandbox supports only mode=payment, not {mode}.", param="mode")
+    if mode not in ("payment", "subscription"):
+        raise invalid_request(
+            f"The sandbox supports only mode=payment and mode=subscription, not {mode}.",
+            param="mode",
+        )
+    if mode == "subscription" and "invoice_creation" in params:
+        raise invalid_request(
+            "`invoice_creation` can only be used in `payment` mode.", param="invoice_creation"
+        )
+    if mode == "payment" and "subscription_data" in params:
+        raise invalid_request(
+            "`subscription_data` can only be used in `subscription` mode.",
+            param="subscription_data",
+        )
     if "success_url" in params or "cancel_url" in params:
         param = "success_url" if "success_url" in params else "cancel_url"
         raise invalid_request(
@@ -89,6 +102,7 @@ def create_checkout_session(state: SandboxState, params: Params, *, now: int) ->
     if customer_id is not None and customer_id not in state.customers:
         raise resource_missing("customer", customer_id, param="customer")
     items = _line_items(params, now=now)
+    _check_prices(items, mode)
     currencies = {item["currency"] for item in items}
     if len(currencies) > 1:
         raise invalid_request("All line items must use the same currency.", param="line_items")
@@ -113,11 +127,16 @@ def create_checkout_session(state: SandboxState, params: Params, *, now: int) ->
         return_url=return_url,
         redirect_on_completion=redirect,
         metadata=read_metadata(params),
-        invoice_creation=_invoice_creation(params),
+        invoice_creation=_invoice_creation(params) if mode == "payment" else None,
         locale=read_str(params, "locale"),
+        mode=mode,
     )
     state.checkout_sessions[session["id"]] = session
     state.checkout_line_items[session["id"]] = items
+    for item in items:
+        state.product_names[item["price"]["product"]] = item["description"]
+    if mode == "subscription":
+        state.checkout_subscription_data[session["id"]] = _subscription_data(params)
     return session
 
 
@@ -160,6 +179,14 @@ def complete_checkout_session(
     if now > session["expires_at"]:
         raise invalid_request("This Checkout Session has expired.", code="checkout_session_expired")
     check_card(card.number, card.exp_month, card.exp_year, card.cvc)
+    if session["mode"] == "subscription":
+        return _complete_subscription(
+            state,
+            session,
+            card,
+            now=now,
+            account=subscriptions.Account(public_url, account_country, account_name),
+        )
 
     customer = _session_customer(state, session, now=now)
     intent = objects.payment_intent(
@@ -175,16 +202,7 @@ def complete_checkout_session(
         status="complete",
         payment_status="paid",
         payment_intent=intent["id"],
-        customer_details={
-            "address": None,
-            "business_name": None,
-            "email": (customer or {}).get("email") or session["customer_email"],
-            "individual_name": None,
-            "name": (customer or {}).get("name"),
-            "phone": None,
-            "tax_exempt": "none",
-            "tax_ids": [],
-        },
+        customer_details=_customer_details(customer, session),
     )
     invoice_events: list[tuple[str, Obj]] = []
     if (session["invoice_creation"] or {}).get("enabled") and customer is not None:
@@ -202,6 +220,46 @@ def complete_checkout_session(
     return Completion(session=session, events=events)
 
 
+def _complete_subscription(
+    state: SandboxState, session: Obj, card: Card, *, now: int, account: subscriptions.Account
+) -> Completion:
+    """Stripe's order: the subscription, its first invoice's steps, the subscription active,
+    then the session completed."""
+    customer = _session_customer(state, session, now=now)
+    assert customer is not None  # subscription mode always has one
+    events = subscriptions.start_subscription(
+        state,
+        session=session,
+        customer=customer,
+        card_number=card.number,
+        now=now,
+        account=account,
+    )
+    sub = events[0][1]
+    session.update(
+        status="complete",
+        payment_status="paid",
+        subscription=sub["id"],
+        invoice=state.subscriptions[sub["id"]]["latest_invoice"],
+        customer_details=_customer_details(customer, session),
+    )
+    events.append(("checkout.session.completed", copy.deepcopy(session)))
+    return Completion(session=session, events=events)
+
+
+def _customer_details(customer: Obj | None, session: Obj) -> Obj:
+    return {
+        "address": None,
+        "business_name": None,
+        "email": (customer or {}).get("email") or session["customer_email"],
+        "individual_name": None,
+        "name": (customer or {}).get("name"),
+        "phone": None,
+        "tax_exempt": "none",
+        "tax_ids": [],
+    }
+
+
 def redirect_url(session: Obj) -> str | None:
     """The return_url with the session id filled in, as Stripe.js navigates to it."""
     return_url: str | None = session["return_url"]
@@ -214,7 +272,7 @@ def _session_customer(state: SandboxState, session: Obj, *, now: int) -> Obj | N
     """The session's customer; a guest with an email gets one when an invoice needs it."""
     if session["customer"] is not None:
         return retrieve_customer(state, session["customer"])
-    if not (session["invoice_creation"] or {}).get("enabled"):
+    if session["mode"] == "payment" and not (session["invoice_creation"] or {}).get("enabled"):
         return None
     customer = objects.customer(
         created=now,
@@ -290,6 +348,7 @@ def _line_item(entry: Any, label: str, *, now: int) -> Obj:
     )
     assert quantity is not None
     return objects.checkout_line_item(
+        recurring=_recurring(price_data, f"{prefix}[recurring]"),
         currency=currency.lower(),
         unit_amount=unit_amount,
         quantity=quantity,
@@ -299,6 +358,66 @@ def _line_item(entry: Any, label: str, *, now: int) -> Obj:
         ),
         created=now,
     )
+
+
+def _recurring(price_data: Params, label: str) -> Obj | None:
+    raw = price_data.get("recurring")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise invalid_request(f"Invalid object: {label}", param=label)
+    interval = read_str(raw, "interval", param=f"{label}[interval]", required=True)
+    if interval not in INTERVALS:
+        raise invalid_request(
+            f"Invalid {label}[interval]: must be one of {', '.join(INTERVALS)}",
+            param=f"{label}[interval]",
+        )
+    count = read_int(raw, "interval_count", param=f"{label}[interval_count]", minimum=1) or 1
+    # Stripe's limit: at most one year between billings.
+    if count * {"day": 1, "week": 7, "month": 31, "year": 366}[interval] > 366:
+        raise invalid_request(
+            "The maximum billing period is one year.", param=f"{label}[interval_count]"
+        )
+    return recurring(interval, count)
+
+
+def _check_prices(items: list[Obj], mode: str) -> None:
+    recurring_prices = [item["price"]["recurring"] for item in items]
+    if mode == "payment" and any(recurring_prices):
+        raise invalid_request(
+            "You specified `payment` mode but passed a recurring price. Either switch to "
+            "`subscription` mode or use only one-time prices.",
+            param="mode",
+        )
+    if mode == "subscription":
+        if not all(recurring_prices):
+            raise invalid_request(
+                "The sandbox needs every line item of a `subscription` mode session to have a "
+                "recurring price (price_data[recurring]).",
+                param="line_items",
+            )
+        periods = {(r["interval"], r["interval_count"]) for r in recurring_prices}
+        if len(periods) > 1:
+            raise invalid_request(
+                "Checkout does not support multiple prices with different billing intervals.",
+                param="line_items",
+            )
+
+
+def _subscription_data(params: Params) -> Obj:
+    raw = params.get("subscription_data")
+    raw = raw if isinstance(raw, dict) else {}
+    for name in raw:
+        if name not in ("metadata", "description"):
+            raise invalid_request(
+                f"The sandbox supports only subscription_data[metadata] and [description], "
+                f"not {name}.",
+                param=f"subscription_data[{name}]",
+            )
+    return {
+        "metadata": read_metadata(raw, param="subscription_data[metadata]"),
+        "description": read_str(raw, "description", param="subscription_data[description]"),
+    }
 
 
 def _invoice_creation(params: Params) -> Obj:

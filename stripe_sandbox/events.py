@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import time
 
 from litestar import Litestar
 
@@ -21,11 +20,13 @@ def emit_events(
     *,
     request_id: str | None,
     idempotency_key: str | None,
+    at: int | None = None,
 ) -> list[Obj]:
-    """One event per ``(type, object snapshot)``, in that order."""
+    """One event per ``(type, object snapshot)``, in that order, created ``at`` (default: the
+    sandbox clock's now)."""
     state: SandboxState = app.state.sandbox
     sender: WebhookSender = app.state.webhook_sender
-    now = int(time.time())
+    now = state.now() if at is None else at
     emitted = []
     for event_type, obj in snapshots:
         event = objects.event(

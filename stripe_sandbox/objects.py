@@ -89,8 +89,10 @@ def checkout_line_item(
     name: str,
     description: str | None,
     created: int,
+    recurring: Obj | None = None,
 ) -> Obj:
-    """A Checkout ``item`` with the ad-hoc price and product ``price_data`` creates."""
+    """A Checkout ``item`` with the ad-hoc price and product ``price_data`` creates (a recurring
+    one in subscription mode)."""
     product_id = new_id("prod_", 14)
     amount = unit_amount * quantity
     return {
@@ -116,11 +118,11 @@ def checkout_line_item(
             "metadata": {},
             "nickname": None,
             "product": product_id,
-            "recurring": None,
+            "recurring": recurring,
             "tax_behavior": "unspecified",
             "tiers_mode": None,
             "transform_quantity": None,
-            "type": "one_time",
+            "type": "one_time" if recurring is None else "recurring",
             "unit_amount": unit_amount,
             "unit_amount_decimal": str(unit_amount),
         },
@@ -160,6 +162,7 @@ def checkout_session(
     metadata: dict[str, str],
     invoice_creation: Obj | None,
     locale: str | None,
+    mode: str = "payment",
 ) -> Obj:
     session_id = new_id("cs_test_", 58)
     return {
@@ -191,7 +194,11 @@ def checkout_session(
         },
         "customer": customer_id,
         "customer_account": None,
-        "customer_creation": None if customer_id else "if_required",
+        "customer_creation": None
+        if customer_id
+        else "if_required"
+        if mode == "payment"
+        else "always",
         "customer_details": None,
         "customer_email": customer_email,
         "discounts": [],
@@ -203,13 +210,13 @@ def checkout_session(
         "locale": locale,
         "managed_payments": None,
         "metadata": metadata,
-        "mode": "payment",
+        "mode": mode,
         "name_collection": None,
         "optional_items": None,
         "origin_context": None,
         "payment_intent": None,
         "payment_link": None,
-        "payment_method_collection": "if_required",
+        "payment_method_collection": "if_required" if mode == "payment" else "always",
         "payment_method_configuration_details": None,
         "payment_method_options": {"card": {"request_three_d_secure": "automatic"}},
         "payment_method_types": ["card"],

@@ -3,7 +3,6 @@ test control ``POST /sandbox/charges/{id}/dispute {outcome}``."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from litestar import Request, Response, get, post
@@ -45,7 +44,7 @@ async def create_refund(request: AnyRequest) -> Response[bytes]:
             amount=read_int(params, "amount"),
             reason=reason,
             metadata=read_metadata(params),
-            now=int(time.time()),
+            now=_state(request).now(),
         )
         emit_events(
             request.app,
@@ -107,7 +106,7 @@ async def dispute_charge(request: AnyRequest, charge_id: FromPath[str]) -> Respo
         body = await request.json() if raw else {}
         outcome = body.get("outcome") if isinstance(body, dict) else None
         disputed, events = payments.open_and_close_dispute(
-            _state(request), charge_id, outcome=str(outcome), now=int(time.time())
+            _state(request), charge_id, outcome=str(outcome), now=_state(request).now()
         )
     except StripeApiError as error:
         return error_response(error, request_id)

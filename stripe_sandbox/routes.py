@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from litestar import Request, Response, get, post
@@ -38,7 +37,10 @@ async def create_customer(request: AnyRequest) -> Response[bytes]:
     state = _state(request)
     return await run_api_call(
         request,
-        lambda params, _: (200, customers.create_customer(state, params, now=int(time.time()))),
+        lambda params, _: (
+            200,
+            customers.create_customer(state, params, now=_state(request).now()),
+        ),
     )
 
 
@@ -75,7 +77,7 @@ async def create_checkout_session(request: AnyRequest) -> Response[bytes]:
         request,
         lambda params, _: (
             200,
-            checkout.create_checkout_session(state, params, now=int(time.time())),
+            checkout.create_checkout_session(state, params, now=_state(request).now()),
         ),
     )
 

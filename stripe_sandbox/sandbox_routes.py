@@ -23,7 +23,7 @@ from stripe_sandbox.objects import Obj, new_id
 from stripe_sandbox.settings import SandboxSettings
 from stripe_sandbox.state import SandboxState
 
-__all__ = ["sandbox_route_handlers"]
+__all__ = ["body_of", "public_url", "sandbox_route_handlers"]
 
 AnyRequest = Request[Any, Any, Any]
 
@@ -33,7 +33,7 @@ def _state(request: AnyRequest) -> SandboxState:
     return state
 
 
-def _public_url(request: AnyRequest) -> str:
+def public_url(request: AnyRequest) -> str:
     settings: SandboxSettings = request.app.state.settings
     return settings.sandbox_public_url or str(request.base_url).rstrip("/")
 
@@ -50,7 +50,7 @@ def _session_for_browser(request: AnyRequest, session_id: str, client_secret: st
     return session
 
 
-async def _body(request: AnyRequest) -> dict[str, Any]:
+async def body_of(request: AnyRequest) -> dict[str, Any]:
     raw = await request.body()
     if not raw:
         return {}
@@ -113,7 +113,7 @@ async def complete_checkout_session(
     request_id = new_id("req_", 14)
     settings: SandboxSettings = request.app.state.settings
     try:
-        body = await _body(request)
+        body = await body_of(request)
         secret = body.get("client_secret")
         _session_for_browser(request, session_id, secret if isinstance(secret, str) else None)
         card = checkout.Card(
@@ -126,8 +126,8 @@ async def complete_checkout_session(
             _state(request),
             session_id,
             card,
-            now=int(time.time()),
-            public_url=_public_url(request),
+            now=_state(request).now(),
+            public_url=public_url(request),
             account_country=settings.sandbox_account_country,
             account_name=settings.sandbox_account_name,
         )
@@ -208,7 +208,7 @@ async def change_config(request: AnyRequest) -> Response[bytes]:
     request_id = new_id("req_", 14)
     state = _state(request)
     try:
-        body = await _body(request)
+        body = await body_of(request)
         if "latency_ms" in body:
             state.latency_ms = max(0, _int_field(body, "latency_ms", 0))
         if "failure_rate" in body:
@@ -261,7 +261,7 @@ async def add_fault(request: AnyRequest) -> Response[bytes]:
     ``method path`` (a glob) fail as ``kind`` says (see ``stripe_sandbox.faults``)."""
     request_id = new_id("req_", 14)
     try:
-        body = await _body(request)
+        body = await body_of(request)
         method, path, kind = (_required_str(body, name) for name in ("method", "path", "kind"))
         if kind not in FAULT_KINDS:
             raise invalid_request(f"kind must be one of {', '.join(FAULT_KINDS)}", param="kind")

@@ -1,8 +1,10 @@
 """Everything the sandbox knows, in memory: one process, one event loop, no locks needed because
-no handler awaits between reading and writing it."""
+no handler awaits between reading and writing it. Its clock (:meth:`SandboxState.now`) is real
+time plus what ``POST /sandbox/clock/advance`` added: every timestamp the sandbox makes uses it."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,11 +56,23 @@ class SandboxState:
     charges: dict[str, Obj] = field(default_factory=dict)
     refunds: dict[str, Obj] = field(default_factory=dict)
     disputes: dict[str, Obj] = field(default_factory=dict)
+    subscriptions: dict[str, Obj] = field(default_factory=dict)
+    checkout_subscription_data: dict[str, Obj] = field(default_factory=dict)
+    """Per subscription-mode session: what its subscription is made with (``metadata``)."""
+    portal_sessions: dict[str, Obj] = field(default_factory=dict)
+    product_names: dict[str, str] = field(default_factory=dict)
+    customer_cards: dict[str, str] = field(default_factory=dict)
+    """The card number later renewals charge, per customer."""
+    clock_offset: int = 0
     events: dict[str, Obj] = field(default_factory=dict)
     deliveries: dict[str, Delivery] = field(default_factory=dict)
     idempotency: dict[str, IdempotentResult] = field(default_factory=dict)
     requests: RequestLog = field(default_factory=RequestLog)
     faults: Faults = field(default_factory=Faults)
+
+    def now(self) -> int:
+        """The sandbox's time (unix seconds)."""
+        return int(time.time()) + self.clock_offset
 
     def lookup(self, object_id: str) -> Obj | None:
         """Any object by its id, as ``expand`` needs."""
@@ -70,6 +84,8 @@ class SandboxState:
             ("ch_", self.charges),
             ("re_", self.refunds),
             ("du_", self.disputes),
+            ("sub_", self.subscriptions),
+            ("bps_", self.portal_sessions),
             ("evt_", self.events),
         ):
             if object_id.startswith(prefix):

@@ -61,3 +61,37 @@ async def pay(
                 "cvc": "123",
             },
         )
+
+
+async def create_subscription_session(
+    client: stripe.StripeClient,
+    customer_id: str,
+    *,
+    interval: str = "month",
+    interval_count: int = 1,
+    **extra: Any,
+) -> stripe.checkout.Session:
+    """As the facturation service creates one (SUBSCRIPTIONS_CONTRACT.md, request 1)."""
+    params: dict[str, Any] = {
+        "ui_mode": "embedded_page",
+        "mode": "subscription",
+        "customer": customer_id,
+        "return_url": RETURN_URL,
+        "line_items": [
+            {
+                "quantity": 1,
+                "price_data": {
+                    "currency": "eur",
+                    "unit_amount": 990,
+                    "product_data": {"name": "Pro plan"},
+                    "recurring": {"interval": interval, "interval_count": interval_count},
+                },
+            }
+        ],
+        "metadata": {"user_id": "user-1", "order_id": "o-9"},
+        "subscription_data": {
+            "metadata": {"user_id": "user-1", "order_id": "o-9", "product_id": "pro"}
+        },
+        **extra,
+    }
+    return await client.v1.checkout.sessions.create_async(params=params)  # type: ignore[arg-type]
