@@ -9,7 +9,7 @@ from typing import Annotated
 import msgspec
 from litestar import get, post
 from litestar.di import NamedDependency, Provide
-from litestar.params import PathParameter
+from litestar.params import JSONBody, PathParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from facturation_service.billing_mode import WRITES_TO_STRIPE
@@ -64,7 +64,7 @@ async def cancel_subscription(
     subscription_id: _SubscriptionId,
     identity: NamedDependency[Identity],
     subscriptions: NamedDependency[Subscriptions],
-    data: CancelRequest | None = None,
+    data: JSONBody[CancelRequest | None] = None,
 ) -> SubscriptionView:
     at_period_end = True if data is None else data.at_period_end
     return await subscriptions.cancel(
@@ -92,7 +92,7 @@ async def resume_subscription(
 async def create_portal_session(
     identity: NamedDependency[Identity],
     subscriptions: NamedDependency[Subscriptions],
-    data: PortalSessionRequest | None = None,
+    data: JSONBody[PortalSessionRequest | None] = None,
 ) -> PortalSessionResponse:
     url = await subscriptions.portal_session(
         identity.user_id, None if data is None else data.return_url

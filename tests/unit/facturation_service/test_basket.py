@@ -30,6 +30,7 @@ async def test_products_lists_the_catalog_with_a_free_product_and_paid_ones(
         "description": "Every feature for one month.",
         "unit_amount": 1900,
         "currency": "eur",
+        "recurring": None,
     }
     assert all(isinstance(p["unit_amount"], int) for p in products.values())
 

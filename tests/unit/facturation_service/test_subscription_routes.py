@@ -1,0 +1,261 @@
+"""A subscription bought through the sandbox, end to end in-process: paying it (its events
+applied through the journal) makes it active with its plan's entitlement; the owner lists,
+cancels and resumes it, and opens the Customer Portal; anyone else gets 404; an ended one 409;
+``BILLING_MODE=read_only`` refuses the writes with 503."""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any
+
+import httpx
+import msgspec
+from sqlalchemy import select
+
+from facturation_service.app import create_app
+from facturation_service.billing_mode import BillingMode
+from facturation_service.models import Entitlement, Order, SubscriptionSlot
+from facturation_service.settings import FacturationSettings
+from facturation_service.stripe_api import StripeApi
+from facturation_service.worker import HANDLED_EVENT_TYPES
+from shared import PROBLEM_MEDIA_TYPE, Database
+from tests.support import stripe_events
+from tests.support.sandbox import InProcessSandbox
+from tests.unit.facturation_service.conftest import RETURN_ORIGIN, FakeAuth, as_user, running
+from tests.unit.facturation_service.orders_support import apply
+
+RETURN_URL = f"{RETURN_ORIGIN}/checkout/return?session_id={{CHECKOUT_SESSION_ID}}"
+PLAN = [{"product_id": "plus-monthly", "quantity": 1}]
+
+
+async def deliver_new_events(sandbox: InProcessSandbox, db: Database, seen: set[str]) -> None:
+    """What the sandbox's webhooks would deliver, in its order, through the journal."""
+    fresh = [
+        event
+        for event_id, event in list(sandbox.state.events.items())
+        if event_id not in seen and event["type"] in HANDLED_EVENT_TYPES
+    ]
+    seen.update(sandbox.state.events)
+    await apply(db, *fresh)
+
+
+async def subscribe(
+    client: httpx.AsyncClient, sandbox: InProcessSandbox, db: Database, user_id: str
+) -> tuple[str, set[str]]:
+    """Check the plan out, pay it, apply its events; the subscription id."""
+    opened = await client.post(
+        "/billing/checkout-sessions",
+        json={"items": PLAN, "return_url": RETURN_URL},
+        headers=as_user(user_id),
+    )
+    assert opened.status_code == 201, opened.text
+    paid = await sandbox.pay(opened.json()["id"])
+    seen: set[str] = set()
+    await deliver_new_events(sandbox, db, seen)
+    subscription_id = paid.get("subscription") or sandbox.state.checkout_sessions[
+        opened.json()["id"]
+    ].get("subscription")
+    assert isinstance(subscription_id, str)
+    return subscription_id, seen
+
+
+async def listed(client: httpx.AsyncClient, user_id: str) -> list[dict[str, Any]]:
+    response = await client.get("/billing/subscriptions", headers=as_user(user_id))
+    assert response.status_code == 200
+    data: list[dict[str, Any]] = response.json()["data"]
+    return data
+
+
+async def plan_entitlements(db: Database, user_id: str) -> list[tuple[str, str, str]]:
+    async with db.sessionmaker() as session:
+        rows = await session.scalars(select(Entitlement).where(Entitlement.user_id == user_id))
+        return [(row.source, row.product_id, row.status) for row in rows]
+
+
+async def test_a_paid_subscription_checkout_is_listed_active_and_grants_the_plan_once(
+    client: httpx.AsyncClient, fake_auth: FakeAuth, sandbox: InProcessSandbox, db: Database
+) -> None:
+    user_id = fake_auth.add_user()
+
+    subscription_id, _ = await subscribe(client, sandbox, db, user_id)
+
+    [found] = await listed(client, user_id)
+    period_end = sandbox.state.subscriptions[subscription_id]["items"]["data"][0][
+        "current_period_end"
+    ]
+    assert found == {
+        "id": subscription_id,
+        "product_id": "plus-monthly",
+        "status": "active",
+        "current_period_end": period_end,
+        "cancel_at_period_end": False,
+        "canceled_at": None,
+    }
+    assert await plan_entitlements(db, user_id) == [("subscription", "plus-monthly", "active")]
+    async with db.sessionmaker() as session:
+        [order] = (await session.scalars(select(Order))).all()
+        slot = await session.get(SubscriptionSlot, user_id)
+    assert order.status == "paid"
+    assert slot is not None
+    assert slot.subscription_id == subscription_id
+    second = await client.post(
+        "/billing/checkout-sessions",
+        json={"items": PLAN, "return_url": RETURN_URL},
+        headers=as_user(user_id),
+    )
+    assert second.status_code == 409
+
+
+async def test_cancel_at_period_end_then_resume_answer_the_subscription_as_stripe_has_it(
+    client: httpx.AsyncClient, fake_auth: FakeAuth, sandbox: InProcessSandbox, db: Database
+) -> None:
+    user_id = fake_auth.add_user()
+    subscription_id, seen = await subscribe(client, sandbox, db, user_id)
+
+    canceled = await client.post(
+        f"/billing/subscriptions/{subscription_id}/cancel", headers=as_user(user_id)
+    )
+
+    assert canceled.status_code == 200, canceled.text
+    assert canceled.json()["cancel_at_period_end"] is True
+    assert canceled.json()["status"] == "active"
+    assert sandbox.state.subscriptions[subscription_id]["cancel_at_period_end"] is True
+    assert (await listed(client, user_id))[0]["cancel_at_period_end"] is True
+
+    resumed = await client.post(
+        f"/billing/subscriptions/{subscription_id}/resume", headers=as_user(user_id)
+    )
+
+    assert resumed.status_code == 200
+    assert resumed.json()["cancel_at_period_end"] is False
+    await deliver_new_events(sandbox, db, seen)
+    assert (await listed(client, user_id))[0]["cancel_at_period_end"] is False
+
+
+async def test_cancel_now_ends_it_frees_the_slot_and_expires_the_plan_and_then_409(
+    client: httpx.AsyncClient, fake_auth: FakeAuth, sandbox: InProcessSandbox, db: Database
+) -> None:
+    user_id = fake_auth.add_user()
+    subscription_id, seen = await subscribe(client, sandbox, db, user_id)
+
+    ended = await client.post(
+        f"/billing/subscriptions/{subscription_id}/cancel",
+        json={"at_period_end": False},
+        headers=as_user(user_id),
+    )
+    await deliver_new_events(sandbox, db, seen)
+
+    assert ended.status_code == 200, ended.text
+    assert ended.json()["status"] == "canceled"
+    assert ended.json()["canceled_at"] is not None
+    assert [
+        r.method for r in sandbox.requests.matching(path=f"/v1/subscriptions/{subscription_id}")
+    ] == ["DELETE"]
+    assert await plan_entitlements(db, user_id) == [("subscription", "plus-monthly", "expired")]
+    async with db.sessionmaker() as session:
+        assert await session.get(SubscriptionSlot, user_id) is None
+    again = await client.post(
+        f"/billing/subscriptions/{subscription_id}/resume", headers=as_user(user_id)
+    )
+    assert again.status_code == 409
+    assert again.headers["content-type"].startswith(PROBLEM_MEDIA_TYPE)
+    reopened = await client.post(
+        "/billing/checkout-sessions",
+        json={"items": PLAN, "return_url": RETURN_URL},
+        headers=as_user(user_id),
+    )
+    assert reopened.status_code == 201
+
+
+async def test_someone_elses_subscription_is_404_and_stripe_is_not_called(
+    client: httpx.AsyncClient, fake_auth: FakeAuth, sandbox: InProcessSandbox, db: Database
+) -> None:
+    owner, intruder = fake_auth.add_user(), fake_auth.add_user()
+    subscription_id, _ = await subscribe(client, sandbox, db, owner)
+    before = len(sandbox.requests.matching(path=f"/v1/subscriptions/{subscription_id}"))
+
+    for action in ("cancel", "resume"):
+        response = await client.post(
+            f"/billing/subscriptions/{subscription_id}/{action}", headers=as_user(intruder)
+        )
+        assert response.status_code == 404
+    assert await listed(client, intruder) == []
+    assert len(sandbox.requests.matching(path=f"/v1/subscriptions/{subscription_id}")) == before
+
+
+async def test_a_portal_session_is_made_for_the_users_customer_with_an_allowed_return_url(
+    client: httpx.AsyncClient, fake_auth: FakeAuth, sandbox: InProcessSandbox
+) -> None:
+    user_id = fake_auth.add_user()
+    assert (await client.post("/billing/customer", headers=as_user(user_id))).status_code == 201
+
+    made = await client.post(
+        "/billing/portal-sessions",
+        json={"return_url": f"{RETURN_ORIGIN}/account"},
+        headers=as_user(user_id),
+    )
+    refused = await client.post(
+        "/billing/portal-sessions",
+        json={"return_url": "https://evil.example/account"},
+        headers=as_user(user_id),
+    )
+
+    assert made.status_code == 201, made.text
+    assert "/sandbox/portal/bps_" in made.json()["url"]
+    [request] = sandbox.posts("/v1/billing_portal/sessions")
+    assert request.params["customer"] == fake_auth.users[user_id].user_stripe_id
+    assert request.params["return_url"] == f"{RETURN_ORIGIN}/account"
+    assert request.idempotency_key
+    assert refused.status_code == 422
+
+
+async def test_a_portal_session_for_a_user_without_a_stripe_customer_is_409(
+    client: httpx.AsyncClient, fake_auth: FakeAuth, sandbox: InProcessSandbox
+) -> None:
+    response = await client.post("/billing/portal-sessions", headers=as_user(fake_auth.add_user()))
+
+    assert response.status_code == 409
+    assert sandbox.posts("/v1/billing_portal/sessions") == []
+
+
+async def test_read_only_refuses_cancel_resume_and_portal_with_503_but_lists(
+    settings: FacturationSettings, fake_auth: FakeAuth, stripe_api: StripeApi
+) -> None:
+    read_only = msgspec.structs.replace(settings, billing_mode=BillingMode.READ_ONLY)
+    user_id = fake_auth.add_user()
+    async with running(create_app(read_only, stripe=stripe_api, auth=fake_auth)) as http:
+        writes = [
+            await http.post("/billing/subscriptions/sub_1/cancel", headers=as_user(user_id)),
+            await http.post("/billing/subscriptions/sub_1/resume", headers=as_user(user_id)),
+            await http.post("/billing/portal-sessions", headers=as_user(user_id)),
+        ]
+        listing = await http.get("/billing/subscriptions", headers=as_user(user_id))
+
+    assert [r.status_code for r in writes] == [503, 503, 503]
+    assert all(r.headers["retry-after"] for r in writes)
+    assert listing.status_code == 200
+
+
+async def test_stripes_answer_to_a_cancel_never_replaces_a_newer_event_snapshot(
+    client: httpx.AsyncClient, fake_auth: FakeAuth, sandbox: InProcessSandbox, db: Database
+) -> None:
+    user_id = fake_auth.add_user()
+    subscription_id, _ = await subscribe(client, sandbox, db, user_id)
+    newer = copy.deepcopy(sandbox.state.subscriptions[subscription_id])
+    newer["status"] = "past_due"
+    await apply(
+        db,
+        stripe_events.event(
+            "customer.subscription.updated", newer, created=int(time.time()) + 3600
+        ),
+    )
+
+    canceled = await client.post(
+        f"/billing/subscriptions/{subscription_id}/cancel", headers=as_user(user_id)
+    )
+
+    assert canceled.status_code == 200
+    assert canceled.json()["cancel_at_period_end"] is True  # what Stripe answered
+    [stored] = await listed(client, user_id)
+    assert (stored["status"], stored["cancel_at_period_end"]) == ("past_due", False)
