@@ -11,11 +11,12 @@ from typing import Any
 
 import httpx
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from facturation_service.app import create_app
 from facturation_service.billing_mode import BillingMode
-from facturation_service.models import Entitlement, Order, SubscriptionSlot
+from facturation_service.models import Entitlement, Order, Subscription, SubscriptionSlot
+from facturation_service.reconciliation import Reconciler
 from facturation_service.settings import FacturationSettings
 from facturation_service.stripe_api import StripeApi
 from facturation_service.worker import HANDLED_EVENT_TYPES
@@ -259,3 +260,36 @@ async def test_stripes_answer_to_a_cancel_never_replaces_a_newer_event_snapshot(
     assert canceled.json()["cancel_at_period_end"] is True  # what Stripe answered
     [stored] = await listed(client, user_id)
     assert (stored["status"], stored["cancel_at_period_end"]) == ("past_due", False)
+
+
+async def test_reconciliation_applies_stripes_snapshot_to_a_subscription_whose_end_never_came(
+    client: httpx.AsyncClient,
+    fake_auth: FakeAuth,
+    sandbox: InProcessSandbox,
+    stripe_api: StripeApi,
+    db: Database,
+) -> None:
+    user_id = fake_auth.add_user()
+    subscription_id, _ = await subscribe(client, sandbox, db, user_id)
+    await stripe_api.cancel_subscription(subscription_id)  # its events are never delivered
+    async with db.engine.begin() as connection:  # and its period is long over, locally
+        await connection.execute(
+            update(Subscription)
+            .where(Subscription.id == subscription_id)
+            .values(current_period_end=int(time.time()) - 86_400)
+        )
+
+    report = await Reconciler(db, stripe_api, min_age_seconds=0).run()
+
+    [item] = [item for item in report.items if item.subscription_id == subscription_id]
+    assert (item.local_status, item.stripe_status, item.action, item.status) == (
+        "active",
+        "canceled",
+        "applied",
+        "canceled",
+    )
+    assert await plan_entitlements(db, user_id) == [("subscription", "plus-monthly", "expired")]
+    async with db.sessionmaker() as session:
+        assert await session.get(SubscriptionSlot, user_id) is None
+    again = await Reconciler(db, stripe_api, min_age_seconds=0).run()
+    assert [item for item in again.items if item.subscription_id] == []
