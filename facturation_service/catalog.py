@@ -21,6 +21,14 @@ class Recurring(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     interval: Literal["day", "week", "month", "year"]
     interval_count: Annotated[int, msgspec.Meta(ge=1, le=365)] = 1
 
+    def __post_init__(self) -> None:
+        # Stripe bills at least once a year.
+        if self.interval_count > _MAX_INTERVAL_COUNT[self.interval]:
+            raise ValueError(f"recurring: at most one year between billings ({self.interval})")
+
+
+_MAX_INTERVAL_COUNT = {"day": 365, "week": 52, "month": 12, "year": 1}
+
 
 class Product(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     id: Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]

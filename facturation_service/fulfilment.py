@@ -5,7 +5,9 @@ One step, :func:`fulfil`, run from whichever comes first: the worker applying
 ``checkout.session.async_payment_succeeded``, the return page's status request finding the session
 complete and paid, or the free checkout. It may run many times and concurrently: the conditional
 UPDATE that stamps ``orders.fulfilled_at`` is the record that decides, and only the one call whose
-UPDATE moved the row grants. The unique key on entitlements backs that up.
+UPDATE moved the row grants. The unique key on entitlements backs that up. A subscription's order
+(``mode = subscription``) is stamped but grants nothing: its subscription grants the plan
+(``subscriptions.py``).
 """
 
 from __future__ import annotations
