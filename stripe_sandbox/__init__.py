@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from stripe_sandbox.app import create_app
-from stripe_sandbox.cards import DECLINED_CARD, SUCCEEDING_CARD
+from stripe_sandbox.cards import DECLINED_CARD, FAILS_LATER_CARD, SUCCEEDING_CARD
 from stripe_sandbox.objects import API_VERSION
 from stripe_sandbox.settings import SandboxSettings
 from stripe_sandbox.webhooks import signature_header
@@ -11,6 +11,7 @@ from stripe_sandbox.webhooks import signature_header
 __all__ = [
     "API_VERSION",
     "DECLINED_CARD",
+    "FAILS_LATER_CARD",
     "SUCCEEDING_CARD",
     "SandboxSettings",
     "create_app",

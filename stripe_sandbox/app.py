@@ -16,6 +16,7 @@ from stripe_sandbox.api import error_response
 from stripe_sandbox.errors import StripeApiError, api_error, invalid_request
 from stripe_sandbox.objects import new_id
 from stripe_sandbox.payment_routes import payment_route_handlers
+from stripe_sandbox.portal import portal_route_handlers
 from stripe_sandbox.routes import api_route_handlers
 from stripe_sandbox.sandbox_routes import sandbox_route_handlers
 from stripe_sandbox.settings import SandboxSettings, read_settings
@@ -74,6 +75,7 @@ def create_app(settings: SandboxSettings | None = None) -> Litestar:
             *api_route_handlers,
             *payment_route_handlers,
             *subscription_route_handlers,
+            *portal_route_handlers,
             *sandbox_route_handlers,
         ],
         state=State({"sandbox": state, "webhook_sender": sender, "settings": settings}),

@@ -33,6 +33,7 @@ __all__ = [
     "complete_checkout_session",
     "create_checkout_session",
     "expire_checkout_session",
+    "expire_due_sessions",
     "redirect_url",
     "retrieve_checkout_session",
 ]
@@ -156,6 +157,17 @@ def expire_checkout_session(state: SandboxState, session_id: str) -> Obj:
         )
     session["status"] = "expired"
     return session
+
+
+def expire_due_sessions(state: SandboxState, *, now: int) -> list[tuple[int, Obj]]:
+    """Open sessions whose ``expires_at`` has passed expire, as Stripe expires them on its own:
+    ``(expires_at, snapshot)`` for each, to send ``checkout.session.expired`` at that time."""
+    expired = []
+    for session in state.checkout_sessions.values():
+        if session["status"] == "open" and session["expires_at"] <= now:
+            session["status"] = "expired"
+            expired.append((session["expires_at"], copy.deepcopy(session)))
+    return expired
 
 
 def complete_checkout_session(

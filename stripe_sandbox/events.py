@@ -1,4 +1,5 @@
-"""Events: recorded (GET /v1/events) and handed to the webhook sender."""
+"""Events: recorded (GET /v1/events) and handed to the webhook sender. A ``*.updated`` event
+carries ``data.previous_attributes``, the fields that differ from the object's last event."""
 
 from __future__ import annotations
 
@@ -29,14 +30,26 @@ def emit_events(
     now = state.now() if at is None else at
     emitted = []
     for event_type, obj in snapshots:
+        previous = state.last_snapshots.get(obj["id"])
         event = objects.event(
             event_type=event_type,
             obj=copy.deepcopy(obj),
             created=now,
             request_id=request_id,
             idempotency_key=idempotency_key,
+            previous_attributes=_changed(previous, obj)
+            if event_type.endswith(".updated") and previous is not None
+            else None,
         )
         state.events[event["id"]] = event
+        state.last_snapshots[obj["id"]] = event["data"]["object"]
         sender.send(event)
         emitted.append(event)
     return emitted
+
+
+def _changed(previous: Obj, current: Obj) -> Obj:
+    """The previous values of the top-level fields that changed, as Stripe lists them."""
+    return {
+        name: copy.deepcopy(value) for name, value in previous.items() if current.get(name) != value
+    }

@@ -61,12 +61,14 @@ def list_invoices(state: SandboxState, params: Params) -> tuple[list[Obj], bool]
     reject_unknown(params, InvoiceListParams)
     customer = read_str(params, "customer")
     status = read_str(params, "status")
+    subscription = read_str(params, "subscription")
     limit = read_int(params, "limit", minimum=1, maximum=100) or 10
     found = [
         invoice
         for invoice in reversed(state.invoices.values())
         if (customer is None or invoice["customer"] == customer)
         and (status is None or invoice["status"] == status)
+        and (subscription is None or _subscription_of(invoice) == subscription)
     ]
     starting_after = read_str(params, "starting_after")
     if starting_after is not None:
@@ -75,3 +77,9 @@ def list_invoices(state: SandboxState, params: Params) -> tuple[list[Obj], bool]
             raise resource_missing("invoice", starting_after, param="starting_after")
         found = found[ids.index(starting_after) + 1 :]
     return found[:limit], len(found) > limit
+
+
+def _subscription_of(invoice: Obj) -> str | None:
+    details = (invoice["parent"] or {}).get("subscription_details") or {}
+    subscription: str | None = details.get("subscription")
+    return subscription

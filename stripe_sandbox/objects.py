@@ -455,8 +455,17 @@ def invoice(
 
 
 def event(
-    *, event_type: str, obj: Obj, created: int, request_id: str | None, idempotency_key: str | None
+    *,
+    event_type: str,
+    obj: Obj,
+    created: int,
+    request_id: str | None,
+    idempotency_key: str | None,
+    previous_attributes: Obj | None = None,
 ) -> Obj:
+    data: Obj = {"object": obj}
+    if previous_attributes is not None:
+        data["previous_attributes"] = previous_attributes
     return {
         "id": new_id("evt_"),
         "object": "event",
@@ -464,7 +473,7 @@ def event(
         "api_version": API_VERSION,
         "context": None,
         "created": created,
-        "data": {"object": obj},
+        "data": data,
         "livemode": False,
         "pending_webhooks": 1,
         "request": {"id": request_id, "idempotency_key": idempotency_key},

@@ -65,6 +65,8 @@ class SandboxState:
     """The card number later renewals charge, per customer."""
     clock_offset: int = 0
     events: dict[str, Obj] = field(default_factory=dict)
+    last_snapshots: dict[str, Obj] = field(default_factory=dict)
+    """Per object id, the object as its latest event carried it."""
     deliveries: dict[str, Delivery] = field(default_factory=dict)
     idempotency: dict[str, IdempotentResult] = field(default_factory=dict)
     requests: RequestLog = field(default_factory=RequestLog)

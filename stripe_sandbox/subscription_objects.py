@@ -149,6 +149,7 @@ def portal_session(*, customer_id: str, return_url: str | None, created: int, ba
     return {
         "id": session_id,
         "object": "billing_portal.session",
+        "after_expiration": None,
         "configuration": "bpc_sandbox_default",
         "created": created,
         "customer": customer_id,

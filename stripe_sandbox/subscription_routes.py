@@ -10,7 +10,7 @@ from litestar.params import FromPath
 from stripe.params import SubscriptionRetrieveParams
 from stripe.params.billing_portal import SessionCreateParams as PortalSessionCreateParams
 
-from stripe_sandbox import subscriptions
+from stripe_sandbox import checkout, subscriptions
 from stripe_sandbox.api import error_response, json_response, run_api_call
 from stripe_sandbox.cards import check_number
 from stripe_sandbox.customers import retrieve_customer
@@ -132,7 +132,8 @@ async def read_clock(request: AnyRequest) -> dict[str, int]:
 
 @post("/sandbox/clock/advance", status_code=200)
 async def advance_clock(request: AnyRequest) -> Response[bytes]:
-    """``{seconds}``: the clock moves on; subscriptions renew or end as their periods pass."""
+    """``{seconds}``: the clock moves on; subscriptions renew or end as their periods pass, and
+    open Checkout Sessions past their ``expires_at`` expire; the events go out in time order."""
     request_id = new_id("req_", 14)
     try:
         body = await body_of(request)
@@ -147,14 +148,18 @@ async def advance_clock(request: AnyRequest) -> Response[bytes]:
             )
     except StripeApiError as error:
         return error_response(error, request_id)
-    result = subscriptions.advance_clock(_state(request), seconds, account=account_of(request))
-    for at, events in result.steps:
+    state = _state(request)
+    result = subscriptions.advance_clock(state, seconds, account=account_of(request))
+    expired = checkout.expire_due_sessions(state, now=result.now)
+    steps = [*result.steps, *((at, [("checkout.session.expired", obj)]) for at, obj in expired)]
+    for at, events in sorted(steps, key=lambda step: step[0]):
         emit_events(request.app, events, request_id=None, idempotency_key=None, at=at)
     answer = {
         "now": result.now,
         "renewed": result.renewed,
         "ended": result.ended,
         "failed": result.failed,
+        "expired_sessions": [obj["id"] for _, obj in expired],
     }
     return json_response(200, answer, request_id)
 

@@ -7,7 +7,13 @@ import httpx
 import pytest
 import stripe
 
-from tests.unit.stripe_sandbox.helpers import create_customer, create_session, pay
+from tests.unit.stripe_sandbox.conftest import WEBHOOK_SECRET, WebhookReceiver
+from tests.unit.stripe_sandbox.helpers import (
+    create_customer,
+    create_session,
+    create_subscription_session,
+    pay,
+)
 
 
 async def test_customer_create_retrieve_update_parse_as_customer(
@@ -221,3 +227,66 @@ async def test_declined_card_is_a_card_error_and_leaves_the_session_open(
     fetched = await client.v1.checkout.sessions.retrieve_async(session.id)
     assert (fetched.status, fetched.payment_status, fetched.invoice) == ("open", "unpaid", None)
     assert (await client.v1.invoices.list_async(params={"customer": customer.id})).data == []
+
+
+async def test_subscriptions_portal_sessions_and_their_events_parse_typed(
+    client: stripe.StripeClient, sandbox_url: str, receiver: WebhookReceiver
+) -> None:
+    customer = await create_customer(client)
+    session = await create_subscription_session(client, customer.id)
+    assert (await pay(sandbox_url, session)).status_code == 200
+    paid = await client.v1.checkout.sessions.retrieve_async(
+        session.id, params={"expand": ["subscription", "invoice"]}
+    )
+    assert isinstance(paid.subscription, stripe.Subscription)
+    assert isinstance(paid.invoice, stripe.Invoice)
+    sub = await client.v1.subscriptions.retrieve_async(paid.subscription.id)
+    assert isinstance(sub, stripe.Subscription)
+    assert (sub.object, sub.status, sub.collection_method, sub.currency) == (
+        "subscription",
+        "active",
+        "charge_automatically",
+        "eur",
+    )
+    assert (sub.cancel_at, sub.canceled_at, sub.ended_at) == (None, None, None)
+    assert sub.latest_invoice == paid.invoice.id
+    item = sub["items"].data[0]
+    assert isinstance(item, stripe.SubscriptionItem)
+    assert isinstance(item.price, stripe.Price)
+    assert item.price.recurring is not None
+    assert (item.price.type, item.price.recurring.interval, item.quantity) == (
+        "recurring",
+        "month",
+        1,
+    )
+    assert item.current_period_end > item.current_period_start
+    assert "current_period_end" not in sub  # API 2026-10-28: the period lives on the items
+
+    listed = await client.v1.subscriptions.list_async(
+        params={"customer": customer.id, "status": "all"}
+    )
+    assert isinstance(listed, stripe.ListObject)
+    assert [type(found) for found in listed.data] == [stripe.Subscription]
+
+    portal = await client.v1.billing_portal.sessions.create_async(
+        params={"customer": customer.id, "return_url": "http://localhost:8000/"}
+    )
+    assert isinstance(portal, stripe.billing_portal.Session)
+    assert (portal.object, portal.customer, portal.return_url) == (
+        "billing_portal.session",
+        customer.id,
+        "http://localhost:8000/",
+    )
+
+    canceled = await client.v1.subscriptions.cancel_async(sub.id)
+    assert isinstance(canceled, stripe.Subscription)
+    received = await receiver.wait_for(8)
+    events = [
+        stripe.Webhook.construct_event(item.body, item.signature, WEBHOOK_SECRET)
+        for item in received
+    ]
+    subscription_events = [event for event in events if event.type.startswith("customer.")]
+    assert subscription_events
+    for event in subscription_events:
+        assert isinstance(event.data.object, stripe.Subscription)
+        assert event.data.object.id == sub.id

@@ -173,16 +173,22 @@ async def test_paying_a_subscription_session_starts_it_with_a_paid_first_invoice
     completed = next(b for b in bodies if b["type"] == "checkout.session.completed")
     assert created["data"]["object"]["status"] == "incomplete"
     assert updated["data"]["object"]["status"] == "active"
+    assert updated["data"]["previous_attributes"] == {"status": "incomplete"}
+    assert "previous_attributes" not in created["data"]
     assert completed["data"]["object"]["subscription"] == sub.id
     assert completed["data"]["object"]["invoice"] == invoice.id
 
 
+@pytest.mark.parametrize("card", ["4000000000000002", "4000000000000341"])
 async def test_a_declined_card_starts_no_subscription(
-    client: stripe.StripeClient, sandbox_url: str
+    client: stripe.StripeClient, sandbox_url: str, card: str
 ) -> None:
     customer = await create_customer(client)
     session = await create_subscription_session(client, customer.id)
-    assert (await pay(sandbox_url, session, card="4000000000000002")).status_code == 402
+    declined = await pay(sandbox_url, session, card=card)
+    assert declined.status_code == 402
+    assert declined.json()["error"]["code"] == "card_declined"
+    assert (await client.v1.checkout.sessions.retrieve_async(session.id)).status == "open"
     listed = await client.v1.subscriptions.list_async(
         params={"customer": customer.id, "status": "all"}
     )
@@ -221,6 +227,19 @@ async def test_cancel_at_period_end_then_resume_then_delete(
         "customer.subscription.updated",
         "customer.subscription.deleted",
     ]
+    listed = await client.v1.events.list_async(
+        params={"type": "customer.subscription.updated", "limit": 2}
+    )
+    resume_event, cancel_event = listed.data
+    assert cancel_event.data.previous_attributes is not None
+    assert cancel_event.data.previous_attributes.to_dict() == {
+        "cancel_at_period_end": False,
+        "cancel_at": None,
+        "canceled_at": None,
+        "cancellation_details": {"comment": None, "feedback": None, "reason": None},
+    }
+    assert resume_event.data.previous_attributes is not None
+    assert resume_event.data.previous_attributes["cancel_at_period_end"] is True
 
     with pytest.raises(stripe.InvalidRequestError) as again:
         await client.v1.subscriptions.cancel_async(sub.id)
@@ -306,9 +325,12 @@ async def test_a_far_advance_renews_every_period_until_the_end_is_in_the_future(
     assert answer["now"] >= start + 3 * 7 * DAY + 60
     renewed = await client.v1.subscriptions.retrieve_async(sub.id)
     assert _period(renewed) == (start + 3 * 7 * DAY, start + 4 * 7 * DAY)
-    cycles = await client.v1.invoices.list_async(params={"customer": str(sub.customer)})
+    cycles = await client.v1.invoices.list_async(params={"subscription": sub.id})
     reasons = [invoice.billing_reason for invoice in cycles.data]
     assert reasons == ["subscription_cycle"] * 3 + ["subscription_create"]
+    assert [invoice.created for invoice in cycles.data] == [
+        start + weeks * 7 * DAY for weeks in (3, 2, 1, 0)
+    ]
 
 
 async def test_cancel_at_period_end_then_advance_ends_the_subscription(
@@ -394,3 +416,84 @@ async def test_new_event_types_list_through_the_types_filter(
     deleted = listed.data[0].data.object
     assert deleted["id"] == sub.id
     assert deleted["status"] == "canceled"
+
+
+async def test_the_portal_page_lists_the_subscriptions_and_cancels_and_resumes_them(
+    client: stripe.StripeClient, sandbox_url: str
+) -> None:
+    _, sub = await _subscribe(client, sandbox_url)
+    _, end = _period(sub)
+    portal = await client.v1.billing_portal.sessions.create_async(
+        params={"customer": str(sub.customer), "return_url": "http://localhost:8000/account"}
+    )
+    assert isinstance(portal, stripe.billing_portal.Session)
+    assert portal.id.startswith("bps_")
+    assert portal.url == f"{sandbox_url}/sandbox/portal/{portal.id}"
+    base = f"/sandbox/portal/{portal.id}/subscriptions/{sub.id}"
+
+    async with httpx.AsyncClient(base_url=sandbox_url) as http:
+        page = await http.get(f"/sandbox/portal/{portal.id}")
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        assert f'data-subscription="{sub.id}" data-status="active"' in page.text
+        assert f'data-field="period-end" data-value="{end}"' in page.text
+        assert f'action="{base}/cancel"' in page.text
+        assert 'data-action="cancel"' in page.text
+        assert 'data-action="resume"' not in page.text
+        assert 'id="return-link" data-action="return" href="http://localhost:8000/account"' in (
+            page.text
+        )
+
+        canceled = await http.post(f"{base}/cancel")
+        assert (canceled.status_code, canceled.headers["location"]) == (
+            303,
+            f"/sandbox/portal/{portal.id}",
+        )
+        assert (await client.v1.subscriptions.retrieve_async(sub.id)).cancel_at_period_end
+        page = await http.get(f"/sandbox/portal/{portal.id}")
+        assert 'data-cancel-at-period-end="true"' in page.text
+        assert 'data-action="resume"' in page.text
+        assert 'data-action="cancel"' not in page.text
+
+        resumed = await http.post(f"{base}/resume", headers={"Accept": "application/json"})
+        assert resumed.status_code == 200
+        assert resumed.json()["cancel_at_period_end"] is False
+
+    types = [event["type"] for event in await _events(sandbox_url)][len(FIRST_EVENTS) :]
+    assert types == ["customer.subscription.updated"] * 2
+
+
+async def test_the_portal_refuses_unknown_sessions_and_other_customers_subscriptions(
+    client: stripe.StripeClient, sandbox_url: str
+) -> None:
+    _, sub = await _subscribe(client, sandbox_url)
+    stranger = await create_customer(client, "user-2")
+    portal = await client.v1.billing_portal.sessions.create_async(params={"customer": stranger.id})
+    async with httpx.AsyncClient(base_url=sandbox_url) as http:
+        assert (await http.get("/sandbox/portal/bps_missing")).status_code == 404
+        page = await http.get(f"/sandbox/portal/{portal.id}")
+        assert 'id="no-subscriptions"' in page.text
+        assert "return-link" not in page.text
+        foreign = await http.post(f"/sandbox/portal/{portal.id}/subscriptions/{sub.id}/cancel")
+        missing = await http.post(f"/sandbox/portal/bps_missing/subscriptions/{sub.id}/cancel")
+    for response in (foreign, missing):
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "resource_missing"
+    assert not (await client.v1.subscriptions.retrieve_async(sub.id)).cancel_at_period_end
+
+
+async def test_advancing_past_expires_at_expires_open_sessions_with_their_event(
+    client: stripe.StripeClient, sandbox_url: str
+) -> None:
+    customer = await create_customer(client)
+    session = await create_subscription_session(client, customer.id)
+    answer = await _advance(sandbox_url, DAY)
+    assert answer["expired_sessions"] == [session.id]
+    assert (await client.v1.checkout.sessions.retrieve_async(session.id)).status == "expired"
+    (event,) = await _events(sandbox_url)
+    assert (event["type"], event["object_id"], event["created"]) == (
+        "checkout.session.expired",
+        session.id,
+        session.expires_at,
+    )
+    assert (await pay(sandbox_url, session)).status_code == 400

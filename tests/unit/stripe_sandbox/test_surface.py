@@ -9,6 +9,7 @@ def test_public_surface() -> None:
     assert sorted(stripe_sandbox.__all__) == [
         "API_VERSION",
         "DECLINED_CARD",
+        "FAILS_LATER_CARD",
         "SUCCEEDING_CARD",
         "SandboxSettings",
         "create_app",
