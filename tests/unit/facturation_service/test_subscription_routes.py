@@ -293,3 +293,66 @@ async def test_reconciliation_applies_stripes_snapshot_to_a_subscription_whose_e
         assert await session.get(SubscriptionSlot, user_id) is None
     again = await Reconciler(db, stripe_api, min_age_seconds=0).run()
     assert [item for item in again.items if item.subscription_id] == []
+
+
+async def _advance_to_period_end(sandbox: InProcessSandbox, subscription_id: str) -> None:
+    period_end = sandbox.state.subscriptions[subscription_id]["items"]["data"][0][
+        "current_period_end"
+    ]
+    now = (await sandbox.control("GET", "/sandbox/clock")).json()["now"]
+    advanced = await sandbox.control(
+        "POST", "/sandbox/clock/advance", json={"seconds": period_end - now + 1}
+    )
+    assert advanced.status_code == 200, advanced.text
+
+
+async def plan_ends_at(db: Database, subscription_id: str) -> tuple[str, int]:
+    async with db.sessionmaker() as session:
+        row = await session.scalar(
+            select(Entitlement).where(Entitlement.source_id == subscription_id)
+        )
+    assert row is not None
+    assert row.ends_at is not None
+    return row.status, int(row.ends_at.timestamp())
+
+
+async def test_renewals_with_the_sandbox_clock_extend_suspend_and_finally_expire_the_plan(
+    client: httpx.AsyncClient, fake_auth: FakeAuth, sandbox: InProcessSandbox, db: Database
+) -> None:
+    user_id = fake_auth.add_user()
+    subscription_id, seen = await subscribe(client, sandbox, db, user_id)
+    items = sandbox.state.subscriptions[subscription_id]["items"]["data"]
+
+    await _advance_to_period_end(sandbox, subscription_id)  # renewed with the good card
+    await deliver_new_events(sandbox, db, seen)
+    assert await plan_ends_at(db, subscription_id) == ("active", items[0]["current_period_end"])
+
+    customer = sandbox.state.subscriptions[subscription_id]["customer"]
+    failing = await sandbox.control(
+        "POST", f"/sandbox/customers/{customer}/card", json={"card_number": "4000000000000341"}
+    )
+    assert failing.status_code == 200, failing.text
+    paid_until = items[0]["current_period_end"]
+    await _advance_to_period_end(sandbox, subscription_id)  # the renewal fails: past_due
+    await deliver_new_events(sandbox, db, seen)
+    assert (await listed(client, user_id))[0]["status"] == "past_due"
+    assert await plan_ends_at(db, subscription_id) == (
+        "suspended",
+        sandbox.state.subscriptions[subscription_id]["items"]["data"][0]["current_period_end"],
+    )
+    assert (
+        paid_until
+        < sandbox.state.subscriptions[subscription_id]["items"]["data"][0]["current_period_end"]
+    )
+
+    canceled = await client.post(
+        f"/billing/subscriptions/{subscription_id}/cancel", headers=as_user(user_id)
+    )
+    assert canceled.status_code == 200
+    await _advance_to_period_end(sandbox, subscription_id)  # ends at the period's end
+    await deliver_new_events(sandbox, db, seen)
+
+    assert (await listed(client, user_id))[0]["status"] == "canceled"
+    assert (await plan_ends_at(db, subscription_id))[0] == "expired"
+    async with db.sessionmaker() as session:
+        assert await session.get(SubscriptionSlot, user_id) is None
