@@ -46,9 +46,9 @@ __all__ = [
     "subscription_plan",
 ]
 
-SUBSCRIPTION_CHECKOUT_SECONDS = 1800
-"""A subscription session's ``expires_at``: Stripe's minimum, so an abandoned one frees the
-user's slot soon."""
+SUBSCRIPTION_CHECKOUT_SECONDS = 1800 + 60
+"""A subscription session's ``expires_at``: Stripe's minimum (30 min) plus a minute for clock
+skew, so an abandoned one frees the user's slot soon."""
 
 
 class Checkout:
@@ -160,7 +160,7 @@ class Checkout:
         try:
             customer = await self.customers.ensure_customer(user_id)
             expires_at = int(time.time()) + SUBSCRIPTION_CHECKOUT_SECONDS
-            session = await self.stripe.create_checkout_session(
+            session = await self.stripe.create_subscription_checkout_session(
                 subscription_checkout_params(
                     plan,
                     user_id=user_id,

@@ -7,7 +7,7 @@ never creates a second object. Stripe's errors leave this module as problem+json
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 import stripe
@@ -80,6 +80,28 @@ class StripeApi:
             )
         except stripe.StripeError as exc:
             raise problem_from_stripe_error(exc) from exc
+
+    async def create_subscription_checkout_session(
+        self, params: SessionCreateParams, *, idempotency_key: str
+    ) -> stripe.checkout.Session:
+        """Like :meth:`create_checkout_session`; when Stripe refuses ``expires_at`` because its
+        clock disagrees with ours (skew, or the sandbox's clock moved ahead), the session is
+        made once more without it (Stripe's default, 24 h): facturation keeps its own deadline
+        and expires an abandoned session itself. A refused request stores no idempotent result,
+        so the same key is fine."""
+        try:
+            return await self.client.v1.checkout.sessions.create_async(
+                params, {"idempotency_key": idempotency_key}
+            )
+        except stripe.InvalidRequestError as exc:
+            if exc.param != "expires_at" or "expires_at" not in params:
+                raise problem_from_stripe_error(exc) from exc
+        except stripe.StripeError as exc:
+            raise problem_from_stripe_error(exc) from exc
+        without = cast(
+            "SessionCreateParams", {k: v for k, v in params.items() if k != "expires_at"}
+        )
+        return await self.create_checkout_session(without, idempotency_key=idempotency_key)
 
     async def retrieve_checkout_session(self, session_id: str) -> stripe.checkout.Session:
         try:

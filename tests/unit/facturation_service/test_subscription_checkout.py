@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 from facturation_service.app import create_app
-from facturation_service.models import Order, SubscriptionSlot
+from facturation_service.models import Order, SubscriptionSlot, utcnow
 from facturation_service.settings import FacturationSettings
 from facturation_service.stripe_api import StripeApi
+from facturation_service.subscription_slots import STALE_HOLD_SECONDS
 from shared import PROBLEM_MEDIA_TYPE, Database
 from tests.support.sandbox import InProcessSandbox
 from tests.unit.facturation_service.conftest import RETURN_ORIGIN, FakeAuth, as_user, running
@@ -86,7 +88,7 @@ async def test_a_plan_opens_a_subscription_mode_session_with_the_contracts_param
     }
     assert form["metadata"] == {"user_id": user_id, "order_id": body["order_id"]}
     assert "invoice_creation" not in form
-    assert before + 1800 <= int(form["expires_at"]) <= int(time.time()) + 1800
+    assert before + 1800 < int(form["expires_at"]) <= int(time.time()) + 1800 + 60
     assert request.idempotency_key == f"checkout-session:{body['order_id']}"
     [order] = await orders(db)
     assert (order.mode, order.stripe_checkout_session_id) == ("subscription", body["id"])
@@ -221,3 +223,29 @@ async def test_a_one_time_basket_still_opens_a_payment_session_without_taking_th
     assert request.params["mode"] == "payment"
     assert request.params["invoice_creation"]["enabled"] == "true"
     assert await slots(db) == []
+
+
+async def test_a_holder_that_died_before_binding_a_session_is_replaced_only_once_stale(
+    client: httpx.AsyncClient, fake_auth: FakeAuth, db: Database
+) -> None:
+    user_id = fake_auth.add_user()
+    async with db.engine.begin() as connection:
+        await connection.execute(
+            insert(SubscriptionSlot).values(user_id=user_id, holder="ord_dead", taken_at=utcnow())
+        )
+    assert (await checkout(client, user_id)).status_code == 409  # maybe still at Stripe
+
+    async with db.engine.begin() as connection:
+        await connection.execute(
+            update(SubscriptionSlot).values(
+                taken_at=utcnow() - timedelta(seconds=STALE_HOLD_SECONDS + 1)
+            )
+        )
+    response = await checkout(client, user_id)
+
+    assert response.status_code == 201
+    [slot] = await slots(db)
+    assert (slot.holder, slot.checkout_session_id) == (
+        response.json()["order_id"],
+        response.json()["id"],
+    )

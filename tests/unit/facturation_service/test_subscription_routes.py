@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 
 from facturation_service.app import create_app
 from facturation_service.billing_mode import BillingMode
+from facturation_service.checkout import SUBSCRIPTION_CHECKOUT_SECONDS
 from facturation_service.models import Entitlement, Order, Subscription, SubscriptionSlot
 from facturation_service.reconciliation import Reconciler
 from facturation_service.settings import FacturationSettings
@@ -356,3 +357,36 @@ async def test_renewals_with_the_sandbox_clock_extend_suspend_and_finally_expire
     assert (await plan_ends_at(db, subscription_id))[0] == "expired"
     async with db.sessionmaker() as session:
         assert await session.get(SubscriptionSlot, user_id) is None
+
+
+async def test_an_expired_subscription_checkout_frees_the_slot_through_its_event(
+    client: httpx.AsyncClient, fake_auth: FakeAuth, sandbox: InProcessSandbox, db: Database
+) -> None:
+    user_id = fake_auth.add_user()
+    opened = await client.post(
+        "/billing/checkout-sessions",
+        json={"items": PLAN, "return_url": RETURN_URL},
+        headers=as_user(user_id),
+    )
+    assert opened.status_code == 201
+    advanced = await sandbox.control(
+        "POST", "/sandbox/clock/advance", json={"seconds": SUBSCRIPTION_CHECKOUT_SECONDS + 1}
+    )
+    assert advanced.json()["expired_sessions"] == [opened.json()["id"]]
+
+    await deliver_new_events(sandbox, db, set())
+
+    async with db.sessionmaker() as session:
+        assert await session.get(SubscriptionSlot, user_id) is None
+        order = await session.scalar(select(Order))
+    assert order is not None
+    assert order.status == "expired"
+    # Stripe's clock (the sandbox's, moved on) is now ahead of facturation's: Stripe refuses
+    # our expires_at, and the session is made with Stripe's default expiry instead.
+    again = await client.post(
+        "/billing/checkout-sessions",
+        json={"items": PLAN, "return_url": RETURN_URL},
+        headers=as_user(user_id),
+    )
+    assert again.status_code == 201, again.text
+    assert "expires_at" not in sandbox.posts("/v1/checkout/sessions")[-1].params
