@@ -345,7 +345,8 @@ class WebhookWorker:
                     continue
                 free = self.config.concurrency - len(self._in_flight)
                 claimed: list[ClaimedEvent] = []
-                if free > 0:
+                # Stopping: claim nothing more, so no batch starts after ``stop`` drained them.
+                if free > 0 and not self._stopping:
                     async with self.database.sessionmaker() as session:
                         claimed = await journal.claim_events(
                             session,
@@ -367,8 +368,12 @@ class WebhookWorker:
         self._wake.set()
         if self._in_flight:
             await asyncio.wait(set(self._in_flight), timeout=grace)
-        for task in set(self._in_flight):
+        leftover = set(self._in_flight)
+        for task in leftover:
             task.cancel()
+        if leftover:
+            # Unwound before the caller closes the engine, so no connection is left checked out.
+            await asyncio.wait(leftover)
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -383,3 +388,6 @@ class WebhookWorker:
                 await asyncio.wait_for(loop, timeout=5.0)
             except (TimeoutError, asyncio.CancelledError):
                 loop.cancel()
+            # A batch the loop started while ``stop`` was draining: drained too, before the
+            # engine is disposed (a connection checked out then would never be closed).
+            await self.stop()

@@ -332,3 +332,29 @@ async def test_the_oldest_pending_age_gauge_follows_the_journal(db: Database) ->
     assert waiting is not None
     assert waiting >= 120
     assert done == 0.0
+
+
+async def test_a_batch_claimed_while_the_worker_stops_is_finished_before_running_returns(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its connection is back in the pool before the app disposes the engine."""
+    worker = WebhookWorker(db, FAST)
+    claiming = asyncio.Event()
+    finished: list[str] = []
+
+    async def claim_while_stopping(*_args: object, **_kwargs: object) -> list[object]:
+        claiming.set()
+        await asyncio.sleep(0.1)  # ``stop`` drains the (empty) in-flight set meanwhile
+        return [object()]
+
+    async def slow_batch(_claimed: object) -> None:
+        await asyncio.sleep(0.1)
+        finished.append("batch")
+
+    monkeypatch.setattr(journal, "claim_events", claim_while_stopping)
+    monkeypatch.setattr(worker, "process_batch", slow_batch)
+
+    async with worker.running():
+        await claiming.wait()
+
+    assert finished == ["batch"]
