@@ -10,9 +10,27 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import FromClause, func, tuple_
+from sqlalchemy import FromClause, String, bindparam, func, select, tuple_
 
-__all__ = ["upsert_unless_newer_stored"]
+from facturation_service.models import StripeCustomer
+
+__all__ = ["bound_columns", "upsert_unless_newer_stored", "user_of_customer"]
+
+
+def bound_columns(table: FromClause, names: Sequence[str]) -> dict[str, Any]:
+    """A bound parameter ``p_<name>`` for each column: the statement is built once per dialect
+    and each snapshot only binds its values."""
+    return {name: bindparam(f"p_{name}", type_=table.c[name].type) for name in names}
+
+
+def user_of_customer() -> Any:
+    """The user whose Stripe customer is the bound ``p_customer``; NULL while the customer is
+    not mapped yet (the row keeps NULL until a later snapshot finds the mapping)."""
+    return (
+        select(StripeCustomer.user_id)
+        .where(StripeCustomer.user_stripe_id == bindparam("p_customer", type_=String()))
+        .scalar_subquery()
+    )
 
 
 def upsert_unless_newer_stored(

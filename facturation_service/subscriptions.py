@@ -46,7 +46,11 @@ from facturation_service.bounds import check_int64
 from facturation_service.checkout import allowed_return_url
 from facturation_service.entitlements import FINAL, EntitlementSource, EntitlementStatus
 from facturation_service.models import Entitlement, StripeCustomer, Subscription, utcnow
-from facturation_service.snapshots import upsert_unless_newer_stored
+from facturation_service.snapshots import (
+    bound_columns,
+    upsert_unless_newer_stored,
+    user_of_customer,
+)
 from facturation_service.stripe_api import StripeApi
 from shared import ConflictError, Database, NotFoundError
 
@@ -190,21 +194,12 @@ _SNAPSHOT_COLUMNS = (
 
 
 def _build_upsert(dialect: Any) -> Any:
-    columns = _SUBSCRIPTIONS.c
-    user_of_customer = (
-        select(StripeCustomer.user_id)
-        .where(StripeCustomer.user_stripe_id == bindparam("p_customer", type_=String()))
-        .scalar_subquery()
-    )
-    values: dict[str, Any] = {
-        name: bindparam(f"p_{name}", type_=columns[name].type) for name in _SNAPSHOT_COLUMNS
-    }
     # Owner: metadata.user_id (set by our checkout), else the customer's user.
-    owner = func.coalesce(bindparam("p_user_id", type_=String()), user_of_customer)
+    owner = func.coalesce(bindparam("p_user_id", type_=String()), user_of_customer())
     return upsert_unless_newer_stored(
         dialect,
         _SUBSCRIPTIONS,
-        {**values, "user_id": owner},
+        {**bound_columns(_SUBSCRIPTIONS, _SNAPSHOT_COLUMNS), "user_id": owner},
         key=("snapshot_ended", "snapshot_created", "snapshot_period_end", "status_rank"),
         ties_replace=True,
         keep_stored=("user_id",),
