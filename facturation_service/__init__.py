@@ -11,7 +11,8 @@ Modules, top to bottom (route → domain → storage or Stripe):
 - Domain: ``checkout.py`` (pricing, the customer step, the session, the order),
   ``customers.py``, ``invoices.py``, ``order_events.py``.
 - Background: ``worker.py``, the loop that applies journaled events.
-- Storage and clients: ``journal.py`` (``webhook_events``), ``catalog.py``, ``stripe_api.py``
+- Storage and clients: ``journal.py`` (``webhook_events``), ``snapshots.py`` (the
+  newest-snapshot-wins upsert), ``catalog.py``, ``stripe_api.py``
   (every Stripe request), ``auth_client.py``; ``migrations/``.
 """
 

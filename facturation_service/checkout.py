@@ -31,6 +31,8 @@ from facturation_service.stripe_api import StripeApi
 from shared import ConflictError, Database, NotFoundError, UnprocessableError
 
 if TYPE_CHECKING:
+    import stripe
+    from sqlalchemy.ext.asyncio import AsyncConnection
     from stripe.params.checkout import SessionCreateParams
 
 __all__ = [
@@ -130,25 +132,14 @@ class Checkout:
             idempotency_key=checkout_idempotency_key(order_id),
         )
         async with self.database.engine.begin() as connection:
-            await connection.execute(
-                _INSERT_ORDER,
-                _order_values(
-                    basket,
-                    id=order_id,
-                    user_id=user_id,
-                    user_stripe_id=user_stripe_id,
-                    stripe_checkout_session_id=session.id,
-                    status=OrderStatus.PENDING_PAYMENT,
-                ),
+            return await _insert_pending_order(
+                connection,
+                basket,
+                session,
+                order_id=order_id,
+                user_id=user_id,
+                user_stripe_id=user_stripe_id,
             )
-        return CheckoutResponse(
-            id=session.id,
-            client_secret=session.to_dict().get("client_secret"),
-            amount_total=basket.amount_total,
-            currency=basket.currency,
-            order_id=order_id,
-            status=OrderStatus.PENDING_PAYMENT,
-        )
 
     async def _open_subscription_session(
         self, basket: PricedBasket, plan: Product, *, user_id: str, return_url: str
@@ -172,17 +163,14 @@ class Checkout:
                 idempotency_key=checkout_idempotency_key(order_id),
             )
             async with self.database.engine.begin() as connection:
-                await connection.execute(
-                    _INSERT_ORDER,
-                    _order_values(
-                        basket,
-                        id=order_id,
-                        user_id=user_id,
-                        user_stripe_id=customer.user_stripe_id,
-                        stripe_checkout_session_id=session.id,
-                        status=OrderStatus.PENDING_PAYMENT,
-                        mode="subscription",
-                    ),
+                response = await _insert_pending_order(
+                    connection,
+                    basket,
+                    session,
+                    order_id=order_id,
+                    user_id=user_id,
+                    user_stripe_id=customer.user_stripe_id,
+                    mode="subscription",
                 )
                 await subscription_slots.bind_checkout(
                     connection, user_id, order_id, session.id, expires_at
@@ -190,14 +178,7 @@ class Checkout:
         except BaseException:
             await subscription_slots.release(self.database, user_id, order_id)
             raise
-        return CheckoutResponse(
-            id=session.id,
-            client_secret=session.to_dict().get("client_secret"),
-            amount_total=basket.amount_total,
-            currency=basket.currency,
-            order_id=order_id,
-            status=OrderStatus.PENDING_PAYMENT,
-        )
+        return response
 
     async def _take_subscription_slot(self, user_id: str, order_id: str) -> None:
         """Take the user's one subscription slot, or take over an abandoned checkout's.
@@ -488,6 +469,39 @@ def subscription_checkout_params(
 
 # One statement compiled once: the checkout path is hot (see tests/bench/bench_checkout.py).
 _INSERT_ORDER = insert(Order.metadata.tables[Order.__tablename__])
+
+
+async def _insert_pending_order(
+    connection: AsyncConnection,
+    basket: PricedBasket,
+    session: stripe.checkout.Session,
+    *,
+    order_id: str,
+    user_id: str,
+    user_stripe_id: str,
+    mode: str = "payment",
+) -> CheckoutResponse:
+    """The order of a session Stripe has made, pending payment, and the route's answer."""
+    await connection.execute(
+        _INSERT_ORDER,
+        _order_values(
+            basket,
+            id=order_id,
+            user_id=user_id,
+            user_stripe_id=user_stripe_id,
+            stripe_checkout_session_id=session.id,
+            status=OrderStatus.PENDING_PAYMENT,
+            mode=mode,
+        ),
+    )
+    return CheckoutResponse(
+        id=session.id,
+        client_secret=session.to_dict().get("client_secret"),
+        amount_total=basket.amount_total,
+        currency=basket.currency,
+        order_id=order_id,
+        status=OrderStatus.PENDING_PAYMENT,
+    )
 
 
 def _order_values(basket: PricedBasket, **fields: Any) -> dict[str, Any]:

@@ -19,12 +19,9 @@ from typing import Any, cast
 import msgspec
 from sqlalchemy import (
     ColumnElement,
-    String,
     Table,
     and_,
-    bindparam,
     delete,
-    func,
     insert,
     or_,
     select,
@@ -37,6 +34,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from facturation_service.bounds import INT64_MAX, INT64_MIN, check_int64
 from facturation_service.models import Invoice, InvoiceLine, StripeCustomer, utcnow
 from facturation_service.schemas import InvoiceDetail, InvoiceLineView, InvoicePage, InvoiceSummary
+from facturation_service.snapshots import (
+    bound_columns,
+    upsert_unless_newer_stored,
+    user_of_customer,
+)
 from shared import BadRequestError, NotFoundError
 
 __all__ = [
@@ -163,30 +165,14 @@ _SNAPSHOT_COLUMNS = (
 
 def _build_upsert(dialect: Any) -> Any:
     """The conditional upsert, built once per dialect so each event only binds parameters."""
-    columns = _INVOICES.c
-    # An invoice whose customer is not mapped yet keeps user_id NULL until the mapping appears.
-    user_of_customer = (
-        select(StripeCustomer.user_id)
-        .where(StripeCustomer.user_stripe_id == bindparam("p_customer", type_=String()))
-        .scalar_subquery()
+    return upsert_unless_newer_stored(
+        dialect,
+        _INVOICES,
+        {**bound_columns(_INVOICES, _SNAPSHOT_COLUMNS), "user_id": user_of_customer()},
+        key=("snapshot_created", "status_rank"),
+        ties_replace=True,
+        keep_stored=("user_id",),
     )
-    values: dict[str, Any] = {
-        name: bindparam(f"p_{name}", type_=columns[name].type) for name in _SNAPSHOT_COLUMNS
-    }
-    statement = dialect.insert(_INVOICES).values(**values, user_id=user_of_customer)
-    excluded = statement.excluded
-    newer = or_(
-        columns.snapshot_created < excluded.snapshot_created,
-        and_(
-            columns.snapshot_created == excluded.snapshot_created,
-            columns.status_rank <= excluded.status_rank,
-        ),
-    )
-    updates = {name: excluded[name] for name in _SNAPSHOT_COLUMNS if name != "id"}
-    updates["user_id"] = func.coalesce(columns.user_id, excluded.user_id)
-    return statement.on_conflict_do_update(
-        index_elements=[columns.id], set_=updates, where=newer
-    ).returning(columns.id)
 
 
 _UPSERTS = {"postgresql": _build_upsert(postgresql), "sqlite": _build_upsert(sqlite)}

@@ -281,10 +281,9 @@ class Entitlement(Base):
     )
 
 
-class Refund(Base):
-    """The newest known snapshot of one Stripe refund (``re_...``) of an order."""
-
-    __tablename__ = "refunds"
+class _PaymentSnapshot:
+    """The columns a refund and a dispute share: the newest known snapshot of one Stripe object
+    about an order's payment, ranked by ``status_rank`` then ``snapshot_created``."""
 
     id: Mapped[str] = mapped_column(String(255), primary_key=True)
     order_id: Mapped[str | None] = mapped_column(String(64), ForeignKey("orders.id"), index=True)
@@ -295,11 +294,18 @@ class Refund(Base):
     currency: Mapped[str] = mapped_column(String(3))
     status: Mapped[str] = mapped_column(String(32))
     reason: Mapped[str | None] = mapped_column(String(64))
-    created: Mapped[int] = mapped_column(BigInteger)
     snapshot_created: Mapped[int] = mapped_column(BigInteger)
     status_rank: Mapped[int] = mapped_column(SmallInteger)
     raw: Mapped[dict[str, Any]] = mapped_column(JSON)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Refund(_PaymentSnapshot, Base):
+    """The newest known snapshot of one Stripe refund (``re_...``) of an order."""
+
+    __tablename__ = "refunds"
+
+    created: Mapped[int] = mapped_column(BigInteger)
 
 
 class RefundRequest(Base):
@@ -314,24 +320,10 @@ class RefundRequest(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class Dispute(Base):
+class Dispute(_PaymentSnapshot, Base):
     """The newest known snapshot of one Stripe dispute (``du_...``) of an order's payment."""
 
     __tablename__ = "disputes"
-
-    id: Mapped[str] = mapped_column(String(255), primary_key=True)
-    order_id: Mapped[str | None] = mapped_column(String(64), ForeignKey("orders.id"), index=True)
-    """``None`` until an order is known to have been paid by ``payment_intent``."""
-    payment_intent: Mapped[str | None] = mapped_column(String(255), index=True)
-    charge: Mapped[str | None] = mapped_column(String(255))
-    amount: Mapped[int] = mapped_column(BigInteger)
-    currency: Mapped[str] = mapped_column(String(3))
-    status: Mapped[str] = mapped_column(String(32))
-    reason: Mapped[str | None] = mapped_column(String(64))
-    snapshot_created: Mapped[int] = mapped_column(BigInteger)
-    status_rank: Mapped[int] = mapped_column(SmallInteger)
-    raw: Mapped[dict[str, Any]] = mapped_column(JSON)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 # --- catch-up, reconciliation, journal retention (issue 12) ---

@@ -17,8 +17,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from sqlalchemy import insert, select
@@ -49,6 +50,7 @@ __all__ = [
 logger = logging.getLogger("facturation_service.reconciliation")
 
 LEASE_NAME = "reconciliation"
+T = TypeVar("T")
 _PAID = frozenset({"paid", "no_payment_required"})
 
 
@@ -162,19 +164,12 @@ class Reconciler:
                 )
             ).all()
         report = ReconciliationReport(checked=0, drifted=0, fixed=0, items=[])
-        for order in orders:
-            try:
-                item = await self._reconcile(order.id, str(order.stripe_checkout_session_id))
-            except ServerError as exc:
-                # Stripe is down or slow: stop, the rest is checked next run.
-                logger.warning("reconciliation stopped: Stripe failed", extra={"error": str(exc)})
-                report.complete = False
-                break
-            report.checked += 1
-            if item is not None:
-                report.items.append(item)
-                report.drifted += 1
-                report.fixed += item.action in ("fulfilled", "expired")
+        await _check_each(
+            report,
+            orders,
+            lambda order: self._reconcile(order.id, str(order.stripe_checkout_session_id)),
+            fixes=("fulfilled", "expired"),
+        )
         if report.complete:
             await self._reconcile_subscriptions(report, started_at)
         report.started_at, report.finished_at = started_at, utcnow()
@@ -236,18 +231,7 @@ class Reconciler:
                     .limit(self.batch_size)
                 )
             ).all()
-        for row in rows:
-            try:
-                item = await self._reconcile_subscription(row)
-            except ServerError as exc:
-                logger.warning("reconciliation stopped: Stripe failed", extra={"error": str(exc)})
-                report.complete = False
-                return
-            report.checked += 1
-            if item is not None:
-                report.items.append(item)
-                report.drifted += 1
-                report.fixed += item.action == "applied"
+        await _check_each(report, rows, self._reconcile_subscription, fixes=("applied",))
 
     async def _reconcile_subscription(self, row: Subscription) -> ReconciliationItem | None:
         item = ReconciliationItem(
@@ -314,3 +298,26 @@ class Reconciler:
             started_at=run.started_at,
             finished_at=run.finished_at,
         )
+
+
+async def _check_each(
+    report: ReconciliationReport,
+    rows: Sequence[T],
+    reconcile: Callable[[T], Awaitable[ReconciliationItem | None]],
+    *,
+    fixes: tuple[str, ...],
+) -> None:
+    """Reconcile each row and count it in ``report``; an item whose action is one of ``fixes``
+    counts as fixed. Stripe down or slow stops the run: the rest is checked next run."""
+    for row in rows:
+        try:
+            item = await reconcile(row)
+        except ServerError as exc:
+            logger.warning("reconciliation stopped: Stripe failed", extra={"error": str(exc)})
+            report.complete = False
+            return
+        report.checked += 1
+        if item is not None:
+            report.items.append(item)
+            report.drifted += 1
+            report.fixed += item.action in fixes

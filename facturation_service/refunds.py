@@ -19,12 +19,13 @@ import time
 from typing import Any, Literal
 
 import msgspec
-from sqlalchemy import Table, and_, delete, func, or_, select, update
+from sqlalchemy import Table, delete, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from facturation_service import entitlements, orders
 from facturation_service.models import Dispute, Order, Refund, RefundRequest, utcnow
+from facturation_service.snapshots import upsert_unless_newer_stored
 from facturation_service.stripe_api import StripeApi
 from shared import ConflictError, Database, NotFoundError, UnprocessableError
 
@@ -74,26 +75,19 @@ class RefundSnapshot(msgspec.Struct):
 
 
 def upsert_newest(session: AsyncSession, table: Table, values: dict[str, Any]) -> Any:
-    """``INSERT ... ON CONFLICT (id) DO UPDATE ... WHERE`` the new snapshot ranks higher, or the
-    same and is as new: the comparison holds the row lock, so two racing snapshots cannot both
-    win. Returns the statement's result (a row when it inserted or replaced)."""
+    """Store a refund or dispute snapshot unless the stored one ranks higher, or the same and is
+    as new (``snapshots.upsert_unless_newer_stored``); an ``order_id`` once linked stays. Returns
+    the statement's result (a row when it inserted or replaced)."""
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(table).values(**values)
-    excluded, columns = statement.excluded, table.c
-    newer = or_(
-        columns.status_rank < excluded.status_rank,
-        and_(
-            columns.status_rank == excluded.status_rank,
-            columns.snapshot_created < excluded.snapshot_created,
-        ),
+    statement = upsert_unless_newer_stored(
+        dialect,
+        table,
+        values,
+        key=("status_rank", "snapshot_created"),
+        ties_replace=False,
+        keep_stored=("order_id",),
     )
-    updates = {name: excluded[name] for name in values if name not in ("id", "order_id")}
-    updates["order_id"] = func.coalesce(columns.order_id, excluded.order_id)
-    return session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[columns.id], set_=updates, where=newer
-        ).returning(columns.id)
-    )
+    return session.execute(statement)
 
 
 async def lock_order(

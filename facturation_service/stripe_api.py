@@ -7,7 +7,8 @@ never creates a second object. Stripe's errors leave this module as problem+json
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httpx
 import stripe
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from stripe.params.checkout import SessionCreateParams
 
 __all__ = ["StripeApi", "problem_from_stripe_error"]
+
+T = TypeVar("T")
 
 
 class StripeApi:
@@ -64,22 +67,18 @@ class StripeApi:
         params: CustomerCreateParams = {"email": email, "metadata": {"user_id": user_id}}
         if name:
             params["name"] = name
-        try:
-            return await self.client.v1.customers.create_async(
-                params, {"idempotency_key": idempotency_key}
-            )
-        except stripe.StripeError as exc:
-            raise problem_from_stripe_error(exc) from exc
+        return await _answer(
+            self.client.v1.customers.create_async(params, {"idempotency_key": idempotency_key})
+        )
 
     async def create_checkout_session(
         self, params: SessionCreateParams, *, idempotency_key: str
     ) -> stripe.checkout.Session:
-        try:
-            return await self.client.v1.checkout.sessions.create_async(
+        return await _answer(
+            self.client.v1.checkout.sessions.create_async(
                 params, {"idempotency_key": idempotency_key}
             )
-        except stripe.StripeError as exc:
-            raise problem_from_stripe_error(exc) from exc
+        )
 
     async def create_subscription_checkout_session(
         self, params: SessionCreateParams, *, idempotency_key: str
@@ -104,67 +103,54 @@ class StripeApi:
         return await self.create_checkout_session(without, idempotency_key=idempotency_key)
 
     async def retrieve_checkout_session(self, session_id: str) -> stripe.checkout.Session:
-        try:
-            return await self.client.v1.checkout.sessions.retrieve_async(session_id)
-        except stripe.StripeError as exc:
-            raise problem_from_stripe_error(exc) from exc
+        return await _answer(self.client.v1.checkout.sessions.retrieve_async(session_id))
 
     async def expire_checkout_session(
         self, session_id: str, *, idempotency_key: str
     ) -> stripe.checkout.Session:
         """Close an open session (a 400, i.e. 422 here, when it is complete)."""
-        try:
-            return await self.client.v1.checkout.sessions.expire_async(
+        return await _answer(
+            self.client.v1.checkout.sessions.expire_async(
                 session_id, options={"idempotency_key": idempotency_key}
             )
-        except stripe.StripeError as exc:
-            raise problem_from_stripe_error(exc) from exc
+        )
 
     # --- subscriptions and the customer portal (issue 11) ---
 
     async def retrieve_subscription(self, subscription_id: str) -> stripe.Subscription:
-        try:
-            return await self.client.v1.subscriptions.retrieve_async(subscription_id)
-        except stripe.StripeError as exc:
-            raise problem_from_stripe_error(exc) from exc
+        return await _answer(self.client.v1.subscriptions.retrieve_async(subscription_id))
 
     async def list_subscriptions(self, customer: str) -> stripe.ListObject[stripe.Subscription]:
         """The customer's subscriptions in every status (one page of up to 100)."""
-        try:
-            return await self.client.v1.subscriptions.list_async(
+        return await _answer(
+            self.client.v1.subscriptions.list_async(
                 {"customer": customer, "status": "all", "limit": 100}
             )
-        except stripe.StripeError as exc:
-            raise problem_from_stripe_error(exc) from exc
+        )
 
     async def set_cancel_at_period_end(
         self, subscription_id: str, cancel_at_period_end: bool
     ) -> stripe.Subscription:
         """Schedule the end at the period's end (``True``) or undo that (``False``)."""
-        try:
-            return await self.client.v1.subscriptions.update_async(
+        return await _answer(
+            self.client.v1.subscriptions.update_async(
                 subscription_id, {"cancel_at_period_end": cancel_at_period_end}
             )
-        except stripe.StripeError as exc:
-            raise problem_from_stripe_error(exc) from exc
+        )
 
     async def cancel_subscription(self, subscription_id: str) -> stripe.Subscription:
         """End it now (``DELETE /v1/subscriptions/{id}``)."""
-        try:
-            return await self.client.v1.subscriptions.cancel_async(subscription_id)
-        except stripe.StripeError as exc:
-            raise problem_from_stripe_error(exc) from exc
+        return await _answer(self.client.v1.subscriptions.cancel_async(subscription_id))
 
     async def create_portal_session(
         self, *, customer: str, return_url: str, idempotency_key: str
     ) -> stripe.billing_portal.Session:
-        try:
-            return await self.client.v1.billing_portal.sessions.create_async(
+        return await _answer(
+            self.client.v1.billing_portal.sessions.create_async(
                 {"customer": customer, "return_url": return_url},
                 {"idempotency_key": idempotency_key},
             )
-        except stripe.StripeError as exc:
-            raise problem_from_stripe_error(exc) from exc
+        )
 
     async def create_refund(
         self,
@@ -182,18 +168,12 @@ class StripeApi:
         }
         if reason:
             params["reason"] = reason
-        try:
-            return await self.client.v1.refunds.create_async(
-                params, {"idempotency_key": idempotency_key}
-            )
-        except stripe.StripeError as exc:
-            raise problem_from_stripe_error(exc) from exc
+        return await _answer(
+            self.client.v1.refunds.create_async(params, {"idempotency_key": idempotency_key})
+        )
 
     async def retrieve_invoice(self, invoice_id: str) -> stripe.Invoice:
-        try:
-            return await self.client.v1.invoices.retrieve_async(invoice_id)
-        except stripe.StripeError as exc:
-            raise problem_from_stripe_error(exc) from exc
+        return await _answer(self.client.v1.invoices.retrieve_async(invoice_id))
 
     # --- catch-up (issue 12) ---
 
@@ -213,10 +193,15 @@ class StripeApi:
         }
         if starting_after is not None:
             params["starting_after"] = starting_after
-        try:
-            return await self.client.v1.events.list_async(params)
-        except stripe.StripeError as exc:
-            raise problem_from_stripe_error(exc) from exc
+        return await _answer(self.client.v1.events.list_async(params))
+
+
+async def _answer(request: Awaitable[T]) -> T:
+    """Await one request to Stripe; its failure leaves as the problem the client sees."""
+    try:
+        return await request
+    except stripe.StripeError as exc:
+        raise problem_from_stripe_error(exc) from exc
 
 
 def problem_from_stripe_error(exc: stripe.StripeError) -> ProblemError:

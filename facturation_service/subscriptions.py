@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import ColumnElement, String, bindparam, case, func, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, String, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,6 +46,11 @@ from facturation_service.bounds import check_int64
 from facturation_service.checkout import allowed_return_url
 from facturation_service.entitlements import FINAL, EntitlementSource, EntitlementStatus
 from facturation_service.models import Entitlement, StripeCustomer, Subscription, utcnow
+from facturation_service.snapshots import (
+    bound_columns,
+    upsert_unless_newer_stored,
+    user_of_customer,
+)
 from facturation_service.stripe_api import StripeApi
 from shared import ConflictError, Database, NotFoundError
 
@@ -189,37 +194,17 @@ _SNAPSHOT_COLUMNS = (
 
 
 def _build_upsert(dialect: Any) -> Any:
-    columns = _SUBSCRIPTIONS.c
-    user_of_customer = (
-        select(StripeCustomer.user_id)
-        .where(StripeCustomer.user_stripe_id == bindparam("p_customer", type_=String()))
-        .scalar_subquery()
-    )
-    values: dict[str, Any] = {
-        name: bindparam(f"p_{name}", type_=columns[name].type) for name in _SNAPSHOT_COLUMNS
-    }
     # Owner: metadata.user_id (set by our checkout), else the customer's user.
-    owner = func.coalesce(bindparam("p_user_id", type_=String()), user_of_customer)
-    statement = dialect.insert(_SUBSCRIPTIONS).values(**values, user_id=owner)
-    excluded = statement.excluded
-    newer = tuple_(
-        columns.snapshot_ended,
-        columns.snapshot_created,
-        columns.snapshot_period_end,
-        columns.status_rank,
-    ) <= tuple_(
-        excluded.snapshot_ended,
-        excluded.snapshot_created,
-        excluded.snapshot_period_end,
-        excluded.status_rank,
+    owner = func.coalesce(bindparam("p_user_id", type_=String()), user_of_customer())
+    return upsert_unless_newer_stored(
+        dialect,
+        _SUBSCRIPTIONS,
+        {**bound_columns(_SUBSCRIPTIONS, _SNAPSHOT_COLUMNS), "user_id": owner},
+        key=("snapshot_ended", "snapshot_created", "snapshot_period_end", "status_rank"),
+        ties_replace=True,
+        keep_stored=("user_id",),
+        keep_given=("product_id", "order_id"),
     )
-    updates = {name: excluded[name] for name in _SNAPSHOT_COLUMNS if name != "id"}
-    updates["user_id"] = func.coalesce(columns.user_id, excluded.user_id)
-    updates["product_id"] = func.coalesce(excluded.product_id, columns.product_id)
-    updates["order_id"] = func.coalesce(excluded.order_id, columns.order_id)
-    return statement.on_conflict_do_update(
-        index_elements=[columns.id], set_=updates, where=newer
-    ).returning(columns.id)
 
 
 _UPSERTS = {"postgresql": _build_upsert(postgresql), "sqlite": _build_upsert(sqlite)}

@@ -27,6 +27,7 @@ __all__ = [
     "error_response",
     "json_response",
     "run_api_call",
+    "sandbox_state",
 ]
 
 Action = Callable[[Params, str], tuple[int, Obj]]
@@ -124,9 +125,15 @@ async def _fault_response(fault: Fault, request_id: str) -> Response[Any]:
     return error_response(fault.error(), request_id)
 
 
+def sandbox_state(request: Request[Any, Any, Any]) -> SandboxState:
+    """The sandbox's state, held by the app its factory built."""
+    state: SandboxState = request.app.state.sandbox
+    return state
+
+
 async def run_api_call(request: Request[Any, Any, Any], action: Action) -> Response[Any]:
     """Logs the request, then answers it: a scripted fault if one matches, else ``action``."""
-    state: SandboxState = request.app.state.sandbox
+    state = sandbox_state(request)
     request_id = new_id("req_", 14)
     if request.method == "POST":
         raw = (await request.body()).decode("utf-8", errors="replace")

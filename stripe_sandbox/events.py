@@ -4,15 +4,16 @@ carries ``data.previous_attributes``, the fields that differ from the object's l
 from __future__ import annotations
 
 import copy
+from typing import Any
 
-from litestar import Litestar
+from litestar import Litestar, Request
 
 from stripe_sandbox import objects
 from stripe_sandbox.objects import Obj
 from stripe_sandbox.state import SandboxState
 from stripe_sandbox.webhooks import WebhookSender
 
-__all__ = ["emit_events"]
+__all__ = ["emit_events", "emit_for_request"]
 
 
 def emit_events(
@@ -46,6 +47,18 @@ def emit_events(
         sender.send(event)
         emitted.append(event)
     return emitted
+
+
+def emit_for_request(
+    request: Request[Any, Any, Any], snapshots: list[tuple[str, Obj]], request_id: str
+) -> list[Obj]:
+    """The events an API request caused, tagged with its id and its idempotency key."""
+    return emit_events(
+        request.app,
+        snapshots,
+        request_id=request_id,
+        idempotency_key=request.headers.get("idempotency-key"),
+    )
 
 
 def _changed(previous: Obj, current: Obj) -> Obj:

@@ -8,11 +8,12 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
-from stripe_sandbox.errors import invalid_request
+from stripe_sandbox.errors import invalid_request, resource_missing
 
 __all__ = [
     "Params",
     "decode_form",
+    "page_after",
     "read_bool",
     "read_int",
     "read_metadata",
@@ -168,3 +169,17 @@ def read_metadata(
                 param=f"{label}[{key}]",
             )
     return {key: item for key, item in value.items() if item != ""}
+
+
+def page_after(
+    found: list[dict[str, Any]], params: Mapping[str, Any], *, kind: str, limit: int
+) -> tuple[list[dict[str, Any]], bool]:
+    """Stripe's cursor pagination over ``found`` (newest first): the ``limit`` objects after
+    ``starting_after`` (404 when it is not among them) and whether more follow."""
+    starting_after = read_str(params, "starting_after")
+    if starting_after is not None:
+        ids = [obj["id"] for obj in found]
+        if starting_after not in ids:
+            raise resource_missing(kind, starting_after, param="starting_after")
+        found = found[ids.index(starting_after) + 1 :]
+    return found[:limit], len(found) > limit

@@ -23,7 +23,15 @@ from typing import Any
 from stripe_sandbox.errors import invalid_request
 from stripe_sandbox.objects import Obj
 
-__all__ = ["Step", "fail_payment", "finalize", "mark_uncollectible", "pay", "void"]
+__all__ = [
+    "Step",
+    "fail_payment",
+    "finalize",
+    "finalize_numbered",
+    "mark_uncollectible",
+    "pay",
+    "void",
+]
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,19 @@ def finalize(
     )
     opened["status_transitions"]["finalized_at"] = at
     return Step(opened, ("invoice.finalized",))
+
+
+def finalize_numbered(invoice: Obj, customer: Obj, *, at: Any, public_url: str) -> Step:
+    """:func:`finalize` with the customer's next invoice number (``PREFIX-0001``, ...) and the
+    sandbox's hosted page."""
+    number = f"{customer['invoice_prefix']}-{customer['next_invoice_sequence']:04d}"
+    customer["next_invoice_sequence"] += 1
+    return finalize(
+        invoice,
+        at=at,
+        number=number,
+        hosted_invoice_url=f"{public_url}/sandbox/invoices/{invoice['id']}",
+    )
 
 
 def pay(invoice: Obj, *, at: Any) -> Step:

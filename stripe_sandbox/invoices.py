@@ -7,7 +7,7 @@ from stripe.params import InvoiceListParams
 
 from stripe_sandbox import invoice_lifecycle, objects
 from stripe_sandbox.errors import resource_missing
-from stripe_sandbox.forms import Params, read_int, read_str, reject_unknown
+from stripe_sandbox.forms import Params, page_after, read_int, read_str, reject_unknown
 from stripe_sandbox.objects import Obj
 from stripe_sandbox.state import SandboxState
 
@@ -36,13 +36,8 @@ def invoice_checkout_session(
         account_country=account_country,
         account_name=account_name,
     )
-    number = f"{customer['invoice_prefix']}-{customer['next_invoice_sequence']:04d}"
-    customer["next_invoice_sequence"] += 1
-    finalized = invoice_lifecycle.finalize(
-        invoice,
-        at=now,
-        number=number,
-        hosted_invoice_url=f"{public_url}/sandbox/invoices/{invoice['id']}",
+    finalized = invoice_lifecycle.finalize_numbered(
+        invoice, customer, at=now, public_url=public_url
     )
     paid = invoice_lifecycle.pay(finalized.invoice, at=now)
     state.invoices[invoice["id"]] = paid.invoice
@@ -70,13 +65,7 @@ def list_invoices(state: SandboxState, params: Params) -> tuple[list[Obj], bool]
         and (status is None or invoice["status"] == status)
         and (subscription is None or _subscription_of(invoice) == subscription)
     ]
-    starting_after = read_str(params, "starting_after")
-    if starting_after is not None:
-        ids = [invoice["id"] for invoice in found]
-        if starting_after not in ids:
-            raise resource_missing("invoice", starting_after, param="starting_after")
-        found = found[ids.index(starting_after) + 1 :]
-    return found[:limit], len(found) > limit
+    return page_after(found, params, kind="invoice", limit=limit)
 
 
 def _subscription_of(invoice: Obj) -> str | None:

@@ -10,22 +10,16 @@ from litestar.params import FromPath
 from stripe.params import RefundCreateParams
 
 from stripe_sandbox import payments
-from stripe_sandbox.api import error_response, json_response, run_api_call
+from stripe_sandbox.api import error_response, json_response, run_api_call, sandbox_state
 from stripe_sandbox.errors import StripeApiError, invalid_request, resource_missing
-from stripe_sandbox.events import emit_events
+from stripe_sandbox.events import emit_events, emit_for_request
 from stripe_sandbox.forms import Params, read_int, read_metadata, read_str, reject_unknown
 from stripe_sandbox.objects import Obj, list_object, new_id
-from stripe_sandbox.state import SandboxState
 
 __all__ = ["payment_route_handlers"]
 
 AnyRequest = Request[Any, Any, Any]
 _REASONS = ("duplicate", "fraudulent", "requested_by_customer")
-
-
-def _state(request: AnyRequest) -> SandboxState:
-    state: SandboxState = request.app.state.sandbox
-    return state
 
 
 @post("/v1/refunds")
@@ -38,20 +32,15 @@ async def create_refund(request: AnyRequest) -> Response[bytes]:
                 f"Invalid reason: must be one of {', '.join(_REASONS)}", param="reason"
             )
         made, events = payments.create_refund(
-            _state(request),
+            sandbox_state(request),
             charge_id=read_str(params, "charge"),
             intent_id=read_str(params, "payment_intent"),
             amount=read_int(params, "amount"),
             reason=reason,
             metadata=read_metadata(params),
-            now=_state(request).now(),
+            now=sandbox_state(request).now(),
         )
-        emit_events(
-            request.app,
-            events,
-            request_id=request_id,
-            idempotency_key=request.headers.get("idempotency-key"),
-        )
+        emit_for_request(request, events, request_id)
         return 200, made
 
     return await run_api_call(request, action)
@@ -65,7 +54,7 @@ async def list_refunds(request: AnyRequest) -> Response[bytes]:
         limit = read_int(params, "limit", minimum=1, maximum=100) or 10
         found = [
             refund
-            for refund in reversed(_state(request).refunds.values())
+            for refund in reversed(sandbox_state(request).refunds.values())
             if (charge_id is None or refund["charge"] == charge_id)
             and (intent_id is None or refund["payment_intent"] == intent_id)
         ]
@@ -77,7 +66,7 @@ async def list_refunds(request: AnyRequest) -> Response[bytes]:
 @get("/v1/refunds/{refund_id:str}")
 async def retrieve_refund(request: AnyRequest, refund_id: FromPath[str]) -> Response[bytes]:
     def action(params: Params, _: str) -> tuple[int, Obj]:
-        found = _state(request).refunds.get(refund_id)
+        found = sandbox_state(request).refunds.get(refund_id)
         if found is None:
             raise resource_missing("refund", refund_id)
         return 200, found
@@ -88,7 +77,7 @@ async def retrieve_refund(request: AnyRequest, refund_id: FromPath[str]) -> Resp
 @get("/v1/charges/{charge_id:str}")
 async def retrieve_charge(request: AnyRequest, charge_id: FromPath[str]) -> Response[bytes]:
     def action(params: Params, _: str) -> tuple[int, Obj]:
-        found = _state(request).charges.get(charge_id)
+        found = sandbox_state(request).charges.get(charge_id)
         if found is None:
             raise resource_missing("charge", charge_id)
         return 200, found
@@ -106,7 +95,10 @@ async def dispute_charge(request: AnyRequest, charge_id: FromPath[str]) -> Respo
         body = await request.json() if raw else {}
         outcome = body.get("outcome") if isinstance(body, dict) else None
         disputed, events = payments.open_and_close_dispute(
-            _state(request), charge_id, outcome=str(outcome), now=_state(request).now()
+            sandbox_state(request),
+            charge_id,
+            outcome=str(outcome),
+            now=sandbox_state(request).now(),
         )
     except StripeApiError as error:
         return error_response(error, request_id)

@@ -26,7 +26,7 @@ from litestar.params import FromPath
 from litestar.response import Redirect
 
 from stripe_sandbox import subscriptions
-from stripe_sandbox.api import error_response, json_response
+from stripe_sandbox.api import error_response, json_response, sandbox_state
 from stripe_sandbox.errors import StripeApiError, resource_missing
 from stripe_sandbox.events import emit_events
 from stripe_sandbox.objects import Obj, new_id
@@ -35,11 +35,6 @@ from stripe_sandbox.state import SandboxState
 __all__ = ["portal_route_handlers"]
 
 AnyRequest = Request[Any, Any, Any]
-
-
-def _state(request: AnyRequest) -> SandboxState:
-    state: SandboxState = request.app.state.sandbox
-    return state
 
 
 def _day(timestamp: int) -> str:
@@ -105,7 +100,7 @@ def _page(state: SandboxState, portal: Obj) -> str:
 
 @get("/sandbox/portal/{portal_id:str}", media_type="text/html")
 async def show_portal(request: AnyRequest, portal_id: FromPath[str]) -> Response[str]:
-    state = _state(request)
+    state = sandbox_state(request)
     portal = state.portal_sessions.get(portal_id)
     if portal is None:
         return Response(
@@ -118,7 +113,7 @@ async def show_portal(request: AnyRequest, portal_id: FromPath[str]) -> Response
 
 def _change(request: AnyRequest, portal_id: str, sub_id: str, cancel: bool) -> Response[Any]:
     request_id = new_id("req_", 14)
-    state = _state(request)
+    state = sandbox_state(request)
     try:
         portal = state.portal_sessions.get(portal_id)
         if portal is None:

@@ -8,21 +8,15 @@ from litestar import Request, Response, get, post
 from litestar.params import FromPath
 
 from stripe_sandbox import checkout, customers, event_list, invoices
-from stripe_sandbox.api import run_api_call
+from stripe_sandbox.api import run_api_call, sandbox_state
 from stripe_sandbox.errors import invalid_request, resource_missing
-from stripe_sandbox.events import emit_events
+from stripe_sandbox.events import emit_for_request
 from stripe_sandbox.forms import Params
 from stripe_sandbox.objects import Obj, list_object
-from stripe_sandbox.state import SandboxState
 
 __all__ = ["api_route_handlers"]
 
 AnyRequest = Request[Any, Any, Any]
-
-
-def _state(request: AnyRequest) -> SandboxState:
-    state: SandboxState = request.app.state.sandbox
-    return state
 
 
 def _no_params(params: Params) -> None:
@@ -34,12 +28,12 @@ def _no_params(params: Params) -> None:
 
 @post("/v1/customers")
 async def create_customer(request: AnyRequest) -> Response[bytes]:
-    state = _state(request)
+    state = sandbox_state(request)
     return await run_api_call(
         request,
         lambda params, _: (
             200,
-            customers.create_customer(state, params, now=_state(request).now()),
+            customers.create_customer(state, params, now=sandbox_state(request).now()),
         ),
     )
 
@@ -47,7 +41,7 @@ async def create_customer(request: AnyRequest) -> Response[bytes]:
 @get("/v1/customers")
 async def list_customers(request: AnyRequest) -> Response[bytes]:
     def action(params: Params, _: str) -> tuple[int, Obj]:
-        found, has_more = customers.list_customers(_state(request), params)
+        found, has_more = customers.list_customers(sandbox_state(request), params)
         return 200, list_object(found, "/v1/customers", has_more=has_more)
 
     return await run_api_call(request, action)
@@ -57,7 +51,7 @@ async def list_customers(request: AnyRequest) -> Response[bytes]:
 async def retrieve_customer(request: AnyRequest, customer_id: FromPath[str]) -> Response[bytes]:
     def action(params: Params, _: str) -> tuple[int, Obj]:
         _no_params(params)
-        return 200, customers.retrieve_customer(_state(request), customer_id)
+        return 200, customers.retrieve_customer(sandbox_state(request), customer_id)
 
     return await run_api_call(request, action)
 
@@ -66,18 +60,21 @@ async def retrieve_customer(request: AnyRequest, customer_id: FromPath[str]) -> 
 async def update_customer(request: AnyRequest, customer_id: FromPath[str]) -> Response[bytes]:
     return await run_api_call(
         request,
-        lambda params, _: (200, customers.update_customer(_state(request), customer_id, params)),
+        lambda params, _: (
+            200,
+            customers.update_customer(sandbox_state(request), customer_id, params),
+        ),
     )
 
 
 @post("/v1/checkout/sessions")
 async def create_checkout_session(request: AnyRequest) -> Response[bytes]:
-    state = _state(request)
+    state = sandbox_state(request)
     return await run_api_call(
         request,
         lambda params, _: (
             200,
-            checkout.create_checkout_session(state, params, now=_state(request).now()),
+            checkout.create_checkout_session(state, params, now=sandbox_state(request).now()),
         ),
     )
 
@@ -88,7 +85,7 @@ async def retrieve_checkout_session(
 ) -> Response[bytes]:
     def action(params: Params, _: str) -> tuple[int, Obj]:
         _no_params(params)
-        return 200, checkout.retrieve_checkout_session(_state(request), session_id)
+        return 200, checkout.retrieve_checkout_session(sandbox_state(request), session_id)
 
     return await run_api_call(request, action)
 
@@ -98,7 +95,7 @@ async def list_checkout_line_items(
     request: AnyRequest, session_id: FromPath[str]
 ) -> Response[bytes]:
     def action(params: Params, _: str) -> tuple[int, Obj]:
-        state = _state(request)
+        state = sandbox_state(request)
         checkout.retrieve_checkout_session(state, session_id)
         url = f"/v1/checkout/sessions/{session_id}/line_items"
         return 200, list_object(state.checkout_line_items[session_id], url)
@@ -112,13 +109,8 @@ async def expire_checkout_session(
 ) -> Response[bytes]:
     def action(params: Params, request_id: str) -> tuple[int, Obj]:
         _no_params(params)
-        session = checkout.expire_checkout_session(_state(request), session_id)
-        emit_events(
-            request.app,
-            [("checkout.session.expired", session)],
-            request_id=request_id,
-            idempotency_key=request.headers.get("idempotency-key"),
-        )
+        session = checkout.expire_checkout_session(sandbox_state(request), session_id)
+        emit_for_request(request, [("checkout.session.expired", session)], request_id)
         return 200, session
 
     return await run_api_call(request, action)
@@ -127,7 +119,7 @@ async def expire_checkout_session(
 @get("/v1/invoices")
 async def list_invoices(request: AnyRequest) -> Response[bytes]:
     def action(params: Params, _: str) -> tuple[int, Obj]:
-        found, has_more = invoices.list_invoices(_state(request), params)
+        found, has_more = invoices.list_invoices(sandbox_state(request), params)
         return 200, list_object(found, "/v1/invoices", has_more=has_more)
 
     return await run_api_call(request, action)
@@ -137,7 +129,7 @@ async def list_invoices(request: AnyRequest) -> Response[bytes]:
 async def retrieve_invoice(request: AnyRequest, invoice_id: FromPath[str]) -> Response[bytes]:
     def action(params: Params, _: str) -> tuple[int, Obj]:
         _no_params(params)
-        return 200, invoices.retrieve_invoice(_state(request), invoice_id)
+        return 200, invoices.retrieve_invoice(sandbox_state(request), invoice_id)
 
     return await run_api_call(request, action)
 
@@ -146,7 +138,7 @@ async def retrieve_invoice(request: AnyRequest, invoice_id: FromPath[str]) -> Re
 async def retrieve_payment_intent(request: AnyRequest, intent_id: FromPath[str]) -> Response[bytes]:
     def action(params: Params, _: str) -> tuple[int, Obj]:
         _no_params(params)
-        intent = _state(request).payment_intents.get(intent_id)
+        intent = sandbox_state(request).payment_intents.get(intent_id)
         if intent is None:
             raise resource_missing("payment_intent", intent_id)
         return 200, intent
@@ -157,7 +149,7 @@ async def retrieve_payment_intent(request: AnyRequest, intent_id: FromPath[str])
 @get("/v1/events")
 async def list_events(request: AnyRequest) -> Response[bytes]:
     def action(params: Params, _: str) -> tuple[int, Obj]:
-        found, has_more = event_list.list_events(_state(request), params)
+        found, has_more = event_list.list_events(sandbox_state(request), params)
         return 200, list_object(found, "/v1/events", has_more=has_more)
 
     return await run_api_call(request, action)
@@ -167,7 +159,7 @@ async def list_events(request: AnyRequest) -> Response[bytes]:
 async def retrieve_event(request: AnyRequest, event_id: FromPath[str]) -> Response[bytes]:
     def action(params: Params, _: str) -> tuple[int, Obj]:
         _no_params(params)
-        event = _state(request).events.get(event_id)
+        event = sandbox_state(request).events.get(event_id)
         if event is None:
             raise resource_missing("event", event_id)
         return 200, event

@@ -14,7 +14,7 @@ from litestar import Request, Response, delete, get, post
 from litestar.params import FromPath
 
 from stripe_sandbox import checkout
-from stripe_sandbox.api import authenticate, error_response, json_response
+from stripe_sandbox.api import authenticate, error_response, json_response, sandbox_state
 from stripe_sandbox.errors import StripeApiError, invalid_request, resource_missing
 from stripe_sandbox.events import emit_events
 from stripe_sandbox.faults import DEFAULT_HOLD_SECONDS, FAULT_KINDS
@@ -28,11 +28,6 @@ __all__ = ["body_of", "public_url", "sandbox_route_handlers"]
 AnyRequest = Request[Any, Any, Any]
 
 
-def _state(request: AnyRequest) -> SandboxState:
-    state: SandboxState = request.app.state.sandbox
-    return state
-
-
 def public_url(request: AnyRequest) -> str:
     settings: SandboxSettings = request.app.state.settings
     return settings.sandbox_public_url or str(request.base_url).rstrip("/")
@@ -40,7 +35,7 @@ def public_url(request: AnyRequest) -> str:
 
 def _session_for_browser(request: AnyRequest, session_id: str, client_secret: str | None) -> Obj:
     """The session, if the caller holds its client secret (the browser) or a secret key."""
-    session = _state(request).checkout_sessions.get(session_id)
+    session = sandbox_state(request).checkout_sessions.get(session_id)
     if client_secret is None:
         authenticate(request.headers.get("authorization"))
     elif session is not None and session["client_secret"] != client_secret:
@@ -80,7 +75,7 @@ async def show_checkout_session(request: AnyRequest, session_id: FromPath[str]) 
         )
     except StripeApiError as error:
         return error_response(error, request_id)
-    items = _state(request).checkout_line_items[session_id]
+    items = sandbox_state(request).checkout_line_items[session_id]
     return json_response(
         200,
         {
@@ -123,10 +118,10 @@ async def complete_checkout_session(
             cvc=str(body.get("cvc") or "123"),
         )
         completion = checkout.complete_checkout_session(
-            _state(request),
+            sandbox_state(request),
             session_id,
             card,
-            now=_state(request).now(),
+            now=sandbox_state(request).now(),
             public_url=public_url(request),
             account_country=settings.sandbox_account_country,
             account_name=settings.sandbox_account_name,
@@ -162,7 +157,7 @@ def _int_field(body: dict[str, Any], name: str, default: int) -> int:
 @get("/sandbox/events")
 async def list_events(request: AnyRequest) -> dict[str, Any]:
     """Every event with its delivery, oldest first; ``?type=`` filters."""
-    state = _state(request)
+    state = sandbox_state(request)
     event_type = request.query_params.get("type")
     return {
         "data": [
@@ -182,7 +177,7 @@ async def list_events(request: AnyRequest) -> dict[str, Any]:
 @post("/sandbox/events/{event_id:str}/resend", status_code=202)
 async def resend_event(request: AnyRequest, event_id: FromPath[str]) -> Response[bytes]:
     request_id = new_id("req_", 14)
-    event = _state(request).events.get(event_id)
+    event = sandbox_state(request).events.get(event_id)
     if event is None:
         return error_response(resource_missing("event", event_id), request_id)
     request.app.state.webhook_sender.send(event)
@@ -199,14 +194,14 @@ def _config(state: SandboxState) -> dict[str, Any]:
 
 @get("/sandbox/config")
 async def read_config(request: AnyRequest) -> dict[str, Any]:
-    return _config(_state(request))
+    return _config(sandbox_state(request))
 
 
 @post("/sandbox/config", status_code=200)
 async def change_config(request: AnyRequest) -> Response[bytes]:
     """Change latency, failure rate or webhook URL at run time, for fault tests."""
     request_id = new_id("req_", 14)
-    state = _state(request)
+    state = sandbox_state(request)
     try:
         body = await body_of(request)
         if "latency_ms" in body:
@@ -233,7 +228,7 @@ async def list_requests(request: AnyRequest) -> dict[str, Any]:
     """Every /v1 request received, oldest first; ``?method=`` and ``?path=`` filter, ``?limit=``
     keeps the newest ones. With the number held right now and the most held at once since the log
     was last cleared."""
-    log = _state(request).requests
+    log = sandbox_state(request).requests
     found = log.matching(request.query_params.get("method"), request.query_params.get("path"))
     limit = request.query_params.get("limit")
     if limit is not None and limit.isdigit():
@@ -247,12 +242,12 @@ async def list_requests(request: AnyRequest) -> dict[str, Any]:
 
 @delete("/sandbox/requests")
 async def clear_requests(request: AnyRequest) -> None:
-    _state(request).requests.clear()
+    sandbox_state(request).requests.clear()
 
 
 @get("/sandbox/faults")
 async def list_faults(request: AnyRequest) -> dict[str, Any]:
-    return {"data": [fault.as_dict() for fault in _state(request).faults.pending]}
+    return {"data": [fault.as_dict() for fault in sandbox_state(request).faults.pending]}
 
 
 @post("/sandbox/faults", status_code=201)
@@ -269,7 +264,7 @@ async def add_fault(request: AnyRequest) -> Response[bytes]:
         if count < 1:
             raise invalid_request("count must be at least 1", param="count")
         seconds = _number_field(body, "seconds", DEFAULT_HOLD_SECONDS)
-        fault = _state(request).faults.add(
+        fault = sandbox_state(request).faults.add(
             method,
             path,
             kind,  # type: ignore[arg-type]  # checked against FAULT_KINDS above
@@ -285,7 +280,7 @@ async def add_fault(request: AnyRequest) -> Response[bytes]:
 
 @delete("/sandbox/faults")
 async def clear_faults(request: AnyRequest) -> None:
-    _state(request).faults.clear()
+    sandbox_state(request).faults.clear()
 
 
 def _required_str(body: dict[str, Any], name: str) -> str:
@@ -321,7 +316,7 @@ def _number_field(body: dict[str, Any], name: str, default: float) -> float:
 
 @get("/sandbox/invoices/{invoice_id:str}", media_type="text/html")
 async def hosted_invoice(request: AnyRequest, invoice_id: FromPath[str]) -> Response[str]:
-    invoice = _state(request).invoices.get(invoice_id)
+    invoice = sandbox_state(request).invoices.get(invoice_id)
     if invoice is None:
         return Response("<h1>No such invoice</h1>", status_code=404, media_type="text/html")
     rows = "".join(

@@ -11,27 +11,21 @@ from stripe.params import SubscriptionRetrieveParams
 from stripe.params.billing_portal import SessionCreateParams as PortalSessionCreateParams
 
 from stripe_sandbox import checkout, subscriptions
-from stripe_sandbox.api import error_response, json_response, run_api_call
+from stripe_sandbox.api import error_response, json_response, run_api_call, sandbox_state
 from stripe_sandbox.cards import check_number
 from stripe_sandbox.customers import retrieve_customer
 from stripe_sandbox.errors import StripeApiError, invalid_request
-from stripe_sandbox.events import emit_events
+from stripe_sandbox.events import emit_events, emit_for_request
 from stripe_sandbox.forms import Params, read_str, reject_unknown
 from stripe_sandbox.objects import Obj, list_object, new_id
 from stripe_sandbox.sandbox_routes import body_of, public_url
 from stripe_sandbox.settings import SandboxSettings
-from stripe_sandbox.state import SandboxState
 from stripe_sandbox.subscription_objects import portal_session
 
 __all__ = ["account_of", "subscription_route_handlers"]
 
 AnyRequest = Request[Any, Any, Any]
 _MAX_ADVANCE_SECONDS = 10 * 366 * 86400
-
-
-def _state(request: AnyRequest) -> SandboxState:
-    state: SandboxState = request.app.state.sandbox
-    return state
 
 
 def account_of(request: AnyRequest) -> subscriptions.Account:
@@ -41,19 +35,10 @@ def account_of(request: AnyRequest) -> subscriptions.Account:
     )
 
 
-def _emit(request: AnyRequest, events: list[tuple[str, Obj]], request_id: str) -> None:
-    emit_events(
-        request.app,
-        events,
-        request_id=request_id,
-        idempotency_key=request.headers.get("idempotency-key"),
-    )
-
-
 @get("/v1/subscriptions")
 async def list_subscriptions(request: AnyRequest) -> Response[bytes]:
     def action(params: Params, _: str) -> tuple[int, Obj]:
-        found, has_more = subscriptions.list_subscriptions(_state(request), params)
+        found, has_more = subscriptions.list_subscriptions(sandbox_state(request), params)
         return 200, list_object(found, "/v1/subscriptions", has_more=has_more)
 
     return await run_api_call(request, action)
@@ -65,7 +50,7 @@ async def retrieve_subscription(
 ) -> Response[bytes]:
     def action(params: Params, _: str) -> tuple[int, Obj]:
         reject_unknown(params, SubscriptionRetrieveParams)
-        return 200, subscriptions.retrieve_subscription(_state(request), subscription_id)
+        return 200, subscriptions.retrieve_subscription(sandbox_state(request), subscription_id)
 
     return await run_api_call(request, action)
 
@@ -75,11 +60,11 @@ async def update_subscription(
     request: AnyRequest, subscription_id: FromPath[str]
 ) -> Response[bytes]:
     def action(params: Params, request_id: str) -> tuple[int, Obj]:
-        state = _state(request)
+        state = sandbox_state(request)
         sub, events = subscriptions.update_subscription(
             state, subscription_id, params, now=state.now()
         )
-        _emit(request, events, request_id)
+        emit_for_request(request, events, request_id)
         return 200, sub
 
     return await run_api_call(request, action)
@@ -90,11 +75,11 @@ async def cancel_subscription(
     request: AnyRequest, subscription_id: FromPath[str]
 ) -> Response[bytes]:
     def action(params: Params, request_id: str) -> tuple[int, Obj]:
-        state = _state(request)
+        state = sandbox_state(request)
         sub, events = subscriptions.cancel_subscription(
             state, subscription_id, params, now=state.now()
         )
-        _emit(request, events, request_id)
+        emit_for_request(request, events, request_id)
         return 200, sub
 
     return await run_api_call(request, action)
@@ -104,7 +89,7 @@ async def cancel_subscription(
 async def create_portal_session(request: AnyRequest) -> Response[bytes]:
     def action(params: Params, _: str) -> tuple[int, Obj]:
         reject_unknown(params, PortalSessionCreateParams)
-        state = _state(request)
+        state = sandbox_state(request)
         customer_id = read_str(params, "customer", required=True)
         assert customer_id is not None
         retrieve_customer(state, customer_id)
@@ -127,7 +112,7 @@ async def create_portal_session(request: AnyRequest) -> Response[bytes]:
 
 @get("/sandbox/clock")
 async def read_clock(request: AnyRequest) -> dict[str, int]:
-    return {"now": _state(request).now()}
+    return {"now": sandbox_state(request).now()}
 
 
 @post("/sandbox/clock/advance", status_code=200)
@@ -148,7 +133,7 @@ async def advance_clock(request: AnyRequest) -> Response[bytes]:
             )
     except StripeApiError as error:
         return error_response(error, request_id)
-    state = _state(request)
+    state = sandbox_state(request)
     result = subscriptions.advance_clock(state, seconds, account=account_of(request))
     expired = checkout.expire_due_sessions(state, now=result.now)
     steps = [*result.steps, *((at, [("checkout.session.expired", obj)]) for at, obj in expired)]
@@ -168,7 +153,7 @@ async def advance_clock(request: AnyRequest) -> Response[bytes]:
 async def attach_card(request: AnyRequest, customer_id: FromPath[str]) -> Response[bytes]:
     """``{card_number}``: the card the customer's later renewals charge."""
     request_id = new_id("req_", 14)
-    state = _state(request)
+    state = sandbox_state(request)
     try:
         body = await body_of(request)
         retrieve_customer(state, customer_id)

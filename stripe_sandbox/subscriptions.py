@@ -25,6 +25,7 @@ from stripe_sandbox.cards import charge_succeeds
 from stripe_sandbox.errors import invalid_request, resource_missing
 from stripe_sandbox.forms import (
     Params,
+    page_after,
     read_bool,
     read_int,
     read_metadata,
@@ -181,13 +182,8 @@ def _bill(
                 "subscription_item": item["id"],
             },
         }
-    number = f"{customer['invoice_prefix']}-{customer['next_invoice_sequence']:04d}"
-    customer["next_invoice_sequence"] += 1
-    finalized = invoice_lifecycle.finalize(
-        draft,
-        at=at,
-        number=number,
-        hosted_invoice_url=f"{account.public_url}/sandbox/invoices/{draft['id']}",
+    finalized = invoice_lifecycle.finalize_numbered(
+        draft, customer, at=at, public_url=account.public_url
     )
     paid = charge_succeeds(state.customer_cards.get(customer["id"], ""))
     if paid:
@@ -366,10 +362,4 @@ def list_subscriptions(state: SandboxState, params: Params) -> tuple[list[Obj], 
         for sub in reversed(state.subscriptions.values())
         if (customer is None or sub["customer"] == customer) and wanted(sub)
     ]
-    starting_after = read_str(params, "starting_after")
-    if starting_after is not None:
-        ids = [sub["id"] for sub in found]
-        if starting_after not in ids:
-            raise resource_missing("subscription", starting_after, param="starting_after")
-        found = found[ids.index(starting_after) + 1 :]
-    return found[:limit], len(found) > limit
+    return page_after(found, params, kind="subscription", limit=limit)

@@ -117,12 +117,9 @@ async def test_registration_limit_zero_is_off(settings: AuthSettings) -> None:
             assert response.status_code == 201
 
 
-async def test_registrations_leave_their_longer_window_only_when_it_has_passed(
-    auth_database_url: str,
-) -> None:
-    now = [1_000_000.0]
-    database = Database(auth_database_url)
-    limiter = LoginRateLimiter(
+def one_registration_an_hour(database: Database, now: list[float]) -> LoginRateLimiter:
+    """One registration an hour per address (logins: five a minute), on the clock ``now[0]``."""
+    return LoginRateLimiter(
         database.engine,
         max_failures_per_account=5,
         max_attempts_per_address=5,
@@ -131,6 +128,14 @@ async def test_registrations_leave_their_longer_window_only_when_it_has_passed(
         registration_window_seconds=3600,
         clock=lambda: now[0],
     )
+
+
+async def test_registrations_leave_their_longer_window_only_when_it_has_passed(
+    auth_database_url: str,
+) -> None:
+    now = [1_000_000.0]
+    database = Database(auth_database_url)
+    limiter = one_registration_an_hour(database, now)
     try:
         await limiter.record_registration("203.0.113.7")
         await limiter.record_address_attempt("203.0.113.7")
@@ -159,15 +164,7 @@ async def test_an_address_refused_once_is_refused_from_memory_until_its_retry_af
         "before_cursor_execute",
         lambda *arguments: statements.append(arguments[2]),
     )
-    limiter = LoginRateLimiter(
-        database.engine,
-        max_failures_per_account=5,
-        max_attempts_per_address=5,
-        window_seconds=60,
-        max_registrations_per_address=1,
-        registration_window_seconds=3600,
-        clock=lambda: now[0],
-    )
+    limiter = one_registration_an_hour(database, now)
     try:
         limiter.refuse_known_registration("203.0.113.7")  # nothing known yet
         await limiter.record_registration("203.0.113.7")

@@ -4,34 +4,16 @@ again; ``test_migration_0004.py`` proves the migrated schema matches the models.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from alembic import command
-from sqlalchemy import inspect, text
-from sqlalchemy.engine import Connection
+from sqlalchemy import text
 
 from shared import Database, upgrade_database
 from shared._migrations import alembic_config
+from tests.support.migrations import columns_of, inspect_database, tables
 from tests.unit.facturation_service.conftest import MIGRATIONS
 
 ISSUE_11_TABLES = {"subscriptions", "subscription_slots"}
-
-
-async def _inspect(url: str, probe: Any) -> Any:
-    database = Database(url)
-    try:
-        async with database.engine.connect() as connection:
-            return await connection.run_sync(probe)
-    finally:
-        await database.dispose()
-
-
-def _tables(connection: Connection) -> set[str]:
-    return set(inspect(connection).get_table_names())
-
-
-def _order_columns(connection: Connection) -> set[str]:
-    return {column["name"] for column in inspect(connection).get_columns("orders")}
 
 
 async def test_0006_goes_down_to_0005_and_up_again_and_old_orders_are_payment_mode(
@@ -40,8 +22,8 @@ async def test_0006_goes_down_to_0005_and_up_again_and_old_orders_are_payment_mo
     config = alembic_config(MIGRATIONS, database_url)
     await asyncio.to_thread(upgrade_database, MIGRATIONS, database_url)
     await asyncio.to_thread(command.downgrade, config, "0005")
-    assert not ISSUE_11_TABLES & await _inspect(database_url, _tables)
-    assert "mode" not in await _inspect(database_url, _order_columns)
+    assert not ISSUE_11_TABLES & await inspect_database(database_url, tables)
+    assert "mode" not in await inspect_database(database_url, columns_of("orders"))
     database = Database(database_url)
     try:
         async with database.engine.begin() as connection:
@@ -57,7 +39,7 @@ async def test_0006_goes_down_to_0005_and_up_again_and_old_orders_are_payment_mo
 
     await asyncio.to_thread(upgrade_database, MIGRATIONS, database_url)
 
-    assert await _inspect(database_url, _tables) >= ISSUE_11_TABLES
+    assert await inspect_database(database_url, tables) >= ISSUE_11_TABLES
     database = Database(database_url)
     try:
         async with database.engine.connect() as connection:

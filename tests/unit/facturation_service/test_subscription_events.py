@@ -141,12 +141,7 @@ async def test_every_order_of_a_renewal_that_fails_ends_past_due_suspended_holdi
     for order in itertools.permutations(range(3)):
         subscription_id = f"sub_{uuid.uuid4().hex[:14]}"
         events = [
-            sub_event(
-                "customer.subscription.created", subscription_id, status="incomplete", created=T0
-            ),
-            sub_event(
-                "customer.subscription.updated", subscription_id, status="active", created=T0 + 1
-            ),
+            *lifecycle(subscription_id)[:2],
             sub_event(
                 "customer.subscription.updated",
                 subscription_id,

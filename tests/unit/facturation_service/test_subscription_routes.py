@@ -42,15 +42,19 @@ async def deliver_new_events(sandbox: InProcessSandbox, db: Database, seen: set[
     await apply(db, *fresh)
 
 
-async def subscribe(
-    client: httpx.AsyncClient, sandbox: InProcessSandbox, db: Database, user_id: str
-) -> tuple[str, set[str]]:
-    """Check the plan out, pay it, apply its events; the subscription id."""
-    opened = await client.post(
+async def open_plan_checkout(client: httpx.AsyncClient, user_id: str) -> httpx.Response:
+    return await client.post(
         "/billing/checkout-sessions",
         json={"items": PLAN, "return_url": RETURN_URL},
         headers=as_user(user_id),
     )
+
+
+async def subscribe(
+    client: httpx.AsyncClient, sandbox: InProcessSandbox, db: Database, user_id: str
+) -> tuple[str, set[str]]:
+    """Check the plan out, pay it, apply its events; the subscription id."""
+    opened = await open_plan_checkout(client, user_id)
     assert opened.status_code == 201, opened.text
     paid = await sandbox.pay(opened.json()["id"])
     seen: set[str] = set()
@@ -101,11 +105,7 @@ async def test_a_paid_subscription_checkout_is_listed_active_and_grants_the_plan
     assert order.status == "paid"
     assert slot is not None
     assert slot.subscription_id == subscription_id
-    second = await client.post(
-        "/billing/checkout-sessions",
-        json={"items": PLAN, "return_url": RETURN_URL},
-        headers=as_user(user_id),
-    )
+    second = await open_plan_checkout(client, user_id)
     assert second.status_code == 409
 
 
@@ -162,11 +162,7 @@ async def test_cancel_now_ends_it_frees_the_slot_and_expires_the_plan_and_then_4
     )
     assert again.status_code == 409
     assert again.headers["content-type"].startswith(PROBLEM_MEDIA_TYPE)
-    reopened = await client.post(
-        "/billing/checkout-sessions",
-        json={"items": PLAN, "return_url": RETURN_URL},
-        headers=as_user(user_id),
-    )
+    reopened = await open_plan_checkout(client, user_id)
     assert reopened.status_code == 201
 
 
@@ -363,11 +359,7 @@ async def test_an_expired_subscription_checkout_frees_the_slot_through_its_event
     client: httpx.AsyncClient, fake_auth: FakeAuth, sandbox: InProcessSandbox, db: Database
 ) -> None:
     user_id = fake_auth.add_user()
-    opened = await client.post(
-        "/billing/checkout-sessions",
-        json={"items": PLAN, "return_url": RETURN_URL},
-        headers=as_user(user_id),
-    )
+    opened = await open_plan_checkout(client, user_id)
     assert opened.status_code == 201
     advanced = await sandbox.control(
         "POST", "/sandbox/clock/advance", json={"seconds": SUBSCRIPTION_CHECKOUT_SECONDS + 1}
@@ -383,10 +375,6 @@ async def test_an_expired_subscription_checkout_frees_the_slot_through_its_event
     assert order.status == "expired"
     # Stripe's clock (the sandbox's, moved on) is now ahead of facturation's: Stripe refuses
     # our expires_at, and the session is made with Stripe's default expiry instead.
-    again = await client.post(
-        "/billing/checkout-sessions",
-        json={"items": PLAN, "return_url": RETURN_URL},
-        headers=as_user(user_id),
-    )
+    again = await open_plan_checkout(client, user_id)
     assert again.status_code == 201, again.text
     assert "expires_at" not in sandbox.posts("/v1/checkout/sessions")[-1].params
