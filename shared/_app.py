@@ -13,13 +13,13 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi.config import OpenAPIConfig
-from litestar.types import ControllerRouterHandler, Guard, Middleware
+from litestar.types import ASGIApp, ControllerRouterHandler, Guard, Middleware
 
 from shared._database import Database, provide_db_session
 from shared._health import ReadinessCheck, health_route_handlers
 from shared._internal import require_internal_token
 from shared._json_policy import MAX_JSON_DEPTH, JsonPolicyMiddleware
-from shared._metrics import MetricsController, metrics_config
+from shared._metrics import MetricsController, metrics_config, metrics_middleware
 from shared._middleware import RequestIdMiddleware
 from shared._openapi import ApiDocs, TruthfulJsonRenderPlugin
 from shared._problems import exception_handlers
@@ -46,6 +46,7 @@ def create_service_app(
     request_max_body_size: int = 1_048_576,
     max_json_depth: int | None = MAX_JSON_DEPTH,
     api_docs: ApiDocs | None = None,
+    front: Callable[[ASGIApp], ASGIApp] | None = None,
     debug: bool = False,
 ) -> Litestar:
     """Build a service app.
@@ -59,6 +60,8 @@ def create_service_app(
         api_docs: the problems, security and extra statuses ``/schema/openapi.json`` documents
             beyond what Litestar sees (``shared._openapi``).
         health_details: what ``/healthz`` shows beside its status.
+        front: wraps Litestar's own handler, inside the request id middleware: an ASGI layer
+            that may answer some requests before routing (the gateway's proxied requests).
     """
     checks: dict[str, ReadinessCheck] = {}
     app_state: dict[str, Any] = dict(state or {})
@@ -75,7 +78,7 @@ def create_service_app(
         app_state["internal_token"] = internal_token
         app_guards.insert(0, require_internal_token)
     metrics = metrics_config(service)
-    app_middleware: list[Middleware] = [metrics.middleware]
+    app_middleware: list[Middleware] = [metrics_middleware(metrics)]
     if max_json_depth is not None:
         app_middleware.append(
             DefineMiddleware(
@@ -113,5 +116,6 @@ def create_service_app(
         debug=debug,
     )
     # Outermost, so 404s, CORS answers and exception responses all carry the request id.
-    app.asgi_handler = RequestIdMiddleware(app.asgi_handler)
+    handler = app.asgi_handler if front is None else front(app.asgi_handler)
+    app.asgi_handler = RequestIdMiddleware(handler)
     return app
