@@ -10,6 +10,7 @@ from pathlib import Path
 
 import uvicorn
 
+from shared._coalesce import CoalescingHttpToolsProtocol
 from shared._exceptions import SettingsError
 from shared._logging import configure_logging
 from shared._migrations import upgrade_database
@@ -63,6 +64,7 @@ def run_service(
         host=args.host,
         port=args.port,
         workers=args.workers,
+        http=CoalescingHttpToolsProtocol,
         log_config=None,
         access_log=False,
         server_header=False,
