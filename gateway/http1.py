@@ -220,6 +220,12 @@ class UpstreamResponse:
         self.headers = connection.headers
         self.timeout = timeout
 
+    @property
+    def exhausted(self) -> bool:
+        """The whole body has been taken: the chunk just streamed was the last one."""
+        connection = self._connection
+        return connection.done and not connection.chunks
+
     async def stream(self) -> AsyncIterator[bytes]:
         connection = self._connection
         try:
