@@ -3,6 +3,7 @@ metrics, the database, and — for private services — the internal-credential 
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -27,6 +28,14 @@ from shared._problems import exception_handlers
 __all__ = ["create_service_app"]
 
 Lifespan = Callable[[Litestar], AbstractAsyncContextManager[Any]]
+
+
+def _freeze_startup_objects() -> None:
+    """Everything alive once the app is built (modules, routes, the ORM's mappers) lives as long
+    as the process: out of the collector's sight, a full collection under load walks only what
+    requests allocated, instead of pausing every request in flight for tens of milliseconds."""
+    gc.collect()
+    gc.freeze()
 
 
 def create_service_app(
@@ -99,6 +108,7 @@ def create_service_app(
         middleware=app_middleware,
         exception_handlers=exception_handlers,
         lifespan=list(lifespan),
+        on_startup=[_freeze_startup_objects],
         on_shutdown=on_shutdown,
         cors_config=cors_config,
         request_max_body_size=request_max_body_size,
