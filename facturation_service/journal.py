@@ -137,7 +137,9 @@ class JournalWriter:
         self.max_flushes = max_flushes
         self._pending: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
         self._flushers: set[asyncio.Task[None]] = set()
-        self._starting = 0  # flushers created that have not taken their first batch yet
+        # The flusher created that has not taken its first batch yet (a task that never ran,
+        # its loop gone, is done: it does not block the next one).
+        self._waiting_flusher: asyncio.Task[None] | None = None
         self.last_delivery_at = 0.0
         """``time.monotonic()`` of the latest delivery, so the worker can give way to intake."""
 
@@ -152,41 +154,48 @@ class JournalWriter:
         self._pending.append((_record_parameters(envelope, payload, handled=handled), future))
         # A new flusher only when every running one is busy writing: the deliveries of one
         # loop turn go to the flusher about to start, in one batch.
-        if self._starting == 0 and len(self._flushers) < self.max_flushes:
-            self._starting += 1
+        waiting = self._waiting_flusher
+        if (waiting is None or waiting.done()) and len(self._flushers) < self.max_flushes:
             flusher = asyncio.create_task(self._flush())
+            self._waiting_flusher = flusher
             self._flushers.add(flusher)
             flusher.add_done_callback(self._flushers.discard)
         # Shielded: a client that hangs up must not cancel the write of the others' events.
         return await asyncio.shield(future)
 
     async def _flush(self) -> None:
-        self._starting -= 1  # it takes its batch now, before its first await
+        self._waiting_flusher = None  # it takes its batch now, before its first await
         # Kept from one batch to the next while deliveries keep coming: the pool's liveness
         # ping (three round trips with asyncpg) is paid once per burst, not once per batch.
         connection: AsyncConnection | None = None
         try:
-            while self._pending:
-                batch = self._pending[: self.max_batch]
-                self._pending = self._pending[self.max_batch :]
-                batch.sort(key=_event_id)
-                try:
-                    if connection is None:
-                        connection = await self._connect()
-                    inserted = await self._insert(connection, [row for row, _ in batch])
-                except Exception as exc:
-                    if connection is not None:
-                        # Broken or not, it goes back (or is dropped) before anything else.
-                        await connection.close()
-                        connection = None
-                    await self._failed(batch, exc)
-                    continue
-                for parameters, future in batch:
-                    # The same event twice in one batch: the first delivery stored it.
-                    new = parameters["id"] in inserted
-                    inserted.discard(parameters["id"])
-                    if not future.done():
-                        future.set_result(new)
+            while True:
+                while self._pending:
+                    batch = self._pending[: self.max_batch]
+                    self._pending = self._pending[self.max_batch :]
+                    batch.sort(key=_event_id)
+                    try:
+                        if connection is None:
+                            connection = await self._connect()
+                        inserted = await self._insert(connection, [row for row, _ in batch])
+                    except Exception as exc:
+                        if connection is not None:
+                            # Broken or not, it goes back (or is dropped) before anything else.
+                            await connection.close()
+                            connection = None
+                        await self._failed(batch, exc)
+                        continue
+                    for parameters, future in batch:
+                        # The same event twice in one batch: the first delivery stored it.
+                        new = parameters["id"] in inserted
+                        inserted.discard(parameters["id"])
+                        if not future.done():
+                            future.set_result(new)
+                if connection is None:
+                    return  # nothing pending, and no await since it was checked
+                await connection.close()
+                connection = None
+                # Deliveries that came while it closed counted on this flusher: look again.
         finally:
             if connection is not None:
                 await connection.close()
