@@ -4,6 +4,7 @@ metrics, the database, and — for private services — the internal-credential 
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -30,12 +31,18 @@ __all__ = ["create_service_app"]
 Lifespan = Callable[[Litestar], AbstractAsyncContextManager[Any]]
 
 
+# Set by ``run_service`` (so uvicorn's worker processes inherit it): only a served process
+# freezes; a test process that builds many apps keeps collecting everything.
+FREEZE_AFTER_STARTUP = "SHARED_FREEZE_AFTER_STARTUP"
+
+
 def _freeze_startup_objects() -> None:
     """Everything alive once the app is built (modules, routes, the ORM's mappers) lives as long
     as the process: out of the collector's sight, a full collection under load walks only what
     requests allocated, instead of pausing every request in flight for tens of milliseconds."""
-    gc.collect()
-    gc.freeze()
+    if os.environ.get(FREEZE_AFTER_STARTUP) == "1":
+        gc.collect()
+        gc.freeze()
 
 
 def create_service_app(
