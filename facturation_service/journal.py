@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import msgspec
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from facturation_service.bounds import INT64_MAX
 from facturation_service.models import WebhookEvent, utcnow
@@ -120,13 +120,26 @@ class JournalWriter:
     multi-row INSERT, and each request is answered once the batch holding its event committed.
 
     One database round trip then serves many deliveries, which is where the receiver's time went.
+    On PostgreSQL up to ``max_flushes`` batches are written at once (a delivery that arrives
+    while one batch commits goes into the next one, on another connection, instead of waiting
+    for that commit): the commits overlap, and the server flushes its log for them together.
+    Each batch is sorted by event id, so two batches holding the same ids lock them in the same
+    order and never deadlock. SQLite has one writer: one batch at a time there.
     """
 
-    def __init__(self, engine: AsyncEngine, *, max_batch: int = 256) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, max_batch: int = 256, max_flushes: int | None = None
+    ) -> None:
         self.engine = engine
         self.max_batch = max_batch
+        if max_flushes is None:
+            max_flushes = 1 if engine.dialect.name == "sqlite" else 4
+        self.max_flushes = max_flushes
         self._pending: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._flushers: set[asyncio.Task[None]] = set()
+        # The flusher created that has not taken its first batch yet (a task that never ran,
+        # its loop gone, is done: it does not block the next one).
+        self._waiting_flusher: asyncio.Task[None] | None = None
         self.last_delivery_at = 0.0
         """``time.monotonic()`` of the latest delivery, so the worker can give way to intake."""
 
@@ -139,39 +152,74 @@ class JournalWriter:
         self.last_delivery_at = time.monotonic()
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._pending.append((_record_parameters(envelope, payload, handled=handled), future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
+        # A new flusher only when every running one is busy writing: the deliveries of one
+        # loop turn go to the flusher about to start, in one batch.
+        waiting = self._waiting_flusher
+        if (waiting is None or waiting.done()) and len(self._flushers) < self.max_flushes:
+            flusher = asyncio.create_task(self._flush())
+            self._waiting_flusher = flusher
+            self._flushers.add(flusher)
+            flusher.add_done_callback(self._flushers.discard)
         # Shielded: a client that hangs up must not cancel the write of the others' events.
         return await asyncio.shield(future)
 
     async def _flush(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
-            try:
-                inserted = await self._insert([parameters for parameters, _ in batch])
-            except Exception as exc:
-                if len(batch) == 1 or _is_disconnect(exc):
-                    for _, future in batch:  # each waiting request answers 5xx
+        self._waiting_flusher = None  # it takes its batch now, before its first await
+        # Kept from one batch to the next while deliveries keep coming: the pool's liveness
+        # ping (three round trips with asyncpg) is paid once per burst, not once per batch.
+        connection: AsyncConnection | None = None
+        try:
+            while True:
+                while self._pending:
+                    batch = self._pending[: self.max_batch]
+                    self._pending = self._pending[self.max_batch :]
+                    batch.sort(key=_event_id)
+                    try:
+                        if connection is None:
+                            connection = await self._connect()
+                        inserted = await self._insert(connection, [row for row, _ in batch])
+                    except Exception as exc:
+                        if connection is not None:
+                            # Broken or not, it goes back (or is dropped) before anything else.
+                            await connection.close()
+                            connection = None
+                        await self._failed(batch, exc)
+                        continue
+                    for parameters, future in batch:
+                        # The same event twice in one batch: the first delivery stored it.
+                        new = parameters["id"] in inserted
+                        inserted.discard(parameters["id"])
                         if not future.done():
-                            future.set_exception(exc)
-                else:
-                    # One bad row must not fail its neighbours: the statement stored nothing,
-                    # so each event is written again on its own and only the bad one fails.
-                    await self._insert_one_by_one(batch)
-                continue
-            for parameters, future in batch:
-                # The same event twice in one batch: the first delivery stored it.
-                new = parameters["id"] in inserted
-                inserted.discard(parameters["id"])
+                            future.set_result(new)
+                if connection is None:
+                    return  # nothing pending, and no await since it was checked
+                await connection.close()
+                connection = None
+                # Deliveries that came while it closed counted on this flusher: look again.
+        finally:
+            if connection is not None:
+                await connection.close()
+
+    async def _failed(
+        self, batch: list[tuple[dict[str, Any], asyncio.Future[bool]]], exc: Exception
+    ) -> None:
+        if len(batch) == 1 or _is_disconnect(exc):
+            for _, future in batch:  # each waiting request answers 5xx
                 if not future.done():
-                    future.set_result(new)
+                    future.set_exception(exc)
+        else:
+            # One bad row must not fail its neighbours: the statement stored nothing,
+            # so each event is written again on its own and only the bad one fails.
+            await self._insert_one_by_one(batch)
 
     async def _insert_one_by_one(
         self, batch: list[tuple[dict[str, Any], asyncio.Future[bool]]]
     ) -> None:
         for parameters, future in batch:
             try:
-                new = parameters["id"] in await self._insert([parameters])
+                async with self.engine.connect() as connection:
+                    autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+                    new = parameters["id"] in await self._insert(autocommit, [parameters])
             except Exception as exc:
                 if not future.done():
                     future.set_exception(exc)
@@ -179,12 +227,23 @@ class JournalWriter:
                 if not future.done():
                     future.set_result(new)
 
-    async def _insert(self, rows: list[dict[str, Any]]) -> set[str]:
-        async with self.engine.connect() as connection:
-            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-            statement = _RECORD_STATEMENTS[autocommit.dialect.name]
-            result = await autocommit.execute(statement, rows)
-            return {row.id for row in result}
+    async def _connect(self) -> AsyncConnection:
+        connection = await self.engine.connect()
+        try:
+            return await connection.execution_options(isolation_level="AUTOCOMMIT")
+        except BaseException:
+            await connection.close()
+            raise
+
+    @staticmethod
+    async def _insert(connection: AsyncConnection, rows: list[dict[str, Any]]) -> set[str]:
+        statement = _RECORD_STATEMENTS[connection.dialect.name]
+        result = await connection.execute(statement, rows)
+        return {row.id for row in result}
+
+
+def _event_id(item: tuple[dict[str, Any], asyncio.Future[bool]]) -> str:
+    return str(item[0]["id"])
 
 
 def _is_disconnect(exc: Exception) -> bool:

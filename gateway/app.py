@@ -19,12 +19,19 @@ from litestar.enums import ScopeType
 from litestar.static_files import create_static_files_router
 from litestar.types import ASGIApp, ControllerRouterHandler, Receive, Scope, Send
 
+from gateway.fast_lane import ProxyLane
 from gateway.openapi import OPENAPI_PATH, PublicApiDocument
 from gateway.proxy import ClientBudget, Proxy, Upstream
 from gateway.routes import API_PREFIX
 from gateway.settings import GatewaySettings, load_gateway_settings
 from gateway.token_check import DecisionCache, TokenChecker
-from shared import REQUEST_ID_HEADER, BadRequestError, create_service_app
+from shared import (
+    REQUEST_ID_HEADER,
+    BadRequestError,
+    RequestMetrics,
+    create_service_app,
+    metrics_config,
+)
 
 __all__ = ["create_app", "load"]
 
@@ -152,6 +159,13 @@ def create_app(settings: GatewaySettings | None = None) -> Litestar:
                 include_in_schema=False,
             ),
         ]
+    metrics = RequestMetrics(metrics_config("gateway"))
+
+    def proxy_lane(app: ASGIApp) -> ASGIApp:
+        return ProxyLane(
+            app, proxy, metrics, mount=API_PREFIX, exact=WEBHOOK_PATH, excluded=OPENAPI_PATH
+        )
+
     return create_service_app(
         service="gateway",
         route_handlers=route_handlers,
@@ -164,4 +178,5 @@ def create_app(settings: GatewaySettings | None = None) -> Litestar:
         request_max_body_size=settings.gateway_max_body_bytes,
         # The services apply the JSON policy themselves; the gateway passes bodies on as bytes.
         max_json_depth=None,
+        front=proxy_lane,
     )

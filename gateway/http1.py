@@ -59,8 +59,9 @@ def _expire(future: asyncio.Future[None]) -> None:
 
 
 async def _wait(future: asyncio.Future[None], seconds: float) -> None:
-    # A timer on our own future is cheaper than asyncio.timeout() per wait.
-    handle = asyncio.get_running_loop().call_later(seconds, _expire, future)
+    # A timer on our own future is cheaper than asyncio.timeout() per wait. (The future's loop:
+    # asyncio.get_running_loop() makes a getpid system call each time.)
+    handle = future.get_loop().call_later(seconds, _expire, future)
     try:
         await future
     finally:
@@ -71,14 +72,17 @@ class _Connection(asyncio.Protocol):
     """One keep-alive connection; it carries one exchange at a time."""
 
     def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()  # created by loop.create_connection
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
         self.reused = False
+        # One parser for the connection's life: it starts over by itself after each complete
+        # answer, and a connection whose answer was not complete is never reused.
+        self.parser = httptools.HttpResponseParser(self)
         self._reset(head=False)
 
     def _reset(self, *, head: bool) -> None:
-        self.parser = httptools.HttpResponseParser(self)
         self.head = head
         self.status = 0
         self.headers: list[Header] = []
@@ -104,7 +108,7 @@ class _Connection(asyncio.Protocol):
         return self.done and self.keep_alive and not self.closed and not self.head
 
     def wait_event(self) -> asyncio.Future[None]:
-        self.waiter = asyncio.get_running_loop().create_future()
+        self.waiter = self.loop.create_future()
         return self.waiter
 
     def _wake(self) -> None:
@@ -118,7 +122,7 @@ class _Connection(asyncio.Protocol):
 
     async def drained(self) -> None:
         if self.writing_paused:
-            self.drain = asyncio.get_running_loop().create_future()
+            self.drain = self.loop.create_future()
             await self.drain
 
     def take(self) -> bytes | None:
@@ -215,6 +219,12 @@ class UpstreamResponse:
         self.status = connection.status
         self.headers = connection.headers
         self.timeout = timeout
+
+    @property
+    def exhausted(self) -> bool:
+        """The whole body has been taken: the chunk just streamed was the last one."""
+        connection = self._connection
+        return connection.done and not connection.chunks
 
     async def stream(self) -> AsyncIterator[bytes]:
         connection = self._connection

@@ -317,9 +317,13 @@ class Proxy:
                     "headers": response_headers(response.headers),
                 }
             )
+            ended = False
             async for chunk in response.stream():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+                # The last chunk ends the answer itself: a small answer is one body message.
+                ended = response.exhausted
+                await send({"type": "http.response.body", "body": chunk, "more_body": not ended})
+            if not ended:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
         except UpstreamError as exc:
             # Headers are out: all that is left is to cut the connection short.
             logger.warning(

@@ -43,6 +43,7 @@ from shared._internal import (
     provide_identity,
 )
 from shared._logging import configure_logging, get_logger
+from shared._metrics import RequestMetrics, metrics_config
 from shared._migrations import run_alembic_env, upgrade_database
 from shared._openapi import (
     CREDENTIAL_PROBLEM,
@@ -51,7 +52,7 @@ from shared._openapi import (
     documented,
     problem_response_object,
 )
-from shared._problems import PROBLEM_MEDIA_TYPE, problem_response
+from shared._problems import PROBLEM_MEDIA_TYPE, problem_response, send_problem
 from shared._request_id import REQUEST_ID_HEADER, current_request_id
 from shared._serve import run_service
 from shared._settings import (
@@ -91,6 +92,7 @@ __all__ = [
     "PositiveSeconds",
     "ProblemError",
     "ReadinessCheck",
+    "RequestMetrics",
     "RequestTimeoutError",
     "Seconds",
     "ServerError",
@@ -113,11 +115,13 @@ __all__ = [
     "invalid_token",
     "is_sqlite",
     "load_settings",
+    "metrics_config",
     "named_metadata",
     "problem_response",
     "problem_response_object",
     "provide_identity",
     "run_alembic_env",
     "run_service",
+    "send_problem",
     "upgrade_database",
 ]

@@ -1,12 +1,35 @@
-"""Prometheus ``/metrics``: request counts and latency by route template, per service."""
+"""Prometheus ``/metrics``: request counts and latency by route template, per service.
+
+The series are Litestar's (``http_requests_total``, ``http_request_duration_seconds``,
+``http_requests_in_progress``, ``http_requests_error_total``, labelled ``method``, ``path``,
+``status_code``, ``app_name``); :class:`RequestMetrics` records them with the labelled children
+kept per label set, and :class:`LeanPrometheusMiddleware` uses it instead of building a
+``Request``, a label dict and a ``functools.wraps`` closure on every request (a quarter of the
+gateway's per-request CPU when measured).
+"""
 
 from __future__ import annotations
 
+import time
+from typing import TYPE_CHECKING, Any
+
+from litestar.enums import ScopeType
+from litestar.middleware import DefineMiddleware
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.plugins.prometheus.middleware import PrometheusMiddleware
 
 from shared._internal import PUBLIC_ROUTE
 
-__all__ = ["MetricsController", "metrics_config"]
+if TYPE_CHECKING:
+    from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = [
+    "LeanPrometheusMiddleware",
+    "MetricsController",
+    "RequestMetrics",
+    "metrics_config",
+    "metrics_middleware",
+]
 
 
 class MetricsController(PrometheusController):
@@ -22,3 +45,82 @@ def metrics_config(service: str) -> PrometheusConfig:
         group_path=True,
         exclude=["/metrics", "/healthz", "/readyz"],
     )
+
+
+async def _no_app(scope: Scope, receive: Receive, send: Send) -> None:  # pragma: no cover
+    raise RuntimeError("only the metric factories of this middleware are used")
+
+
+class RequestMetrics:
+    """One service's request series; children are looked up once per (method, path, status)."""
+
+    def __init__(self, config: PrometheusConfig) -> None:
+        # Litestar's middleware owns the metric objects (class-level, by name): reuse them, so
+        # a request recorded here and one recorded by Litestar land in the same series.
+        factories = PrometheusMiddleware(app=_no_app, config=config)
+        names: dict[str, str | int | float] = dict.fromkeys(
+            ("method", "path", "status_code", "app_name"), ""
+        )
+        self.app_name = config.app_name
+        self._count = factories.request_count(names)
+        self._time = factories.request_time(names)
+        self._in_progress = factories.requests_in_progress(names)
+        self._errors = factories.requests_error_count(names)
+        self._done: dict[tuple[str, str, int], tuple[Any, Any, Any | None]] = {}
+        self._running: dict[tuple[str, str], Any] = {}
+
+    def started(self, method: str, path: str) -> Any:
+        """Count a request in progress; returns the gauge child to pass to :meth:`finished`."""
+        gauge = self._running.get((method, path))
+        if gauge is None:
+            gauge = self._in_progress.labels(method, path, 200, self.app_name)
+            self._running[(method, path)] = gauge
+        gauge.inc()
+        return gauge
+
+    def finished(self, gauge: Any, method: str, path: str, status: int, seconds: float) -> None:
+        gauge.dec()
+        key = (method, path, status)
+        children = self._done.get(key)
+        if children is None:
+            labels = (method, path, status, self.app_name)
+            errors = self._errors.labels(*labels) if status >= 500 else None
+            children = (self._count.labels(*labels), self._time.labels(*labels), errors)
+            self._done[key] = children
+        count, duration, errors = children
+        if errors is not None:
+            errors.inc()
+        count.inc()
+        duration.observe(seconds)
+
+
+class LeanPrometheusMiddleware(PrometheusMiddleware):
+    """Litestar's Prometheus middleware (same series, exclusions and grouping by route
+    template), recording through :class:`RequestMetrics`."""
+
+    def __init__(self, app: ASGIApp, config: PrometheusConfig) -> None:
+        super().__init__(app, config)
+        self._recorder = RequestMetrics(config)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method = scope["method"] if scope["type"] == ScopeType.HTTP else scope["type"]
+        path = scope["path_template"] if self._config.group_path else scope["path"]
+        started = time.perf_counter()
+        span: list[Any] = [200, 0.0]
+
+        async def send_observed(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                span[0] = message["status"]
+            elif message["type"] == "http.response.body":
+                span[1] = time.perf_counter() - started
+            await send(message)
+
+        gauge = self._recorder.started(method, path)
+        try:
+            await self.app(scope, receive, send_observed)
+        finally:
+            self._recorder.finished(gauge, method, path, span[0], span[1])
+
+
+def metrics_middleware(config: PrometheusConfig) -> DefineMiddleware:
+    return DefineMiddleware(LeanPrometheusMiddleware, config=config)

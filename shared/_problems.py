@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
@@ -12,7 +12,10 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from shared._exceptions import ProblemError
 from shared._request_id import REQUEST_ID_HEADER, current_request_id
 
-__all__ = ["PROBLEM_MEDIA_TYPE", "exception_handlers", "problem_response"]
+if TYPE_CHECKING:
+    from litestar.types import Receive, Scope, Send
+
+__all__ = ["PROBLEM_MEDIA_TYPE", "exception_handlers", "problem_response", "send_problem"]
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 logger = logging.getLogger("shared.problems")
@@ -107,3 +110,17 @@ exception_handlers: dict[type[Exception] | int, Any] = {
     HTTPException: _http_exception,
     Exception: _unexpected,
 }
+
+
+async def send_problem(scope: Scope, receive: Receive, send: Send, exc: Exception) -> None:
+    """Answer ``exc`` as the app's exception handlers would (most specific class first), for an
+    ASGI layer that runs before Litestar's router: the gateway's lane for proxied requests."""
+    handler = next(
+        exception_handlers[cls] for cls in type(exc).__mro__ if cls in exception_handlers
+    )
+    litestar_app = scope["litestar_app"]
+    request = litestar_app.request_class(scope=scope, receive=receive, send=send)
+    response = handler(request, exc)
+    await response.to_asgi_response(
+        app=None, request=request, type_encoders=litestar_app.type_encoders
+    )(scope, receive, send)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import uvicorn
 
+from shared._app import FREEZE_AFTER_STARTUP
+from shared._coalesce import CoalescingHttpToolsProtocol
 from shared._exceptions import SettingsError
 from shared._logging import configure_logging
 from shared._migrations import upgrade_database
@@ -57,12 +59,14 @@ def run_service(
     # Behind a load balancer or an ingress controller, FORWARDED_ALLOW_IPS names the proxies whose
     # X-Forwarded-For is believed for the client address; unset, the socket peer is the client.
     forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "")
+    os.environ[FREEZE_AFTER_STARTUP] = "1"
     uvicorn.run(
         app_factory,
         factory=True,
         host=args.host,
         port=args.port,
         workers=args.workers,
+        http=CoalescingHttpToolsProtocol,
         log_config=None,
         access_log=False,
         server_header=False,

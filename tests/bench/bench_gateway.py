@@ -1,19 +1,24 @@
-"""Gateway benchmark: the same authenticated GET driven, in one run, through
+"""Gateway benchmark: the same authenticated GET, in one run, through
 
-  (a) the upstream directly (the echo upstream standing in for facturation),
+  (a) the upstream directly: nginx answering ``return 200`` (it costs almost nothing, so the
+      comparison measures the proxies, not the upstream),
   (b) our gateway (token checked with auth, decision cached, streamed proxy),
-  (c) nginx with ``auth_request`` pointed at auth's ``GET /internal/v1/tokens/check``,
+  (c) nginx ``auth_request`` to auth's ``GET /internal/v1/tokens/check`` on every request,
+  (d) nginx ``auth_request`` with the auth decision cached by ``proxy_cache``, keyed by the
+      ``Authorization`` header (what ingress-nginx's ``auth-cache-key`` sets up),
 
-with wrk at 50 connections (and at 1 connection, which shows the added latency without queueing),
-printing requests/s, p50 and p99 for each and the ratios.
+with wrk at 50 connections and at 1 connection (which shows the added latency without queueing),
+one worker per process, printing requests/s, p50, p99, the CPU each proxy spent per request
+(from /proc: robust to a shared machine, unlike throughput), the ratios, and the RSS of each
+service at the end.
 
     .venv/bin/python -m tests.bench.bench_gateway [--duration 10] [--connections 50]
-        [--gateway-workers 1,2] [--auth-workers 1] [--nginx-workers 1] [--no-single]
+        [--gateway-workers 1] [--no-single]
 
-Needs Debian's ``nginx`` (or nginx-light) and ``wrk``; with neither on PATH it says how to
-install them. Everything listens on loopback, on free ports; every process is stopped at the end.
-Targets: gateway requests/s >= nginx auth_request's; gateway p50 <= direct p50 + 1 ms.
-Databases: PostgreSQL at TEST_DATABASE_URL when set, SQLite otherwise.
+Needs Debian's ``nginx`` (or nginx-light) and ``wrk``: ``apt-get install -y nginx-light wrk``.
+Everything listens on loopback, on free ports; every process is stopped at the end.
+Targets: gateway >= 0.5x nginx auth_request + proxy_cache at 50 connections; gateway p50 at
+1 connection <= direct p50 + 1 ms; no errors. SQLite (auth's database is not on this path).
 """
 
 from __future__ import annotations
@@ -33,26 +38,34 @@ from pathlib import Path
 import httpx
 
 from tests.support.processes import free_port
-from tests.support.stack import Stack, another_gateway, start_stack
+from tests.support.stack import Stack, start_stack
 
 PATH = "/billing/invoices"
-NGINX_CONF = """\
-{user}worker_processes {workers};
+NGINX_MAIN = """\
+{user}worker_processes 1;
 daemon off;
 pid {dir}/nginx.pid;
 error_log {dir}/nginx-error.log warn;
 events {{ worker_connections 4096; }}
 http {{
     access_log off;
+    keepalive_requests 1000000;
     client_body_temp_path {dir}/body;
     proxy_temp_path {dir}/proxy;
     fastcgi_temp_path {dir}/fastcgi;
     uwsgi_temp_path {dir}/uwsgi;
     scgi_temp_path {dir}/scgi;
-    upstream auth {{ server {auth}; keepalive 128; }}
-    upstream facturation {{ server {upstream}; keepalive 128; }}
+{servers}
+}}
+"""
+UPSTREAM_SERVERS = """\
     server {{
         listen 127.0.0.1:{port};
+        default_type application/json;
+        location / {{ return 200 '{{"data":[],"has_more":false,"next_cursor":null}}'; }}
+    }}
+"""
+TOKEN_CHECK = """\
         location = /_token_check {{
             internal;
             proxy_pass http://auth/internal/v1/tokens/check;
@@ -62,12 +75,26 @@ http {{
             proxy_http_version 1.1;
             proxy_set_header X-Internal-Token "{internal_token}";
             proxy_set_header Authorization $http_authorization;
+{cache}
         }}
+"""
+# ingress-nginx's auth-cache-key: the decision for one Authorization value is reused for its
+# validity (30 s here, the gateway's default GATEWAY_TOKEN_CACHE_SECONDS).
+CACHE = """\
+            proxy_cache auth_cache;
+            proxy_cache_key $http_authorization;
+            proxy_cache_valid 200 30s;
+            proxy_ignore_headers Cache-Control Expires Set-Cookie Vary;
+"""
+PROXY_SERVER = """\
+    server {{
+        listen 127.0.0.1:{port};
+{token_check}
         location /api/v1/ {{
             auth_request /_token_check;
             auth_request_set $user_id $upstream_http_x_user_id;
             auth_request_set $user_email $upstream_http_x_user_email;
-            proxy_pass http://facturation/;
+            proxy_pass http://upstream/;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header X-User-Id $user_id;
@@ -76,8 +103,19 @@ http {{
             proxy_set_header X-Forwarded-For $remote_addr;
         }}
     }}
-}}
 """
+PROXY_SERVERS = """\
+    proxy_cache_path {dir}/auth-cache levels=1:2 keys_zone=auth_cache:10m inactive=60s;
+    upstream auth {{ server {auth}; keepalive 128; }}
+    upstream upstream {{ server {upstream}; keepalive 128; }}
+{uncached}
+{cached}
+"""
+
+DIRECT = "direct (nginx return 200)"
+GATEWAY = "gateway"
+NGINX = "nginx auth_request"
+NGINX_CACHED = "nginx auth_request + cache"
 
 
 @dataclass
@@ -87,6 +125,7 @@ class Result:
     requests_per_second: float
     p50_ms: float
     p99_ms: float
+    cpu_us_per_request: float
     errors: str
 
 
@@ -98,18 +137,65 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
 
 
-def wrk(name: str, url: str, token: str, connections: int, duration: float) -> Result:
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def _tree(pid: int) -> set[int]:
+    """A process and its live descendants (nginx workers, uvicorn workers)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(_stat(int(stat.parent.name))[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    tree, grew = {pid}, True
+    while grew:
+        children = {child for child, parent in parents.items() if parent in tree} - tree
+        tree |= children
+        grew = bool(children)
+    return tree
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    ticks = 0
+    for pid in pids:
+        for member in _tree(pid):
+            try:
+                ticks += sum(int(value) for value in _stat(member)[11:13])
+            except (OSError, ValueError):
+                continue
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and its descendants, in MB."""
+    pages = 0
+    for member in _tree(pid):
+        try:
+            pages += int(Path(f"/proc/{member}/statm").read_text().split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    return pages * os.sysconf("SC_PAGE_SIZE") / 1_000_000
+
+
+def wrk(
+    name: str, url: str, token: str, connections: int, duration: float, proxy_pids: list[int]
+) -> Result:
     threads = str(min(2, connections))
     header = f"Authorization: Bearer {token}"
     base = ["wrk", "-t", threads, "-c", str(connections), "-H", header, "--latency"]
     subprocess.run([*base, "-d", "2s", url], capture_output=True, check=True)  # warm-up
+    cpu_before = cpu_seconds(proxy_pids)
     out = subprocess.run(
         [*base, "-d", f"{duration:g}s", url], capture_output=True, text=True, check=True
     ).stdout
+    cpu = cpu_seconds(proxy_pids) - cpu_before
     found = {
         key: re.search(pattern, out)
         for key, pattern in (
             ("rps", r"Requests/sec:\s+([\d.]+)"),
+            ("requests", r"(\d+) requests in"),
             # Anchored: "62.50%" in the thread stats line must not count as the p50 line.
             ("p50", r"(?m)^\s+50%\s+(\S+)"),
             ("p99", r"(?m)^\s+99%\s+(\S+)"),
@@ -117,8 +203,9 @@ def wrk(name: str, url: str, token: str, connections: int, duration: float) -> R
     }
     if any(match is None for match in found.values()):
         print(f"unexpected wrk output for {name}:\n{out}", file=sys.stderr)
-        return Result(name, connections, 0.0, float("nan"), float("nan"), "no result")
+        return Result(name, connections, 0.0, float("nan"), float("nan"), float("nan"), "none")
     rps = float(found["rps"].group(1))  # type: ignore[union-attr]
+    requests = int(found["requests"].group(1))  # type: ignore[union-attr]
     p50 = _ms(found["p50"].group(1))  # type: ignore[union-attr]
     p99 = _ms(found["p99"].group(1))  # type: ignore[union-attr]
     errors = []
@@ -126,39 +213,71 @@ def wrk(name: str, url: str, token: str, connections: int, duration: float) -> R
         errors.append(f"{match.group(1)} non-2xx")
     if match := re.search(r"Socket errors: (.+)", out):
         errors.append(f"socket errors {match.group(1)}")
-    return Result(name, connections, rps, p50, p99, "; ".join(errors))
+    per_request = cpu / requests * 1e6 if requests and proxy_pids else float("nan")
+    return Result(name, connections, rps, p50, p99, per_request, "; ".join(errors))
 
 
-def start_nginx(stack: Stack, workdir: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    conf = workdir / "nginx.conf"
+def _start_nginx(workdir: Path, name: str, servers: str) -> subprocess.Popen[bytes]:
+    directory = workdir / name
+    directory.mkdir()
+    conf = directory / "nginx.conf"
     conf.write_text(
-        NGINX_CONF.format(
-            user="user root;\n" if os.geteuid() == 0 else "",
-            workers=workers,
-            dir=workdir,
-            auth=stack.auth.url.removeprefix("http://"),
-            upstream=stack.facturation_url.removeprefix("http://"),
-            port=port,
-            internal_token=stack.internal_token,
+        NGINX_MAIN.format(
+            user="user root;\n" if os.geteuid() == 0 else "", dir=directory, servers=servers
         )
     )
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    process = subprocess.Popen(
-        [nginx, "-p", str(workdir), "-c", str(conf)],
+    return subprocess.Popen(
+        [nginx, "-p", str(directory), "-c", str(conf)],
         stdout=subprocess.DEVNULL,
-        stderr=(workdir / "nginx-stderr.log").open("ab"),
+        stderr=(directory / "nginx-stderr.log").open("ab"),
     )
-    url = f"http://127.0.0.1:{port}"
+
+
+def _wait(url: str, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
             httpx.get(url, timeout=0.5)
-            return process, url
+            return
         except httpx.HTTPError:
-            time.sleep(0.1)
+            time.sleep(0.05)
     process.kill()
-    raise SystemExit(f"nginx did not start; see {workdir}/nginx-error.log")
+    raise SystemExit(f"nginx did not start at {url}")
+
+
+def start_upstream(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    process = _start_nginx(workdir, "upstream", UPSTREAM_SERVERS.format(port=port))
+    url = f"http://127.0.0.1:{port}"
+    _wait(url, process)
+    return process, url
+
+
+def start_nginx_proxies(
+    stack: Stack, workdir: Path, upstream_url: str
+) -> tuple[subprocess.Popen[bytes], str, str]:
+    """One nginx (one worker) with two servers: auth asked every time, and auth's decision
+    cached."""
+    uncached_port, cached_port = free_port(), free_port()
+    token = stack.internal_token
+
+    def server(port: int, cache: str) -> str:
+        check = TOKEN_CHECK.format(internal_token=token, cache=cache)
+        return PROXY_SERVER.format(port=port, token_check=check, internal_token=token)
+
+    directory = workdir / "proxy"
+    servers = PROXY_SERVERS.format(
+        dir=directory,
+        auth=stack.auth.url.removeprefix("http://"),
+        upstream=upstream_url.removeprefix("http://"),
+        uncached=server(uncached_port, ""),
+        cached=server(cached_port, CACHE),
+    )
+    process = _start_nginx(workdir, "proxy", servers)
+    uncached, cached = f"http://127.0.0.1:{uncached_port}", f"http://127.0.0.1:{cached_port}"
+    _wait(uncached, process)
+    return process, uncached, cached
 
 
 def check_tools() -> None:
@@ -184,86 +303,102 @@ async def login(gateway_url: str) -> str:
         return token
 
 
+def _verdict(ok: bool) -> str:
+    return "meets" if ok else "misses"
+
+
 def report(results: list[Result]) -> None:
-    print(f"\n{'target':<34}{'conns':>6}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}  errors")
+    print(
+        f"\n{'target':<30}{'conns':>6}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'CPU us/req':>12}  errors"
+    )
     for r in results:
         print(
-            f"{r.name:<34}{r.connections:>6}{r.requests_per_second:>10.0f}"
-            f"{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}  {r.errors}"
+            f"{r.name:<30}{r.connections:>6}{r.requests_per_second:>10.0f}"
+            f"{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{r.cpu_us_per_request:>12.0f}  {r.errors}"
         )
+    print("(CPU us/req: the proxy's own processes, auth included; none for direct)")
     for connections in sorted({r.connections for r in results}, reverse=True):
         rows = {r.name: r for r in results if r.connections == connections}
-        direct, nginx = rows.get("direct"), rows.get("nginx auth_request")
-        if direct is None or nginx is None:
+        direct, gateway = rows.get(DIRECT), rows.get(GATEWAY)
+        cached, uncached = rows.get(NGINX_CACHED), rows.get(NGINX)
+        if direct is None or gateway is None or cached is None or uncached is None:
             continue
-        print(f"\nat {connections} connection(s):")
-        for name, row in rows.items():
-            if not name.startswith("gateway"):
-                continue
-            throughput = row.requests_per_second / nginx.requests_per_second
+        ratio = gateway.requests_per_second / cached.requests_per_second
+        uncached_rps = uncached.requests_per_second
+        print(
+            f"\nat {connections} connection(s): gateway/nginx cached throughput {ratio:.2f}x"
+            + (f" ({_verdict(ratio >= 0.5)} >= 0.5x)" if connections > 1 else "")
+            + f"; gateway/nginx uncached {gateway.requests_per_second / uncached_rps:.2f}x"
+        )
+        for row in (gateway, cached, uncached):
             added = row.p50_ms - direct.p50_ms
-            print(
-                f"  {name}: throughput {throughput:.2f}x nginx auth_request "
-                f"({'meets' if throughput >= 1 else 'misses'} >= 1x); "
-                f"p50 {added:+.2f} ms vs direct "
-                f"({'meets' if added <= 1 else 'misses'} <= +1 ms); "
-                f"{row.requests_per_second / direct.requests_per_second:.2f}x direct throughput"
+            note = (
+                f" ({_verdict(added <= 1)} <= +1 ms)" if row is gateway and connections == 1 else ""
             )
+            print(f"  p50 added by {row.name}: {added:+.2f} ms{note}")
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measurement")
     parser.add_argument("--connections", type=int, default=50)
-    parser.add_argument("--gateway-workers", default="1", help="comma-separated, e.g. 1,2")
-    parser.add_argument("--auth-workers", type=int, default=1)
-    parser.add_argument("--nginx-workers", type=int, default=1)
+    parser.add_argument("--gateway-workers", type=int, default=1)
     parser.add_argument("--no-single", action="store_true", help="skip the 1-connection runs")
     args = parser.parse_args()
     check_tools()
-    gateway_workers = [int(n) for n in args.gateway_workers.split(",")]
     levels = [args.connections] if args.no_single else [args.connections, 1]
     print(f"cpus: {os.cpu_count()}, load average: {os.getloadavg()[0]:.2f}")
 
     with tempfile.TemporaryDirectory(prefix="bench-gateway-") as tmp:
         workdir = Path(tmp)
-        async with start_stack(
-            workdir,
-            auth_env={
-                "LOGIN_MAX_ATTEMPTS_PER_ADDRESS": "0",
-                "REGISTER_MAX_ATTEMPTS_PER_ADDRESS": "0",
-            },
-            extra_env={"LOG_LEVEL": "WARNING", "WORKERS": str(args.auth_workers)},
-            gateway_env={"WORKERS": str(gateway_workers[0])},
-        ) as stack:
-            assert stack.facturation is not None
-            token = await login(stack.url)
-            nginx, nginx_url = start_nginx(stack, workdir, args.nginx_workers)
-            results: list[Result] = []
-            try:
+        upstream, upstream_url = start_upstream(workdir)
+        proxies = None
+        try:
+            async with start_stack(
+                workdir,
+                facturation_url=upstream_url,
+                auth_env={
+                    "LOGIN_MAX_ATTEMPTS_PER_ADDRESS": "0",
+                    "REGISTER_MAX_ATTEMPTS_PER_ADDRESS": "0",
+                },
+                extra_env={"LOG_LEVEL": "WARNING", "WORKERS": "1"},
+                gateway_env={"WORKERS": str(args.gateway_workers)},
+            ) as stack:
+                token = await login(stack.url)
+                proxies, uncached_url, cached_url = start_nginx_proxies(
+                    stack, workdir, upstream_url
+                )
+                assert stack.auth.process is not None
+                assert stack.gateway.process is not None
+                auth_pid, gateway_pid = stack.auth.process.pid, stack.gateway.process.pid
+                targets = [
+                    (DIRECT, upstream_url + PATH, []),
+                    (GATEWAY, f"{stack.url}/api/v1{PATH}", [gateway_pid, auth_pid]),
+                    (NGINX, f"{uncached_url}/api/v1{PATH}", [proxies.pid, auth_pid]),
+                    (NGINX_CACHED, f"{cached_url}/api/v1{PATH}", [proxies.pid, auth_pid]),
+                ]
+                results: list[Result] = []
                 for connections in levels:
-
-                    async def measure(name: str, url: str, connections: int = connections) -> None:
+                    for name, url, pids in targets:
                         results.append(
                             await asyncio.to_thread(
-                                wrk, name, url, token, connections, args.duration
+                                wrk, name, url, token, connections, args.duration, pids
                             )
                         )
-
-                    await measure("direct", f"{stack.facturation.url}{PATH}")
-                    for workers in gateway_workers:
-                        name = f"gateway ({workers} worker{'s' if workers > 1 else ''})"
-                        if workers == gateway_workers[0]:
-                            await measure(name, f"{stack.url}/api/v1{PATH}")
-                            continue
-                        env = {"WORKERS": str(workers)}
-                        async with another_gateway(stack, workdir, env) as other:
-                            await measure(name, f"{other.url}/api/v1{PATH}")
-                    await measure("nginx auth_request", f"{nginx_url}/api/v1{PATH}")
-            finally:
-                nginx.terminate()
-                nginx.wait(timeout=10)
+                memory = {
+                    "auth": rss_mb(auth_pid),
+                    "gateway": rss_mb(gateway_pid),
+                    "nginx (proxy)": rss_mb(proxies.pid),
+                }
+        finally:
+            for process in (proxies, upstream):
+                if process is not None:
+                    process.terminate()
+                    process.wait(timeout=10)
     report(results)
+    print("\nRSS after the loads: " + ", ".join(f"{k} {v:.0f} MB" for k, v in memory.items()))
+    print(f"load average at the end: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

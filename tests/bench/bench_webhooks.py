@@ -109,6 +109,12 @@ def _cpu_seconds(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def _rss_mb(pid: int) -> float:
+    """Resident memory of one process (a service with one worker), in MB."""
+    pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 1_000_000
+
+
 def _postgres_cpu_seconds() -> float:
     total = 0.0
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -227,6 +233,11 @@ async def main(
                 await asyncio.sleep(0.05)
             processed_in = time.perf_counter() - started
             cpu = {name: _cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+            assert stack.auth.process is not None
+            rss = {
+                name: _rss_mb(pid)
+                for name, pid in (("auth", stack.auth.process.pid), *pids.items())
+            }
             cpu["postgres"] = _postgres_cpu_seconds() - cpu_before["postgres"]
             if worker is not None:
                 await asyncio.to_thread(worker.stop)
@@ -247,14 +258,18 @@ async def main(
         f"acknowledgement: p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {max(latencies) * 1000:.1f} ms"
     )
     print(f"all {events} processed after {processed_in:.2f} s (accepting took {accepted_in:.2f} s)")
+    print(f"applied: {len(measured) / processed_in:.0f} events/s (intake {rate:.0f} events/s)")
     per_event = ", ".join(
         f"{name} {seconds * 1000 / len(measured):.2f} ms" for name, seconds in cpu.items()
     )
     print(f"CPU per event (receive + process): {per_event}")
     print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"pgbench one-row INSERT, {connections} clients: {tps:.0f} tps")
-    print(f"events/s vs pgbench/2 ({tps / 2:.0f}): {'met' if rate >= tps / 2 else 'MISSED'}")
+    ratio = rate / tps
+    print(f"accepted/pgbench: {ratio:.2f}x ({'met' if ratio >= 0.25 else 'MISSED'} >= 0.25x)")
     print(f"p99 < 50 ms: {'met' if p99 < 50 else 'MISSED'}")
+    print("RSS after the load: " + ", ".join(f"{name} {mb:.0f} MB" for name, mb in rss.items()))
+    print(f"every service <= 150 MB: {'met' if max(rss.values()) <= 150 else 'MISSED'}")
     return 0 if failures == 0 else 1
 
 

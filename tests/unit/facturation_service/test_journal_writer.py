@@ -67,3 +67,23 @@ async def test_an_ignored_type_is_stored_as_ignored(db: Database) -> None:
     stored = await get_event(db, envelope.id)
     assert stored is not None
     assert (stored.status, stored.processed_at is not None) == ("ignored", True)
+
+
+async def test_batches_written_at_once_store_each_repeated_event_once(db: Database) -> None:
+    events = [stripe_events.event("invoice.paid", stripe_events.invoice("paid")) for _ in range(40)]
+    # Every event three times, the repeats spread so they land in different batches.
+    deliveries = [delivery(event) for event in events] * 3
+    writer = JournalWriter(db.engine, max_batch=8, max_flushes=4)
+
+    async def deliver(index: int) -> bool:
+        envelope, payload = deliveries[index]
+        if index % 3:
+            await asyncio.sleep(0)  # arrive in a later loop turn: another flusher's batch
+        return await writer.record(envelope, payload, handled=True)
+
+    results = await asyncio.gather(*(deliver(index) for index in range(len(deliveries))))
+
+    assert sum(results) == 40
+    new_ids = [envelope.id for (envelope, _), new in zip(deliveries, results, strict=True) if new]
+    assert sorted(new_ids) == sorted(str(event["id"]) for event in events)
+    assert await count_events(db) == 40

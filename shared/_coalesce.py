@@ -1,0 +1,72 @@
+"""One send per answer: uvicorn writes a response's head and each body part to the socket as it
+gets them, so a small answer costs two ``send`` system calls, each also waking the peer. Here
+the writes made in one turn of the event loop leave together, at the end of that turn (or at
+once past 64 KiB, so flow control still sees a large body).
+
+Measured on the gateway: the socket writes were the largest share of its per-request CPU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+__all__ = ["CoalescingHttpToolsProtocol", "CoalescingTransport"]
+
+_FLUSH_AT = 65536
+
+
+class CoalescingTransport:
+    """Delegates to ``transport``; what is written in one loop turn is sent in one write."""
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+
+    def write(self, data: bytes) -> None:
+        if not data:
+            return
+        if not self._pending:
+            self._loop.call_soon(self.flush)
+        self._pending.append(data)
+        self._pending_bytes += len(data)
+        if self._pending_bytes >= _FLUSH_AT:
+            self.flush()
+
+    def writelines(self, lines: Any) -> None:
+        for data in lines:
+            self.write(data)
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        pending = self._pending
+        self._pending = []
+        self._pending_bytes = 0
+        self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+
+    def get_write_buffer_size(self) -> int:
+        return self._transport.get_write_buffer_size() + self._pending_bytes
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._pending = []
+        self._pending_bytes = 0
+        self._transport.abort()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+class CoalescingHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol writing through a :class:`CoalescingTransport`."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]

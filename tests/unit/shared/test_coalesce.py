@@ -1,0 +1,78 @@
+"""Writes made in one turn of the event loop leave in one socket write."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from shared._coalesce import CoalescingTransport
+
+
+class RecordingTransport:
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+        self.events: list[str] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+        self.events.append("write")
+
+    def close(self) -> None:
+        self.closed = True
+        self.events.append("close")
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 8000) if name == "sockname" else default
+
+
+def coalescing(transport: RecordingTransport) -> CoalescingTransport:
+    return CoalescingTransport(transport, asyncio.get_running_loop())  # type: ignore[arg-type]
+
+
+async def test_a_head_and_a_body_written_in_one_turn_leave_in_one_write() -> None:
+    raw = RecordingTransport()
+    transport = coalescing(raw)
+    transport.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
+    transport.write(b"{}")
+    assert raw.writes == []
+    assert transport.get_write_buffer_size() == 40
+    await asyncio.sleep(0)
+    assert raw.writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}"]
+
+
+async def test_writes_in_later_turns_are_sent_in_order() -> None:
+    raw = RecordingTransport()
+    transport = coalescing(raw)
+    transport.write(b"a")
+    await asyncio.sleep(0)
+    transport.write(b"b")
+    transport.write(b"c")
+    await asyncio.sleep(0)
+    assert raw.writes == [b"a", b"bc"]
+
+
+async def test_close_sends_what_is_pending_first() -> None:
+    raw = RecordingTransport()
+    transport = coalescing(raw)
+    transport.write(b"last words")
+    transport.close()
+    assert raw.events == ["write", "close"]
+    assert raw.writes == [b"last words"]
+    await asyncio.sleep(0)
+    assert raw.writes == [b"last words"]
+
+
+async def test_a_large_body_is_sent_at_once_so_flow_control_sees_it() -> None:
+    raw = RecordingTransport()
+    transport = coalescing(raw)
+    transport.write(b"x" * 70_000)
+    assert raw.writes == [b"x" * 70_000]
+
+
+async def test_everything_else_is_the_real_transports() -> None:
+    transport = coalescing(RecordingTransport())
+    assert transport.get_extra_info("sockname") == ("127.0.0.1", 8000)
