@@ -24,7 +24,7 @@ from sqlalchemy import delete, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth_service.models import LoginAttempt
-from shared import BoundedCache, TooManyRequestsError
+from shared import RememberedRefusals, TooManyRequestsError
 
 __all__ = [
     "REMEMBERED_REFUSALS",
@@ -74,8 +74,8 @@ class LoginRateLimiter:
         self.max_registrations_per_address = max_registrations_per_address
         self.registration_window_ms = registration_window_seconds * 1000
         self._clock = clock
-        # Registration bucket -> until when (epoch ms) the database will refuse it.
-        self.remembered_refusals: BoundedCache[str, int] = BoundedCache(REMEMBERED_REFUSALS)
+        # Registration buckets the database refused, until its Retry-After passes.
+        self.remembered_refusals = RememberedRefusals(REMEMBERED_REFUSALS, clock=clock)
 
     async def record_address_attempt(self, address: str) -> None:
         """Count this attempt against the address; 429 if it is one too many."""
@@ -92,15 +92,9 @@ class LoginRateLimiter:
     def refuse_known_registration(self, address: str) -> None:
         """429 at once, from memory, for an address this process saw refused and whose
         ``Retry-After`` has not passed; no database work."""
-        bucket = registration_bucket(address)
-        until = self.remembered_refusals.get(bucket)
-        if until is None:
-            return
-        now = self._now_ms()
-        if until <= now:
-            self.remembered_refusals.discard(bucket)
-            return
-        raise _too_many(_REGISTRATION_REFUSED, until - now)
+        left = self.remembered_refusals.remaining(registration_bucket(address))
+        if left is not None:
+            raise _too_many(_REGISTRATION_REFUSED, math.ceil(left * 1000))
 
     async def record_registration(self, address: str) -> None:
         """Count a registration attempt against the address, before any hashing; 429 past the
@@ -110,8 +104,9 @@ class LoginRateLimiter:
             bucket, self.max_registrations_per_address, self.registration_window_ms
         )
         if until is not None:
-            self.remembered_refusals.put(bucket, until)
-            raise _too_many(_REGISTRATION_REFUSED, until - self._now_ms())
+            remaining_ms = until - self._now_ms()
+            self.remembered_refusals.remember(bucket, remaining_ms / 1000)
+            raise _too_many(_REGISTRATION_REFUSED, remaining_ms)
 
     async def clear_account(self, email: str) -> None:
         """A successful login forgives the account's earlier failures."""

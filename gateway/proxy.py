@@ -14,6 +14,7 @@ to a private service. Answers still stream back as they arrive.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, cast
 from urllib.parse import urlsplit
@@ -30,6 +31,7 @@ from shared import (
     BadRequestError,
     ContentTooLargeError,
     GatewayTimeoutError,
+    RememberedRefusals,
     RequestTimeoutError,
     TooManyRequestsError,
     current_request_id,
@@ -45,6 +47,19 @@ logger = get_logger("gateway.proxy")
 
 
 _BODY_TOO_LARGE = "The request body is larger than this gateway accepts."
+
+# Refusals repeated from memory: how many (address, route) pairs, and for how long at most
+# whatever the upstream's Retry-After says.
+REMEMBERED_REFUSALS = 10_000
+MAX_REMEMBERED_SECONDS = 3600
+
+
+def _retry_after_seconds(headers: Sequence[tuple[bytes, bytes]]) -> int | None:
+    """An upstream's ``Retry-After`` in seconds (the date form is not honoured here)."""
+    for name, value in headers:
+        if name == b"retry-after" and value.isdigit():
+            return min(int(value), MAX_REMEMBERED_SECONDS)
+    return None
 
 
 class _ClientGoneError(Exception):
@@ -230,6 +245,7 @@ class Proxy:
         self.max_body_bytes = max_body_bytes
         self.body_timeout = body_timeout
         self.client_budget = client_budget
+        self.refusals = RememberedRefusals(REMEMBERED_REFUSALS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope = cast("HTTPScope", scope)
@@ -249,6 +265,18 @@ class Proxy:
         finally:
             self.client_budget.give_back(address)
 
+    def _refuse_known(self, address: str, route_path: str) -> None:
+        """429 at once for an address its upstream refused on this route, until the
+        ``Retry-After`` it gave passes: nothing is read, checked or forwarded."""
+        left = self.refusals.remaining(f"{address} {route_path}")
+        if left is not None:
+            retry_after = max(1, math.ceil(left))
+            raise TooManyRequestsError(
+                "Too many requests to this route from this address; retry later.",
+                headers={"Retry-After": str(retry_after)},
+                extra={"retry_after": retry_after},
+            )
+
     async def _body(self, receive: Receive) -> bytes:
         try:
             async with asyncio.timeout(self.body_timeout):
@@ -264,6 +292,8 @@ class Proxy:
         method = scope["method"]
         path = scope["path"]
         route = match_route(method, path)
+        if route.limited_per_address:
+            self._refuse_known(address, route.path)
 
         authorization: bytes | None = None
         content_length = -1
@@ -309,6 +339,10 @@ class Proxy:
         response = await upstream.send(
             method, target, headers, content, content_length=content_length >= 0
         )
+        if route.limited_per_address and response.status == 429:
+            seconds = _retry_after_seconds(response.headers)
+            if seconds is not None:
+                self.refusals.remember(f"{address} {route.path}", seconds)
         try:
             await send(
                 {

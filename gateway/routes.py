@@ -25,6 +25,9 @@ class Route:
     upstream: Upstream
     needs_token: bool
     revokes_token: bool = False
+    limited_per_address: bool = False
+    """The upstream limits this route per client address: its 429s are repeated from memory
+    (``Retry-After`` long) without forwarding, so a client that keeps knocking costs it nothing."""
 
     @property
     def allow(self) -> str:
@@ -50,7 +53,13 @@ def _billing(path: str, *methods: str) -> Route:
 
 
 ROUTES: tuple[Route, ...] = (
-    Route(f"{API_PREFIX}/auth/register", _methods("POST"), "auth", needs_token=False),
+    Route(
+        f"{API_PREFIX}/auth/register",
+        _methods("POST"),
+        "auth",
+        needs_token=False,
+        limited_per_address=True,
+    ),
     Route(f"{API_PREFIX}/auth/login", _methods("POST"), "auth", needs_token=False),
     Route(
         f"{API_PREFIX}/auth/logout", _methods("POST"), "auth", needs_token=True, revokes_token=True

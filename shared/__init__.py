@@ -4,7 +4,7 @@ lives here."""
 
 from shared._app import create_service_app
 from shared._bearer import BEARER_CHALLENGE, bearer_token, invalid_token
-from shared._cache import BoundedCache
+from shared._cache import BoundedCache, RememberedRefusals
 from shared._database import (
     Database,
     async_database_url,
@@ -92,6 +92,7 @@ __all__ = [
     "PositiveSeconds",
     "ProblemError",
     "ReadinessCheck",
+    "RememberedRefusals",
     "RequestMetrics",
     "RequestTimeoutError",
     "Seconds",

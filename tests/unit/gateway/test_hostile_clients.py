@@ -36,6 +36,7 @@ class FakeServices:
     seen: list[tuple[str, str]] = field(default_factory=list)
     release_logins: asyncio.Event = field(default_factory=asyncio.Event)
     login_held: asyncio.Event = field(default_factory=asyncio.Event)
+    refuse_registrations: bool = False
 
     @property
     def url(self) -> str:
@@ -55,7 +56,7 @@ class FakeServices:
                 if length:
                     await reader.readexactly(length)
                 self.seen.append((method, target))
-                status, body = 200, b'{"ok":true}'
+                status, body, extra = 200, b'{"ok":true}', b""
                 if target == "/internal/v1/tokens/check":
                     if headers.get("authorization", "").endswith(VALID.decode()):
                         body = json.dumps(
@@ -71,9 +72,13 @@ class FakeServices:
                 elif target == "/auth/login":
                     self.login_held.set()
                     await self.release_logins.wait()
+                elif target == "/auth/register" and self.refuse_registrations:
+                    status, body, extra = 429, b'{"status":429}', b"retry-after: 30\r\n"
                 writer.write(
-                    b"HTTP/1.1 %d X\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n"
+                    b"HTTP/1.1 %d X\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
                     % (status, len(body))
+                    + extra
+                    + b"\r\n"
                     + body
                 )
                 await writer.drain()
@@ -354,3 +359,37 @@ def test_the_edge_bounds_are_read_from_the_environment() -> None:
     ) == (2.5, 8, 4)
     with pytest.raises(SettingsError, match="GATEWAY_BODY_TIMEOUT_SECONDS"):
         load_settings(GatewaySettings, {"INTERNAL_TOKEN": "t", "GATEWAY_BODY_TIMEOUT_SECONDS": "0"})
+
+
+async def test_an_address_auth_refused_registration_is_refused_at_the_gateway_until_retry_after(
+    services: FakeServices,
+) -> None:
+    """Auth's registration limit is per address: once it answered 429, the gateway repeats the
+    refusal for the Retry-After it gave, without forwarding; other addresses and routes go on."""
+    app = create_app(settings(services))
+    services.refuse_registrations = True
+    json_body = [(b"host", b"gateway.test"), (b"content-length", b"2")]
+
+    async def post(path: str, client: str = "203.0.113.7") -> Answer:
+        return await call(
+            app, "POST", path, headers=json_body, receive=whole_body(b"{}"), client=client
+        )
+
+    async with AsyncTestClient(app):
+        first = await post("/api/v1/auth/register")
+        again = [await post("/api/v1/auth/register") for _ in range(5)]
+        forwarded_after_refusal = services.seen.count(("POST", "/auth/register"))
+        other_address = await post("/api/v1/auth/register", client="198.51.100.9")
+        services.release_logins.set()
+        login = await post("/api/v1/auth/login")
+
+    assert first.status == 429
+    assert first.headers[b"retry-after"] == b"30"
+    assert forwarded_after_refusal == 1
+    for answer in again:
+        assert answer.status == 429
+        assert 1 <= int(answer.headers[b"retry-after"]) <= 30
+        assert answer.problem()["retry_after"] == int(answer.headers[b"retry-after"])
+    assert other_address.status == 429
+    assert services.seen.count(("POST", "/auth/register")) == 2
+    assert login.status == 200
