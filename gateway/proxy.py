@@ -52,6 +52,10 @@ _BODY_TOO_LARGE = "The request body is larger than this gateway accepts."
 # whatever the upstream's Retry-After says.
 REMEMBERED_REFUSALS = 10_000
 MAX_REMEMBERED_SECONDS = 3600
+# A client that did not wait its Retry-After gets its repeated 429 after this long (at most):
+# a closed-loop burst then knocks about once a second per connection instead of as fast as the
+# gateway can refuse, and a held refusal costs no CPU (it still counts in the address's budget).
+REFUSAL_DELAY_SECONDS = 1.0
 
 
 def _retry_after_seconds(headers: Sequence[tuple[bytes, bytes]]) -> int | None:
@@ -265,11 +269,13 @@ class Proxy:
         finally:
             self.client_budget.give_back(address)
 
-    def _refuse_known(self, address: str, route_path: str) -> None:
-        """429 at once for an address its upstream refused on this route, until the
-        ``Retry-After`` it gave passes: nothing is read, checked or forwarded."""
+    async def _refuse_known(self, address: str, route_path: str) -> None:
+        """429 for an address its upstream refused on this route, until the ``Retry-After`` it
+        gave passes: nothing is read, checked or forwarded, and the answer waits a little."""
         left = self.refusals.remaining(f"{address} {route_path}")
         if left is not None:
+            await asyncio.sleep(min(REFUSAL_DELAY_SECONDS, left))
+            left = max(0.0, left - REFUSAL_DELAY_SECONDS)
             retry_after = max(1, math.ceil(left))
             raise TooManyRequestsError(
                 "Too many requests to this route from this address; retry later.",
@@ -293,7 +299,7 @@ class Proxy:
         path = scope["path"]
         route = match_route(method, path)
         if route.limited_per_address:
-            self._refuse_known(address, route.path)
+            await self._refuse_known(address, route.path)
 
         authorization: bytes | None = None
         content_length = -1
