@@ -24,6 +24,10 @@ _USER_ROUTES = {
     "GET /billing/orders": (400,),
     "GET /billing/orders/{order_id}": (404,),
     "GET /billing/entitlements": (400,),
+    "GET /billing/subscriptions": (),
+    "POST /billing/subscriptions/{subscription_id}/cancel": (400, 404, 409, *_STRIPE),
+    "POST /billing/subscriptions/{subscription_id}/resume": (404, 409, *_STRIPE),
+    "POST /billing/portal-sessions": (400, 409, 422, *_STRIPE),
 }
 
 API_DOCS = ApiDocs(

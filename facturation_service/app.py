@@ -5,9 +5,10 @@ the clients this factory built.
 
 What a route can ask for, by name: ``catalog``, ``auth``, ``customers``, ``checkout``,
 ``webhook_intake``, ``webhook_worker``, ``seller``, ``refunds``, ``catch_up``, ``reconciler``,
-and ``db_session`` (from ``shared``). The periodic jobs are catch-up, reconciliation and journal
-retention; ``BILLING_MODE=off`` keeps the worker paused. The billing-mode guard is an app guard
-built for the mode read here, refusing only the routes marked ``WRITES_TO_STRIPE``.
+``subscriptions``, and ``db_session`` (from ``shared``). The periodic jobs are catch-up,
+reconciliation and journal retention; ``BILLING_MODE=off`` keeps the worker paused. The
+billing-mode guard is an app guard built for the mode read here, refusing only the routes
+marked ``WRITES_TO_STRIPE``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from facturation_service import (
     order_routes,
     refund_routes,
     routes,
+    subscription_routes,
     webhooks,
 )
 from facturation_service.api_docs import API_DOCS
@@ -41,6 +43,7 @@ from facturation_service.operations import build_operations_jobs
 from facturation_service.refunds import Refunds
 from facturation_service.settings import FacturationSettings, read_settings
 from facturation_service.stripe_api import StripeApi
+from facturation_service.subscriptions import Subscriptions
 from facturation_service.webhooks import WebhookIntake
 from facturation_service.worker import WebhookWorker, WorkerConfig, event_handlers
 from shared import Database, create_service_app
@@ -59,6 +62,7 @@ ROUTE_HANDLERS = [
     *order_routes.ROUTE_HANDLERS,
     *refund_routes.ROUTE_HANDLERS,
     *operations.ROUTE_HANDLERS,
+    *subscription_routes.ROUTE_HANDLERS,
 ]
 
 
@@ -153,6 +157,9 @@ def create_app(
             "refunds": _provide(Refunds(database, stripe)),
             "catch_up": _provide(jobs.catch_up),
             "reconciler": _provide(jobs.reconciler),
+            "subscriptions": _provide(
+                Subscriptions(database, stripe, return_origins=settings.checkout_return_origins)
+            ),
         },
         guards=[billing_mode_guard(mode)],
         lifespan=[lifespan],

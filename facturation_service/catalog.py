@@ -4,15 +4,30 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
 from shared import SettingsError
 
-__all__ = ["Catalog", "Product", "load_catalog"]
+__all__ = ["Catalog", "Product", "Recurring", "load_catalog"]
 
 DEMO_CATALOG = Path(__file__).with_name("catalog.json")
+
+
+class Recurring(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A subscription plan's billing period, as Stripe's ``price.recurring`` names it."""
+
+    interval: Literal["day", "week", "month", "year"]
+    interval_count: Annotated[int, msgspec.Meta(ge=1, le=365)] = 1
+
+    def __post_init__(self) -> None:
+        # Stripe bills at least once a year.
+        if self.interval_count > _MAX_INTERVAL_COUNT[self.interval]:
+            raise ValueError(f"recurring: at most one year between billings ({self.interval})")
+
+
+_MAX_INTERVAL_COUNT = {"day": 365, "week": 52, "month": 12, "year": 1}
 
 
 class Product(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -23,6 +38,8 @@ class Product(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     currency: Annotated[str, msgspec.Meta(pattern=r"^[a-z]{3}$")]
     """ISO 4217 code, lower case as Stripe writes it."""
     description: str = ""
+    recurring: Recurring | None = None
+    """Set for a subscription plan (bought alone, in ``mode=subscription``); ``None`` otherwise."""
 
 
 class _CatalogFile(msgspec.Struct, forbid_unknown_fields=True):

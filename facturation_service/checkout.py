@@ -7,6 +7,7 @@ Stripe is called with no database transaction open. ``Checkout`` is built once b
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -14,8 +15,8 @@ from urllib.parse import urlsplit
 import msgspec
 from sqlalchemy import insert, or_, select
 
-from facturation_service import fulfilment
-from facturation_service.catalog import Catalog
+from facturation_service import fulfilment, subscription_slots
+from facturation_service.catalog import Catalog, Product
 from facturation_service.customers import Customers
 from facturation_service.models import Order, OrderStatus, utcnow
 from facturation_service.schemas import (
@@ -27,19 +28,27 @@ from facturation_service.schemas import (
     PricedLine,
 )
 from facturation_service.stripe_api import StripeApi
-from shared import Database, NotFoundError, UnprocessableError
+from shared import ConflictError, Database, NotFoundError, UnprocessableError
 
 if TYPE_CHECKING:
     from stripe.params.checkout import SessionCreateParams
 
 __all__ = [
     "SESSION_ID_PLACEHOLDER",
+    "SUBSCRIPTION_CHECKOUT_SECONDS",
     "Checkout",
     "PricedBasket",
+    "allowed_return_url",
     "checkout_params",
     "checkout_return_url",
     "price_basket",
+    "subscription_checkout_params",
+    "subscription_plan",
 ]
+
+SUBSCRIPTION_CHECKOUT_SECONDS = 1800 + 60
+"""A subscription session's ``expires_at``: Stripe's minimum (30 min) plus a minute for clock
+skew, so an abandoned one frees the user's slot soon."""
 
 
 class Checkout:
@@ -71,6 +80,11 @@ class Checkout:
         checked_return_url = checkout_return_url(
             return_url, self.return_origins, self.default_return_path
         )
+        plan = subscription_plan(self.catalog, basket)
+        if plan is not None:
+            return await self._open_subscription_session(
+                basket, plan, user_id=user_id, return_url=checked_return_url
+            )
         if basket.is_free:
             return await self._complete_free_order(basket, user_id=user_id)
         customer = await self.customers.ensure_customer(user_id)
@@ -135,6 +149,91 @@ class Checkout:
             order_id=order_id,
             status=OrderStatus.PENDING_PAYMENT,
         )
+
+    async def _open_subscription_session(
+        self, basket: PricedBasket, plan: Product, *, user_id: str, return_url: str
+    ) -> CheckoutResponse:
+        """Flow 8: the user's slot first (409 when taken), then the customer and the session;
+        if anything fails the slot is given back, so nothing half-made stays."""
+        order_id = new_order_id()
+        await self._take_subscription_slot(user_id, order_id)
+        try:
+            customer = await self.customers.ensure_customer(user_id)
+            expires_at = int(time.time()) + SUBSCRIPTION_CHECKOUT_SECONDS
+            session = await self.stripe.create_subscription_checkout_session(
+                subscription_checkout_params(
+                    plan,
+                    user_id=user_id,
+                    user_stripe_id=customer.user_stripe_id,
+                    order_id=order_id,
+                    return_url=return_url,
+                    expires_at=expires_at,
+                ),
+                idempotency_key=checkout_idempotency_key(order_id),
+            )
+            async with self.database.engine.begin() as connection:
+                await connection.execute(
+                    _INSERT_ORDER,
+                    _order_values(
+                        basket,
+                        id=order_id,
+                        user_id=user_id,
+                        user_stripe_id=customer.user_stripe_id,
+                        stripe_checkout_session_id=session.id,
+                        status=OrderStatus.PENDING_PAYMENT,
+                        mode="subscription",
+                    ),
+                )
+                await subscription_slots.bind_checkout(
+                    connection, user_id, order_id, session.id, expires_at
+                )
+        except BaseException:
+            await subscription_slots.release(self.database, user_id, order_id)
+            raise
+        return CheckoutResponse(
+            id=session.id,
+            client_secret=session.to_dict().get("client_secret"),
+            amount_total=basket.amount_total,
+            currency=basket.currency,
+            order_id=order_id,
+            status=OrderStatus.PENDING_PAYMENT,
+        )
+
+    async def _take_subscription_slot(self, user_id: str, order_id: str) -> None:
+        """Take the user's one subscription slot, or take over an abandoned checkout's.
+
+        Raises:
+            ConflictError: a live subscription or an open subscription checkout holds it.
+        """
+        held = await subscription_slots.take(self.database, user_id, order_id)
+        if held is None:
+            return
+        if held.subscription_id is not None:
+            raise ConflictError("This user already has a subscription.")
+        abandoned = held.abandoned_checkout(int(time.time()))
+        if abandoned is not None:
+            # Closed at Stripe first (one idempotent request, whoever asks), so it can never
+            # be paid after its slot went to another checkout; then one conditional UPDATE.
+            await self._expire_abandoned_session(abandoned)
+        elif not held.stale:
+            raise ConflictError("A subscription checkout is already open for this user.")
+        if not await subscription_slots.take_over(self.database, user_id, held.holder, order_id):
+            raise ConflictError("A subscription checkout is already open for this user.")
+
+    async def _expire_abandoned_session(self, session_id: str) -> None:
+        try:
+            await self.stripe.expire_checkout_session(
+                session_id, idempotency_key=f"checkout-expire:{session_id}"
+            )
+        except UnprocessableError:
+            # Stripe refuses to expire a session that is not open: it may have expired on its
+            # own (fine) or been paid (its subscription is on its way: the slot stays).
+            found = await self.stripe.retrieve_checkout_session(session_id)
+            if found.to_dict().get("status") != "expired":
+                raise ConflictError(
+                    "This user's last subscription checkout was paid; its subscription is "
+                    "on its way."
+                ) from None
 
     async def checkout_status(self, user_id: str, checkout_id: str) -> CheckoutStatus:
         """For the return page; someone else's session is indistinguishable from a missing one."""
@@ -265,6 +364,18 @@ def _origin(url: str) -> tuple[str, str, int] | None:
     return scheme, parts.hostname.lower(), port or _DEFAULT_PORTS[scheme]
 
 
+def allowed_return_url(requested: str | None, allowed_origins: list[str], default_path: str) -> str:
+    """A URL to send a person back to (the customer portal's): allow-listed origins only."""
+    if requested is None:
+        if not allowed_origins:
+            raise UnprocessableError("return_url is required: no default origin is configured.")
+        return allowed_origins[0].rstrip("/") + default_path
+    allowed = {origin for origin in map(_origin, allowed_origins) if origin is not None}
+    if _origin(requested) not in allowed:
+        raise UnprocessableError("return_url must be on one of this site's origins.")
+    return requested
+
+
 def checkout_return_url(
     requested: str | None, allowed_origins: list[str], default_path: str
 ) -> str:
@@ -318,6 +429,63 @@ def checkout_params(
     }
 
 
+def subscription_plan(catalog: Catalog, basket: PricedBasket) -> Product | None:
+    """The plan when the basket is a subscription: one recurring product, quantity 1, alone.
+
+    Raises UnprocessableError (422) for a recurring product in any other basket."""
+    products = [catalog.get(line.product_id) for line in basket.lines]
+    plans = [product for product in products if product is not None and product.recurring]
+    if not plans:
+        return None
+    if len(basket.lines) != 1:
+        raise UnprocessableError(
+            "A subscription plan is bought alone: one recurring product, nothing else.",
+            extra={"recurring_products": [plan.id for plan in plans]},
+        )
+    if basket.lines[0].quantity != 1:
+        raise UnprocessableError(f"Quantity of {plans[0].id!r} must be 1: it is a subscription.")
+    return plans[0]
+
+
+def subscription_checkout_params(
+    plan: Product,
+    *,
+    user_id: str,
+    user_stripe_id: str,
+    order_id: str,
+    return_url: str,
+    expires_at: int,
+) -> SessionCreateParams:
+    """``mode=subscription``: no ``invoice_creation`` (Stripe invoices subscriptions itself);
+    the subscription carries the user, order and plan in its own metadata."""
+    assert plan.recurring is not None
+    return {
+        "ui_mode": "embedded_page",
+        "mode": "subscription",
+        "customer": user_stripe_id,
+        "line_items": [
+            {
+                "quantity": 1,
+                "price_data": {
+                    "currency": plan.currency,
+                    "unit_amount": plan.unit_amount,
+                    "product_data": {"name": plan.name},
+                    "recurring": {
+                        "interval": plan.recurring.interval,
+                        "interval_count": plan.recurring.interval_count,
+                    },
+                },
+            }
+        ],
+        "subscription_data": {
+            "metadata": {"user_id": user_id, "order_id": order_id, "product_id": plan.id}
+        },
+        "return_url": return_url,
+        "metadata": {"user_id": user_id, "order_id": order_id},
+        "expires_at": expires_at,
+    }
+
+
 # One statement compiled once: the checkout path is hot (see tests/bench/bench_checkout.py).
 _INSERT_ORDER = insert(Order.metadata.tables[Order.__tablename__])
 
@@ -331,6 +499,7 @@ def _order_values(basket: PricedBasket, **fields: Any) -> dict[str, Any]:
         "stripe_checkout_session_id": None,
         "stripe_invoice_id": None,
         "lines": [msgspec.structs.asdict(line) for line in basket.lines],
+        "mode": "payment",
         "created_at": now,
         "updated_at": now,
         **fields,

@@ -5,7 +5,9 @@ One step, :func:`fulfil`, run from whichever comes first: the worker applying
 ``checkout.session.async_payment_succeeded``, the return page's status request finding the session
 complete and paid, or the free checkout. It may run many times and concurrently: the conditional
 UPDATE that stamps ``orders.fulfilled_at`` is the record that decides, and only the one call whose
-UPDATE moved the row grants. The unique key on entitlements backs that up.
+UPDATE moved the row grants. The unique key on entitlements backs that up. A subscription's order
+(``mode = subscription``) is stamped but grants nothing: its subscription grants the plan
+(``subscriptions.py``).
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from facturation_service import entitlements, orders, refunds
 from facturation_service.entitlements import EntitlementSource
 from facturation_service.models import Order, OrderStatus, utcnow
 
-__all__ = ["PAID_PAYMENT_STATUSES", "fulfil", "mark_paid_and_fulfil"]
+__all__ = ["PAID_PAYMENT_STATUSES", "SUBSCRIPTION_MODE", "fulfil", "mark_paid_and_fulfil"]
 
 PAID_PAYMENT_STATUSES = frozenset({"paid", "no_payment_required"})
+SUBSCRIPTION_MODE = "subscription"
 
 
 def _product_ids(lines: list[dict[str, Any]]) -> list[str]:
@@ -38,11 +41,15 @@ async def fulfil(session: AsyncSession, *where: ColumnElement[bool]) -> list[str
         update(Order)
         .where(*where, Order.status.in_(orders.FULFILLABLE), Order.fulfilled_at.is_(None))
         .values(fulfilled_at=utcnow(), updated_at=utcnow())
-        .returning(Order.id, Order.user_id, Order.lines)
+        .returning(Order.id, Order.user_id, Order.lines, Order.mode)
         .execution_options(synchronize_session=False)
     )
     fulfilled: list[str] = []
-    for order_id, user_id, lines in stamped.all():
+    for order_id, user_id, lines, mode in stamped.all():
+        fulfilled.append(order_id)
+        if mode == SUBSCRIPTION_MODE:
+            # Its plan is granted by the subscription (subscriptions.py), not by the order.
+            continue
         await entitlements.grant(
             session,
             user_id=user_id,
@@ -52,7 +59,6 @@ async def fulfil(session: AsyncSession, *where: ColumnElement[bool]) -> list[str
         )
         # A dispute or refund that was applied before fulfilment still counts.
         await entitlements.sync_order(session, order_id)
-        fulfilled.append(order_id)
     return fulfilled
 
 

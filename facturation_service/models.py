@@ -41,6 +41,8 @@ __all__ = [
     "RefundRequest",
     "ScheduledJob",
     "StripeCustomer",
+    "Subscription",
+    "SubscriptionSlot",
     "UTCDateTime",
     "WebhookEvent",
     "utcnow",
@@ -112,6 +114,10 @@ class Order(Base):
     """The sum of the order's succeeded refunds, recomputed from ``refunds`` on every change."""
     fulfilled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     """Set once by the fulfil step's conditional UPDATE: the record that it ran."""
+    # --- subscriptions (issue 11, migration 0006) ---
+    mode: Mapped[str] = mapped_column(String(16), default="payment", server_default="payment")
+    """Checkout's ``mode``: ``payment`` (products granted by the fulfil step) or
+    ``subscription`` (the plan is granted by the subscription, not by the order)."""
 
 
 # --- webhooks, journal and invoices (issue 4) ---
@@ -363,3 +369,50 @@ class ReconciliationRun(Base):
     drifted: Mapped[int] = mapped_column(Integer)
     fixed: Mapped[int] = mapped_column(Integer)
     items: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+
+
+# --- subscriptions (issue 11) ---
+
+
+class Subscription(Base):
+    """The newest known snapshot of one Stripe subscription (``sub_...``)."""
+
+    __tablename__ = "subscriptions"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    user_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    """From ``metadata.user_id``, else the customer's user; ``None`` while neither is known."""
+    customer: Mapped[str | None] = mapped_column(String(255), index=True)
+    product_id: Mapped[str | None] = mapped_column(String(64))
+    """The catalog plan (``metadata.product_id``)."""
+    order_id: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(32))
+    current_period_end: Mapped[int | None] = mapped_column(BigInteger)
+    """``items.data[0].current_period_end`` (API 2026-10-28 has no top-level period)."""
+    cancel_at_period_end: Mapped[bool] = mapped_column(Boolean)
+    canceled_at: Mapped[int | None] = mapped_column(BigInteger)
+    ended_at: Mapped[int | None] = mapped_column(BigInteger)
+    created: Mapped[int] = mapped_column(BigInteger)
+    raw: Mapped[dict[str, Any]] = mapped_column(JSON)
+    snapshot_ended: Mapped[bool] = mapped_column(Boolean)
+    """The snapshot is final (canceled, incomplete_expired): the first key of "newest"."""
+    snapshot_created: Mapped[int] = mapped_column(BigInteger)
+    snapshot_period_end: Mapped[int] = mapped_column(BigInteger)
+    status_rank: Mapped[int] = mapped_column(SmallInteger)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SubscriptionSlot(Base):
+    """A user's one subscription place: held by an open subscription checkout or by a live
+    subscription. The primary key on ``user_id`` is what refuses a second one."""
+
+    __tablename__ = "subscription_slots"
+
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64))
+    """The order id of the checkout that took the slot: takeovers are conditional on it."""
+    checkout_session_id: Mapped[str | None] = mapped_column(String(255))
+    checkout_expires_at: Mapped[int | None] = mapped_column(BigInteger)
+    subscription_id: Mapped[str | None] = mapped_column(String(255))
+    """Set once the subscription exists; the slot then lasts until it ends."""
+    taken_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -4,13 +4,19 @@ through the same paths events take, and reported.
 An order still ``pending_payment`` some time after it was created is compared with its Checkout
 Session: complete and paid → the fulfil step; expired → ``expired``. The corrections are the
 conditional UPDATEs the webhook path uses, so a late event and a reconciliation never move an
-order twice. Subscriptions are not reconciled yet: they do not exist in this service so far.
+order twice.
+
+A subscription still live locally some time after its period ended (a renewal or an end whose
+events never came) is read from Stripe; when its status, period end or scheduled cancel differ,
+Stripe's snapshot is applied through the event path (``subscriptions.apply_subscription_snapshot``,
+as of now, so a newer event snapshot still wins), which also moves its slot and entitlement.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,10 +26,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from facturation_service.billing_mode import RETRY_AFTER_SECONDS
 from facturation_service.leases import Lease
-from facturation_service.models import Order, OrderStatus, ReconciliationRun, utcnow
+from facturation_service.models import (
+    Order,
+    OrderStatus,
+    ReconciliationRun,
+    Subscription,
+    utcnow,
+)
 from facturation_service.order_events import apply_checkout_session_event
 from facturation_service.periodic import every
 from facturation_service.stripe_api import StripeApi
+from facturation_service.subscriptions import ENDED_STATUSES, apply_subscription_snapshot
 from shared import ClientError, ConflictError, Database, ServerError, ServiceUnavailableError
 
 __all__ = [
@@ -52,18 +65,22 @@ async def expire_order(session: AsyncSession, checkout_session: dict[str, Any]) 
 
 
 class ReconciliationItem(msgspec.Struct):
-    order_id: str
-    checkout_session_id: str
+    order_id: str | None
+    """The order checked (for a subscription: the order that bought it, if known)."""
+    checkout_session_id: str | None
     local_status: str
-    """The order's status when it was checked."""
+    """The order's (or subscription's) status when it was checked."""
     stripe_status: str | None
     payment_status: str | None
     action: str
-    """``fulfilled`` | ``expired`` (corrected), ``already_settled`` (an event got there first),
-    ``error`` (Stripe refused to show the session)."""
+    """``fulfilled`` | ``expired`` | ``applied`` (a subscription took Stripe's snapshot)
+    (corrected), ``already_settled`` (an event got there first), ``error`` (Stripe refused to
+    show the session or subscription)."""
     status: str
-    """The order's status after the run."""
+    """The order's (or subscription's) status after the run."""
     error: str | None = None
+    subscription_id: str | None = None
+    """Set for a subscription item."""
 
 
 class ReconciliationReport(msgspec.Struct):
@@ -158,6 +175,8 @@ class Reconciler:
                 report.items.append(item)
                 report.drifted += 1
                 report.fixed += item.action in ("fulfilled", "expired")
+        if report.complete:
+            await self._reconcile_subscriptions(report, started_at)
         report.started_at, report.finished_at = started_at, utcnow()
         await self._store(report)
         logger.info(
@@ -198,6 +217,69 @@ class Reconciler:
         wanted = OrderStatus.PAID if paid else OrderStatus.EXPIRED
         moved = item.status == wanted
         item.action = ("fulfilled" if paid else "expired") if moved else "already_settled"
+        return item
+
+    async def _reconcile_subscriptions(
+        self, report: ReconciliationReport, started_at: datetime
+    ) -> None:
+        """Live subscriptions whose period ended ``min_age`` ago: ask Stripe what they are now."""
+        overdue = int((started_at - self.min_age).timestamp())
+        async with self.database.sessionmaker() as session:
+            rows = (
+                await session.scalars(
+                    select(Subscription)
+                    .where(
+                        Subscription.status.not_in(ENDED_STATUSES),
+                        Subscription.current_period_end < overdue,
+                    )
+                    .order_by(Subscription.current_period_end)
+                    .limit(self.batch_size)
+                )
+            ).all()
+        for row in rows:
+            try:
+                item = await self._reconcile_subscription(row)
+            except ServerError as exc:
+                logger.warning("reconciliation stopped: Stripe failed", extra={"error": str(exc)})
+                report.complete = False
+                return
+            report.checked += 1
+            if item is not None:
+                report.items.append(item)
+                report.drifted += 1
+                report.fixed += item.action == "applied"
+
+    async def _reconcile_subscription(self, row: Subscription) -> ReconciliationItem | None:
+        item = ReconciliationItem(
+            order_id=row.order_id,
+            checkout_session_id=None,
+            subscription_id=row.id,
+            local_status=row.status,
+            stripe_status=None,
+            payment_status=None,
+            action="error",
+            status=row.status,
+        )
+        try:
+            found = await self.stripe.retrieve_subscription(row.id)
+        except ClientError as exc:
+            item.error = exc.detail
+            return item
+        raw = found.to_dict(recursive=True, for_json=True)
+        items = raw.get("items", {}).get("data") or [{}]
+        stripe_state = (
+            raw.get("status"),
+            items[0].get("current_period_end"),
+            bool(raw.get("cancel_at_period_end")),
+        )
+        item.stripe_status = stripe_state[0]
+        if stripe_state == (row.status, row.current_period_end, row.cancel_at_period_end):
+            return None
+        async with self.database.sessionmaker() as session, session.begin():
+            await apply_subscription_snapshot(session, raw, snapshot_created=int(time.time()))
+            stored = await session.get(Subscription, row.id, populate_existing=True)
+        item.status = stored.status if stored is not None else row.status
+        item.action = "applied" if item.status == stripe_state[0] else "already_settled"
         return item
 
     async def _store(self, report: ReconciliationReport) -> None:

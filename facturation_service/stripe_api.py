@@ -7,7 +7,7 @@ never creates a second object. Stripe's errors leave this module as problem+json
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 import stripe
@@ -81,9 +81,88 @@ class StripeApi:
         except stripe.StripeError as exc:
             raise problem_from_stripe_error(exc) from exc
 
+    async def create_subscription_checkout_session(
+        self, params: SessionCreateParams, *, idempotency_key: str
+    ) -> stripe.checkout.Session:
+        """Like :meth:`create_checkout_session`; when Stripe refuses ``expires_at`` because its
+        clock disagrees with ours (skew, or the sandbox's clock moved ahead), the session is
+        made once more without it (Stripe's default, 24 h): facturation keeps its own deadline
+        and expires an abandoned session itself. A refused request stores no idempotent result,
+        so the same key is fine."""
+        try:
+            return await self.client.v1.checkout.sessions.create_async(
+                params, {"idempotency_key": idempotency_key}
+            )
+        except stripe.InvalidRequestError as exc:
+            if exc.param != "expires_at" or "expires_at" not in params:
+                raise problem_from_stripe_error(exc) from exc
+        except stripe.StripeError as exc:
+            raise problem_from_stripe_error(exc) from exc
+        without = cast(
+            "SessionCreateParams", {k: v for k, v in params.items() if k != "expires_at"}
+        )
+        return await self.create_checkout_session(without, idempotency_key=idempotency_key)
+
     async def retrieve_checkout_session(self, session_id: str) -> stripe.checkout.Session:
         try:
             return await self.client.v1.checkout.sessions.retrieve_async(session_id)
+        except stripe.StripeError as exc:
+            raise problem_from_stripe_error(exc) from exc
+
+    async def expire_checkout_session(
+        self, session_id: str, *, idempotency_key: str
+    ) -> stripe.checkout.Session:
+        """Close an open session (a 400, i.e. 422 here, when it is complete)."""
+        try:
+            return await self.client.v1.checkout.sessions.expire_async(
+                session_id, options={"idempotency_key": idempotency_key}
+            )
+        except stripe.StripeError as exc:
+            raise problem_from_stripe_error(exc) from exc
+
+    # --- subscriptions and the customer portal (issue 11) ---
+
+    async def retrieve_subscription(self, subscription_id: str) -> stripe.Subscription:
+        try:
+            return await self.client.v1.subscriptions.retrieve_async(subscription_id)
+        except stripe.StripeError as exc:
+            raise problem_from_stripe_error(exc) from exc
+
+    async def list_subscriptions(self, customer: str) -> stripe.ListObject[stripe.Subscription]:
+        """The customer's subscriptions in every status (one page of up to 100)."""
+        try:
+            return await self.client.v1.subscriptions.list_async(
+                {"customer": customer, "status": "all", "limit": 100}
+            )
+        except stripe.StripeError as exc:
+            raise problem_from_stripe_error(exc) from exc
+
+    async def set_cancel_at_period_end(
+        self, subscription_id: str, cancel_at_period_end: bool
+    ) -> stripe.Subscription:
+        """Schedule the end at the period's end (``True``) or undo that (``False``)."""
+        try:
+            return await self.client.v1.subscriptions.update_async(
+                subscription_id, {"cancel_at_period_end": cancel_at_period_end}
+            )
+        except stripe.StripeError as exc:
+            raise problem_from_stripe_error(exc) from exc
+
+    async def cancel_subscription(self, subscription_id: str) -> stripe.Subscription:
+        """End it now (``DELETE /v1/subscriptions/{id}``)."""
+        try:
+            return await self.client.v1.subscriptions.cancel_async(subscription_id)
+        except stripe.StripeError as exc:
+            raise problem_from_stripe_error(exc) from exc
+
+    async def create_portal_session(
+        self, *, customer: str, return_url: str, idempotency_key: str
+    ) -> stripe.billing_portal.Session:
+        try:
+            return await self.client.v1.billing_portal.sessions.create_async(
+                {"customer": customer, "return_url": return_url},
+                {"idempotency_key": idempotency_key},
+            )
         except stripe.StripeError as exc:
             raise problem_from_stripe_error(exc) from exc
 

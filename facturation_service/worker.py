@@ -27,7 +27,7 @@ import msgspec
 from prometheus_client import Counter, Gauge
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from facturation_service import journal, order_events, refunds
+from facturation_service import journal, order_events, refunds, subscription_slots, subscriptions
 from facturation_service.invoices import (
     INVOICE_EVENT_TYPES,
     apply_invoice_snapshot,
@@ -51,7 +51,12 @@ __all__ = [
 
 logger = logging.getLogger("facturation_service.worker")
 
-HANDLED_EVENT_TYPES = INVOICE_EVENT_TYPES | ORDER_EVENT_TYPES | order_events.PAYMENT_EVENT_TYPES
+HANDLED_EVENT_TYPES = (
+    INVOICE_EVENT_TYPES
+    | ORDER_EVENT_TYPES
+    | order_events.PAYMENT_EVENT_TYPES
+    | subscriptions.SUBSCRIPTION_EVENT_TYPES
+)
 
 # Module-level, registered once per process however many apps a test process builds.
 EVENTS_PROCESSED = Counter(
@@ -102,8 +107,10 @@ class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def event_handlers(refetch_from: StripeApi | None = None) -> dict[str, Handler]:
-    """What applies each handled event type: ``invoice.*`` → ``invoices.py``,
-    ``checkout.session.*`` → ``order_events.py``.
+    """What applies each handled event type: ``invoice.*`` → ``invoices.py`` (a paid
+    subscription invoice also extends its entitlement, ``subscriptions.py``),
+    ``checkout.session.*`` → ``order_events.py`` (an ended subscription checkout also frees the
+    user's slot), ``customer.subscription.*`` → ``subscriptions.py``.
 
     Args:
         refetch_from: when given, the invoice is read from Stripe instead of trusting the
@@ -117,6 +124,8 @@ def event_handlers(refetch_from: StripeApi | None = None) -> dict[str, Handler]:
             raw = invoice.to_dict(recursive=True, for_json=True)
             snapshot_created = int(time.time())
         await apply_invoice_snapshot(session, raw, snapshot_created=snapshot_created)
+        # issue 11: each paid subscription invoice keeps the plan until its period's end.
+        await subscriptions.extend_from_paid_invoice(session, raw)
         return True
 
     async def checkout_session_event(session: AsyncSession, event: StripeEvent) -> bool:
@@ -124,12 +133,23 @@ def event_handlers(refetch_from: StripeApi | None = None) -> dict[str, Handler]:
         customer = event.object.get("customer")
         if isinstance(customer, str):
             await link_invoices_to_users(session, customer=customer)
+        if event.type in _CHECKOUT_ENDED and isinstance(event.object.get("id"), str):
+            await subscription_slots.release_checkout(session, event.object["id"])
         return applied
+
+    async def subscription_event(session: AsyncSession, event: StripeEvent) -> bool:
+        return await subscriptions.apply_subscription_snapshot(
+            session, event.object, snapshot_created=event.created
+        )
 
     handlers: dict[str, Handler] = dict.fromkeys(INVOICE_EVENT_TYPES, invoice_event)
     handlers.update(dict.fromkeys(ORDER_EVENT_TYPES, checkout_session_event))
     handlers.update(order_events.payment_event_handlers())  # issue 10: refunds and disputes
+    handlers.update(dict.fromkeys(subscriptions.SUBSCRIPTION_EVENT_TYPES, subscription_event))
     return handlers
+
+
+_CHECKOUT_ENDED = frozenset({"checkout.session.expired", "checkout.session.async_payment_failed"})
 
 
 def _decode(claimed: ClaimedEvent) -> StripeEvent:

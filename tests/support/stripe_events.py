@@ -307,3 +307,128 @@ def dispute(
         status=status,
         dispute_id=dispute_id,
     )
+
+
+# --- subscriptions (issue 11): the shape of SUBSCRIPTIONS_CONTRACT.md, API 2026-10-28 ---
+
+
+def subscription(
+    *,
+    subscription_id: str | None = None,
+    status: str = "active",
+    customer: str = "cus_TestCustomer0001",
+    metadata: dict[str, str] | None = None,
+    period_start: int | None = None,
+    period_end: int | None = None,
+    cancel_at_period_end: bool = False,
+    canceled_at: int | None = None,
+    ended_at: int | None = None,
+    created: int | None = None,
+    unit_amount: int = 1500,
+    currency: str = "eur",
+    interval: str = "month",
+) -> dict[str, Any]:
+    """A full subscription object: the period lives on its item, not at the top level."""
+    created = int(time.time()) - 3600 if created is None else created
+    period_start = created if period_start is None else period_start
+    period_end = period_start + 30 * 86400 if period_end is None else period_end
+    subscription_id = subscription_id or new_id("sub_")
+    price = {
+        "id": new_id("price_"),
+        "object": "price",
+        "active": True,
+        "billing_scheme": "per_unit",
+        "created": created,
+        "currency": currency,
+        "livemode": False,
+        "lookup_key": None,
+        "metadata": {},
+        "nickname": None,
+        "product": new_id("prod_"),
+        "recurring": {
+            "interval": interval,
+            "interval_count": 1,
+            "meter": None,
+            "usage_type": "licensed",
+        },
+        "tax_behavior": "unspecified",
+        "tiers_mode": None,
+        "transform_quantity": None,
+        "type": "recurring",
+        "unit_amount": unit_amount,
+        "unit_amount_decimal": str(unit_amount),
+    }
+    item = {
+        "id": new_id("si_"),
+        "object": "subscription_item",
+        "created": created,
+        "current_period_end": period_end,
+        "current_period_start": period_start,
+        "discounts": [],
+        "metadata": {},
+        "price": price,
+        "quantity": 1,
+        "subscription": subscription_id,
+        "tax_rates": [],
+    }
+    return {
+        "id": subscription_id,
+        "object": "subscription",
+        "application": None,
+        "automatic_tax": {"disabled_reason": None, "enabled": False, "liability": None},
+        "billing_cycle_anchor": period_start,
+        "cancel_at": period_end if cancel_at_period_end else None,
+        "cancel_at_period_end": cancel_at_period_end,
+        "canceled_at": canceled_at,
+        "cancellation_details": {"comment": None, "feedback": None, "reason": None},
+        "collection_method": "charge_automatically",
+        "created": created,
+        "currency": currency,
+        "customer": customer,
+        "days_until_due": None,
+        "default_payment_method": None,
+        "description": None,
+        "discounts": [],
+        "ended_at": ended_at,
+        "items": objects.list_object(
+            [item], f"/v1/subscription_items?subscription={subscription_id}"
+        ),
+        "latest_invoice": new_id("in_"),
+        "livemode": False,
+        "metadata": metadata or {},
+        "pending_update": None,
+        "schedule": None,
+        "start_date": created,
+        "status": status,
+        "trial_end": None,
+        "trial_start": None,
+    }
+
+
+def subscription_invoice(
+    subscription_id: str,
+    *,
+    period_start: int,
+    period_end: int,
+    status: str = "paid",
+    metadata: dict[str, str] | None = None,
+    customer: str = "cus_TestCustomer0001",
+    billing_reason: str = "subscription_cycle",
+) -> dict[str, Any]:
+    """An invoice of a subscription: ``parent.subscription_details`` names it, and its line
+    carries the item's period."""
+    built = invoice(status, customer=customer, lines=[("1 x Plus plan", 1500, 1)])
+    built.update(
+        billing_reason=billing_reason,
+        parent={
+            "type": "subscription_details",
+            "quote_details": None,
+            "subscription_details": {
+                "subscription": subscription_id,
+                "metadata": metadata or {},
+            },
+        },
+    )
+    for line in built["lines"]["data"]:
+        line["period"] = {"start": period_start, "end": period_end}
+    return built

@@ -30,6 +30,7 @@ async def test_products_lists_the_catalog_with_a_free_product_and_paid_ones(
         "description": "Every feature for one month.",
         "unit_amount": 1900,
         "currency": "eur",
+        "recurring": None,
     }
     assert all(isinstance(p["unit_amount"], int) for p in products.values())
 
@@ -186,6 +187,10 @@ def test_unknown_products_are_all_named() -> None:
         '{"products": [{"id": "x", "name": "X", "unit_amount": 1, "currency": "EURO"}]}',
         '{"products": [{"id": "x", "name": "X", "unit_amount": 1, "currency": "eur"},'
         ' {"id": "x", "name": "Y", "unit_amount": 2, "currency": "eur"}]}',
+        '{"products": [{"id": "x", "name": "X", "unit_amount": 1, "currency": "eur",'
+        ' "recurring": {"interval": "fortnight", "interval_count": 1}}]}',
+        '{"products": [{"id": "x", "name": "X", "unit_amount": 1, "currency": "eur",'
+        ' "recurring": {"interval": "month", "interval_count": 13}}]}',
     ],
 )
 def test_an_invalid_catalog_file_stops_start_up_in_one_line(tmp_path: Path, content: str) -> None:

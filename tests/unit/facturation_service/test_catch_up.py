@@ -34,7 +34,9 @@ from tests.unit.facturation_service.conftest import FakeAuth, running
 from tests.unit.facturation_service.sandbox import Sandbox, running_sandbox
 
 FAST = WorkerConfig(poll_interval=0.02, retry_base=0.0, max_attempts=3, lease=30.0)
-(GROUP,) = type_groups(HANDLED_EVENT_TYPES)
+GROUPS = type_groups(HANDLED_EVENT_TYPES)
+GROUP = next(group for group in GROUPS if "invoice.paid" in group.types)
+"""The group whose cursor the invoice.paid events below move."""
 
 
 @pytest.fixture
@@ -202,7 +204,8 @@ async def test_stripe_rate_limiting_the_event_list_answers_503_with_retry_after_
     assert limited.headers["retry-after"] == "1"
     assert journaled_while_limited == 0
     assert retried.json() == {"fetched": 3, "recorded": 3}
-    assert len(sandbox.requests.matching("GET", "/v1/events")) == 2
+    # The refused request, then one per type group.
+    assert len(sandbox.requests.matching("GET", "/v1/events")) == 1 + len(GROUPS)
 
 
 async def test_stripe_unreachable_is_a_502_and_the_next_pass_records_everything(
@@ -294,6 +297,13 @@ async def test_a_cursor_close_to_stripes_30_day_horizon_is_logged_and_counted(
 
     assert sample("facturation_catchup_errors_total", reason="cursor_near_horizon") == before + 1
     assert any("30-day horizon" in record.getMessage() for record in caplog.records)
+
+
+def test_the_handled_types_with_subscriptions_are_listed_in_two_requests_of_at_most_20() -> None:
+    assert len(HANDLED_EVENT_TYPES) > 20
+    assert [len(group.types) <= 20 for group in GROUPS] == [True, True]
+    assert sorted(t for group in GROUPS for t in group.types) == sorted(HANDLED_EVENT_TYPES)
+    assert "customer.subscription.deleted" in HANDLED_EVENT_TYPES
 
 
 def test_handled_types_are_asked_for_in_groups_of_at_most_twenty_with_stable_names() -> None:

@@ -63,6 +63,10 @@ async def test_the_public_document_holds_exactly_the_implemented_public_routes(
         "GET /api/v1/billing/orders",
         "GET /api/v1/billing/orders/{order_id}",
         "GET /api/v1/billing/entitlements",
+        "GET /api/v1/billing/subscriptions",
+        "POST /api/v1/billing/subscriptions/{subscription_id}/cancel",
+        "POST /api/v1/billing/subscriptions/{subscription_id}/resume",
+        "POST /api/v1/billing/portal-sessions",
         "POST /webhooks/stripe",
         f"GET {OPENAPI_PATH}",
     }
@@ -85,7 +89,7 @@ async def test_token_routes_declare_the_bearer_and_the_others_no_security(
     found = operations(public)
     for key, operation in found.items():
         path = key.split(" ", 1)[1]
-        template = re.sub(r"\{(checkout|invoice|order)_id\}", "{id}", path)
+        template = re.sub(r"\{(checkout|invoice|order|subscription)_id\}", "{id}", path)
         if needs_token.get(template):
             assert operation["security"] == [{"bearer": []}], key
             assert "401" in operation["responses"], key
