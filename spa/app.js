@@ -580,6 +580,7 @@
     changeSubscription("/cancel", { at_period_end: true }, event.currentTarget);
   });
   $("#subscription-cancel-now").addEventListener("click", function (event) {
+    if (!window.confirm("End the subscription now? The plan stops at once.")) return;
     changeSubscription("/cancel", { at_period_end: false }, event.currentTarget);
   });
   $("#subscription-resume").addEventListener("click", function (event) {

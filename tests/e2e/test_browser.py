@@ -2,7 +2,8 @@
 offline stack: the gateway serves the SPA, the sandbox serves Stripe.js and takes the payment,
 then delivers its signed webhooks to the gateway. Screenshots of each final page are kept under
 artifacts/screenshots/; the paid invoice's PDF is downloaded through its link. A plan is bought
-in the same embedded checkout and canceled at period end in the sandbox's portal page."""
+in the same embedded checkout, canceled at period end in the sandbox's portal page, resumed and
+canceled now in the SPA."""
 
 from __future__ import annotations
 
@@ -419,3 +420,25 @@ async def test_a_new_user_subscribes_with_4242_then_cancels_at_period_end_in_the
     (after,) = subscriptions_of(offline.url, token)
     assert (after["id"], after["status"], after["cancel_at_period_end"]) == (sub_id, "active", True)
     assert after["current_period_end"] == subscription["current_period_end"]
+
+    def resume_then_cancel_now_in_the_spa() -> None:
+        browser.find_element(By.ID, "subscription-resume").click()
+        wait(browser).until(
+            ec.text_to_be_present_in_element_attribute(
+                subscription_box, "data-cancel-at-period-end", "false"
+            )
+        )
+        assert browser.find_element(By.ID, "subscription-period-end").text.startswith("Renews on")
+        browser.find_element(By.ID, "subscription-cancel-now").click()
+        wait(browser).until(ec.alert_is_present()).accept()
+        wait(browser).until(
+            ec.text_to_be_present_in_element_attribute(subscription_box, "data-status", "canceled")
+        )
+        wait(browser).until(ec.visibility_of_element_located((By.ID, "no-entitlements")))
+        assert not browser.find_element(By.ID, "subscription-cancel-now").is_displayed()
+        assert not browser.find_element(By.ID, "subscription-resume").is_displayed()
+
+    await asyncio.to_thread(resume_then_cancel_now_in_the_spa)
+
+    (ended,) = subscriptions_of(offline.url, token)
+    assert (ended["id"], ended["status"]) == (sub_id, "canceled")
