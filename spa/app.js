@@ -6,7 +6,11 @@
   var config = window.FACTURATION_CONFIG || {};
   var API = config.apiBase || "/api/v1";
   var TOKEN_KEY = "facturation.token";
-  var state = { products: [], basket: null, checkout: null };
+  // What the subscription looked like when the user left for the portal: on the way back the
+  // panel asks again until the portal's change (delivered to facturation by webhook) shows.
+  var PORTAL_KEY = "facturation.portal-left-with";
+  var LIVE = ["incomplete", "trialing", "active", "past_due", "unpaid", "paused"];
+  var state = { products: [], basket: null, checkout: null, subscription: null };
 
   function $(selector) { return document.querySelector(selector); }
 
@@ -27,6 +31,29 @@
     } catch (e) {
       return (amount / 100).toFixed(2) + " " + currency.toUpperCase();
     }
+  }
+
+  // " / month", " / 3 months", " / year": a plan's billing period after its price.
+  function perInterval(recurring) {
+    if (!recurring) return "";
+    var count = recurring.interval_count || 1;
+    return " / " + (count === 1 ? recurring.interval : count + " " + recurring.interval + "s");
+  }
+
+  function price(product) {
+    if (product.unit_amount === 0 && !product.recurring) return "free";
+    return money(product.unit_amount, product.currency) + perInterval(product.recurring);
+  }
+
+  function productById(id) {
+    for (var i = 0; i < state.products.length; i += 1) {
+      if (state.products[i].id === id) return state.products[i];
+    }
+    return null;
+  }
+
+  function day(unixSeconds) {
+    return new Date(unixSeconds * 1000).toLocaleDateString();
   }
 
   function cell(row, text, className) {
@@ -92,17 +119,23 @@
     show("#invoices-view", loggedIn);
     show("#orders-view", loggedIn);
     show("#products-view", loggedIn);
+    show("#subscription-view", loggedIn);
     if (!loggedIn) return;
     api("GET", "/users/me").then(function (user) {
       $("#user-email").textContent = user.email;
     }).catch(function () {});
-    if (returning) {
-      showReturn(params.get("session_id"));
-    } else {
-      loadProducts();
-    }
-    loadInvoices();
-    loadOrders();
+    // The catalog names the products of the other panels, on the return page too.
+    loadProducts().then(function () {
+      if (returning) {
+        showReturn(params.get("session_id"));
+      } else if (params.get("portal") === "return") {
+        backFromPortal();
+      } else {
+        loadSubscription();
+      }
+      loadInvoices();
+      loadOrders();
+    });
   }
 
   function loadProducts() {
@@ -119,8 +152,28 @@
           hint.textContent = product.description;
           name.appendChild(hint);
         }
-        cell(row, product.unit_amount === 0 ? "free" : money(product.unit_amount, product.currency),
-          "amount");
+        var amount = cell(row, product.unit_amount === 0 && !product.recurring ? "free"
+          : money(product.unit_amount, product.currency), "amount");
+        row.dataset.productId = product.id;
+        if (product.recurring) {
+          // A plan is bought alone: its own button, no quantity.
+          var every = document.createElement("span");
+          every.className = "interval";
+          every.textContent = perInterval(product.recurring);
+          amount.appendChild(every);
+          var subscribe = document.createElement("button");
+          subscribe.type = "button";
+          subscribe.className = "subscribe";
+          subscribe.id = "subscribe-" + product.id;
+          subscribe.dataset.planId = product.id;
+          subscribe.textContent = "Subscribe";
+          subscribe.addEventListener("click", function () {
+            validateBasket([{ product_id: product.id, quantity: 1 }]);
+          });
+          cell(row, "").appendChild(subscribe);
+          body.appendChild(row);
+          return;
+        }
         var qty = document.createElement("input");
         qty.type = "number";
         qty.min = "0";
@@ -143,9 +196,10 @@
     return items;
   }
 
-  function validateBasket() {
+  // The basket of the quantity inputs, or ``items`` (a plan's Subscribe button).
+  function validateBasket(items) {
     say("");
-    var items = basketItems();
+    items = Array.isArray(items) ? items : basketItems();
     if (items.length === 0) {
       say("Pick at least one product.");
       return Promise.resolve();
@@ -161,7 +215,9 @@
         cell(row, money(line.amount, line.currency), "amount");
         body.appendChild(row);
       });
-      $("#basket-total").textContent = money(basket.amount_total, basket.currency);
+      var plan = items.length === 1 ? productById(items[0].product_id) : null;
+      $("#basket-total").textContent = money(basket.amount_total, basket.currency)
+        + perInterval(plan && plan.recurring);
       $("#basket-customer").textContent = basket.needs_stripe_customer
         ? "A Stripe customer will be created for you at checkout."
         : "Billed to your Stripe customer " + basket.user.user_stripe_id + ".";
@@ -232,12 +288,14 @@
     return api("GET", "/billing/checkout-sessions/" + encodeURIComponent(sessionId))
       .then(function (status) {
         renderStatus(status);
-        loadOrders();
-        return loadInvoices().then(function (invoices) {
-          var paid = invoices.some(function (invoice) {
+        return Promise.all([loadInvoices(), loadOrders(), loadSubscription()]).then(function (got) {
+          var paid = got[0].some(function (invoice) {
             return invoice.id === status.invoice_id && invoice.status === "paid";
           });
-          if (!(status.status === "complete" && paid) && attempt < 30) {
+          // A plan's order is settled once its subscription is listed and past incomplete.
+          var order = got[1].filter(function (o) { return o.id === status.order_id; })[0];
+          var settled = !isPlanOrder(order) || (got[2] !== null && got[2].status !== "incomplete");
+          if (!(status.status === "complete" && paid && settled) && attempt < 30) {
             setTimeout(function () { showReturn(sessionId, attempt + 1); }, 1000);
           }
         });
@@ -354,6 +412,112 @@
     });
   }
 
+  function isPlanOrder(order) {
+    return Boolean(order) && order.lines.some(function (line) {
+      var product = productById(line.product_id);
+      return Boolean(product && product.recurring);
+    });
+  }
+
+  // --- the subscription --------------------------------------------------------------------
+
+  // The one to show: the live one, else the newest that ended (the list is newest first).
+  function currentSubscription(list) {
+    var live = list.filter(function (sub) { return LIVE.indexOf(sub.status) >= 0; });
+    return live[0] || list[0] || null;
+  }
+
+  function renderSubscription(sub) {
+    state.subscription = sub;
+    show("#subscription", Boolean(sub));
+    show("#no-subscription", !sub);
+    if (!sub) return;
+    var box = $("#subscription");
+    var live = LIVE.indexOf(sub.status) >= 0;
+    box.dataset.subscriptionId = sub.id;
+    box.dataset.status = sub.status;
+    box.dataset.cancelAtPeriodEnd = String(sub.cancel_at_period_end);
+    var plan = productById(sub.product_id);
+    $("#subscription-plan").textContent = plan ? plan.name : (sub.product_id || sub.id);
+    $("#subscription-price").textContent = plan ? price(plan) : "";
+    var status = $("#subscription-status");
+    status.innerHTML = "";
+    status.dataset.status = sub.status;
+    status.appendChild(statusBadge(sub.status));
+    var end = $("#subscription-period-end");
+    end.dataset.value = sub.current_period_end === null ? "" : String(sub.current_period_end);
+    if (!live) {
+      end.textContent = "Ended" + (sub.canceled_at ? " on " + day(sub.canceled_at) : "") + ".";
+    } else if (sub.current_period_end === null) {
+      end.textContent = "";
+    } else {
+      end.textContent = (sub.cancel_at_period_end ? "Ends on " : "Renews on ")
+        + day(sub.current_period_end) + ".";
+    }
+    show("#subscription-cancel-note", live && sub.cancel_at_period_end);
+    show("#subscription-cancel", live && !sub.cancel_at_period_end && sub.status !== "incomplete");
+    show("#subscription-resume", live && sub.cancel_at_period_end);
+    show("#subscription-cancel-now", live && sub.status !== "incomplete");
+  }
+
+  function loadSubscription() {
+    return api("GET", "/billing/subscriptions").then(function (page) {
+      var sub = currentSubscription(page.data);
+      renderSubscription(sub);
+      return sub;
+    }).catch(function (error) {
+      say("Could not load your subscription: " + error.message);
+      return null;
+    });
+  }
+
+  function snapshot(sub) {
+    return sub ? JSON.stringify([sub.id, sub.status, sub.cancel_at_period_end]) : "";
+  }
+
+  // The portal's changes reach facturation as webhooks, maybe after the browser is back: ask
+  // again for a while until the subscription differs from what it was when the user left.
+  function backFromPortal(attempt) {
+    attempt = attempt || 0;
+    var before = sessionStorage.getItem(PORTAL_KEY);
+    return loadSubscription().then(function (sub) {
+      if (before !== null && snapshot(sub) === before && attempt < 20) {
+        setTimeout(function () { backFromPortal(attempt + 1); }, 1000);
+        return;
+      }
+      sessionStorage.removeItem(PORTAL_KEY);
+      loadEntitlements();
+    });
+  }
+
+  function changeSubscription(path, body, button) {
+    say("");
+    var sub = state.subscription;
+    if (!sub) return Promise.resolve();
+    button.disabled = true;
+    return api("POST", "/billing/subscriptions/" + encodeURIComponent(sub.id) + path, body)
+      .then(function (changed) {
+        renderSubscription(changed);
+        loadEntitlements();
+      })
+      .catch(function (error) { say("Could not change the subscription: " + error.message); })
+      .then(function () { button.disabled = false; });
+  }
+
+  function openPortal() {
+    say("");
+    var button = $("#subscription-portal");
+    button.disabled = true;
+    var returnUrl = window.location.origin + "/?portal=return";
+    return api("POST", "/billing/portal-sessions", { return_url: returnUrl }).then(function (portal) {
+      sessionStorage.setItem(PORTAL_KEY, snapshot(state.subscription));
+      window.location.assign(portal.url);
+    }).catch(function (error) {
+      button.disabled = false;
+      say("Could not open the portal: " + error.message);
+    });
+  }
+
   function loadEntitlements() {
     return api("GET", "/billing/entitlements").then(function (page) {
       var names = {};
@@ -411,6 +575,18 @@
   $("#checkout-button").addEventListener("click", startCheckout);
   $("#refresh-invoices").addEventListener("click", loadInvoices);
   $("#refresh-orders").addEventListener("click", loadOrders);
+  $("#refresh-subscription").addEventListener("click", loadSubscription);
+  $("#subscription-cancel").addEventListener("click", function (event) {
+    changeSubscription("/cancel", { at_period_end: true }, event.currentTarget);
+  });
+  $("#subscription-cancel-now").addEventListener("click", function (event) {
+    if (!window.confirm("End the subscription now? The plan stops at once.")) return;
+    changeSubscription("/cancel", { at_period_end: false }, event.currentTarget);
+  });
+  $("#subscription-resume").addEventListener("click", function (event) {
+    changeSubscription("/resume", undefined, event.currentTarget);
+  });
+  $("#subscription-portal").addEventListener("click", openPortal);
 
   render();
 })();

@@ -1,7 +1,9 @@
 """The demo SPA in headless Chromium (Debian's package, driven by Selenium) against the whole
 offline stack: the gateway serves the SPA, the sandbox serves Stripe.js and takes the payment,
 then delivers its signed webhooks to the gateway. Screenshots of each final page are kept under
-artifacts/screenshots/; the paid invoice's PDF is downloaded through its link."""
+artifacts/screenshots/; the paid invoice's PDF is downloaded through its link. A plan is bought
+in the same embedded checkout, canceled at period end in the sandbox's portal page, resumed and
+canceled now in the SPA."""
 
 from __future__ import annotations
 
@@ -102,8 +104,8 @@ def wait(driver: WebDriver) -> WebDriverWait[WebDriver]:
     return WebDriverWait(driver, WAIT_SECONDS)
 
 
-def register_and_open_checkout(driver: WebDriver, base_url: str, product_id: str) -> str:
-    """A new user registers in the SPA, buys one ``product_id`` and gets the card form."""
+def register(driver: WebDriver, base_url: str) -> None:
+    """A new user registers in the SPA and lands in the shop, logged in."""
     driver.get(base_url + "/")
     driver.execute_script("window.sessionStorage.clear()")
     driver.get(base_url + "/")
@@ -113,6 +115,16 @@ def register_and_open_checkout(driver: WebDriver, base_url: str, product_id: str
     driver.find_element(By.ID, "register-email").send_keys(email)
     driver.find_element(By.ID, "register-password").send_keys("browser-password-123")
     driver.find_element(By.ID, "register-submit").click()
+
+
+def token_of(driver: WebDriver) -> str:
+    token: str = driver.execute_script("return window.sessionStorage.getItem('facturation.token')")
+    return token
+
+
+def register_and_open_checkout(driver: WebDriver, base_url: str, product_id: str) -> str:
+    """A new user registers in the SPA, buys one ``product_id`` and gets the card form."""
+    register(driver, base_url)
     quantity = wait(driver).until(
         ec.visibility_of_element_located(
             (By.CSS_SELECTOR, f"#products input[data-product-id='{product_id}']")
@@ -123,8 +135,7 @@ def register_and_open_checkout(driver: WebDriver, base_url: str, product_id: str
     driver.find_element(By.ID, "validate-basket").click()
     wait(driver).until(ec.visibility_of_element_located((By.ID, "checkout-button"))).click()
     wait(driver).until(ec.visibility_of_element_located((By.ID, "sandbox-card-number")))
-    token: str = driver.execute_script("return window.sessionStorage.getItem('facturation.token')")
-    return token
+    return token_of(driver)
 
 
 def pay_with(driver: WebDriver, card: str) -> None:
@@ -311,3 +322,123 @@ async def test_the_return_page_shows_the_paid_order_and_product_then_the_refunde
         )
     (order,) = response.json()["data"]
     assert (order["status"], order["amount_refunded"]) == ("refunded", purchase.unit_amount)
+
+
+def monthly_plan(base_url: str) -> dict[str, object]:
+    products = httpx.get(f"{base_url}/api/v1/products", timeout=10).json()["products"]
+    plan: dict[str, object] = next(
+        p for p in products if p["recurring"] and p["recurring"]["interval"] == "month"
+    )
+    return plan
+
+
+def subscriptions_of(base_url: str, token: str) -> list[dict[str, object]]:
+    response = httpx.get(
+        f"{base_url}/api/v1/billing/subscriptions",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    data: list[dict[str, object]] = response.json()["data"]
+    return data
+
+
+async def test_a_new_user_subscribes_with_4242_then_cancels_at_period_end_in_the_portal(
+    offline: OfflineStack, browser: WebDriver
+) -> None:
+    plan = monthly_plan(offline.url)
+    subscription_box = (By.ID, "subscription")
+
+    def subscribe() -> str:
+        register(browser, offline.url)
+        price = wait(browser).until(
+            ec.visibility_of_element_located(
+                (By.CSS_SELECTOR, f"#products tr[data-product-id='{plan['id']}'] td.amount")
+            )
+        )
+        assert price.text.endswith("/ month")
+        browser.find_element(By.ID, f"subscribe-{plan['id']}").click()
+        total = wait(browser).until(ec.visibility_of_element_located((By.ID, "basket-total")))
+        assert total.text.endswith("/ month")
+        browser.find_element(By.ID, "checkout-button").click()
+        wait(browser).until(ec.visibility_of_element_located((By.ID, "sandbox-card-number")))
+        pay_with(browser, SUCCEEDING_CARD)
+        wait(browser).until(ec.url_contains("session_id=cs_test_"))
+        # The return page asks until the subscription's events have made it active.
+        wait(browser).until(
+            ec.text_to_be_present_in_element_attribute(subscription_box, "data-status", "active")
+        )
+        assert browser.find_element(By.ID, "subscription-plan").text == plan["name"]
+        assert browser.find_element(By.ID, "subscription-period-end").text.startswith("Renews on")
+        assert browser.find_element(By.ID, "subscription-cancel").is_displayed()
+        assert not browser.find_element(By.ID, "subscription-resume").is_displayed()
+        wait(browser).until(
+            ec.visibility_of_element_located(
+                (By.CSS_SELECTOR, f"#entitlements tr[data-product-id='{plan['id']}']")
+            )
+        )
+        screenshot(browser, "subscription-active.png")
+        return token_of(browser)
+
+    token = await asyncio.to_thread(subscribe)
+    (subscription,) = subscriptions_of(offline.url, token)
+    assert (subscription["status"], subscription["cancel_at_period_end"]) == ("active", False)
+    sub_id = str(subscription["id"])
+
+    def cancel_in_the_portal() -> None:
+        browser.find_element(By.ID, "subscription-portal").click()
+        row = wait(browser).until(
+            ec.visibility_of_element_located((By.CSS_SELECTOR, f"main#portal li#sub-{sub_id}"))
+        )
+        assert browser.current_url.startswith(offline.sandbox.url + "/sandbox/portal/bps_")
+        assert row.get_attribute("data-status") == "active"
+        row.find_element(By.CSS_SELECTOR, "button[data-action=cancel]").click()
+        wait(browser).until(
+            ec.text_to_be_present_in_element_attribute(
+                (By.ID, f"sub-{sub_id}"), "data-cancel-at-period-end", "true"
+            )
+        )
+        screenshot(browser, "portal-canceled.png")
+        browser.find_element(By.ID, "return-link").click()
+        wait(browser).until(ec.url_contains("portal=return"))
+        # Back in the SPA, which asks until the portal's change has arrived by webhook.
+        wait(browser).until(
+            ec.text_to_be_present_in_element_attribute(
+                subscription_box, "data-cancel-at-period-end", "true"
+            )
+        )
+        assert browser.current_url.startswith(offline.url + "/")
+        assert browser.find_element(By.ID, "subscription-cancel-note").is_displayed()
+        assert browser.find_element(By.ID, "subscription-resume").is_displayed()
+        assert not browser.find_element(By.ID, "subscription-cancel").is_displayed()
+        assert browser.find_element(By.ID, "subscription-period-end").text.startswith("Ends on")
+        assert browser.find_element(By.ID, "subscription").get_attribute("data-status") == "active"
+        screenshot(browser, "subscription-cancel-at-period-end.png")
+
+    await asyncio.to_thread(cancel_in_the_portal)
+
+    (after,) = subscriptions_of(offline.url, token)
+    assert (after["id"], after["status"], after["cancel_at_period_end"]) == (sub_id, "active", True)
+    assert after["current_period_end"] == subscription["current_period_end"]
+
+    def resume_then_cancel_now_in_the_spa() -> None:
+        browser.find_element(By.ID, "subscription-resume").click()
+        wait(browser).until(
+            ec.text_to_be_present_in_element_attribute(
+                subscription_box, "data-cancel-at-period-end", "false"
+            )
+        )
+        assert browser.find_element(By.ID, "subscription-period-end").text.startswith("Renews on")
+        browser.find_element(By.ID, "subscription-cancel-now").click()
+        wait(browser).until(ec.alert_is_present()).accept()
+        wait(browser).until(
+            ec.text_to_be_present_in_element_attribute(subscription_box, "data-status", "canceled")
+        )
+        wait(browser).until(ec.visibility_of_element_located((By.ID, "no-entitlements")))
+        assert not browser.find_element(By.ID, "subscription-cancel-now").is_displayed()
+        assert not browser.find_element(By.ID, "subscription-resume").is_displayed()
+
+    await asyncio.to_thread(resume_then_cancel_now_in_the_spa)
+
+    (ended,) = subscriptions_of(offline.url, token)
+    assert (ended["id"], ended["status"]) == (sub_id, "canceled")

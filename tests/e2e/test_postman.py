@@ -46,6 +46,9 @@ async def test_newman_runs_every_request_of_the_collection_with_no_failure(
                 f"baseUrl={offline.url}",
                 "--env-var",
                 f"webhookSecret={offline.webhook_secret}",
+                # The subscription folder pays at the sandbox, as the embedded form would.
+                "--env-var",
+                f"sandboxUrl={offline.sandbox.url}",
                 # The operations refund route is private: newman reaches facturation directly.
                 "--env-var",
                 f"opsUrl={offline.stack.facturation_url}",
