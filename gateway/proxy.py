@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, cast
 from urllib.parse import urlsplit
 
 from litestar.types import Empty
-from litestar.utils.scope.state import ScopeState
+from litestar.utils.scope.state import CONNECTION_STATE_KEY
 
 from gateway.headers import request_headers, response_headers
 from gateway.http1 import ConnectionPool, UpstreamError, UpstreamResponse, UpstreamTimeoutError
@@ -257,7 +257,10 @@ class Proxy:
         # The mount left only the tail in scope["path"] (and the metrics middleware cached a URL
         # from it); problem details must name the public path.
         scope["path"] = raw_path.decode("latin-1")
-        ScopeState.from_scope(scope).url = Empty
+        # (Only a state some layer already created can hold one: the fast lane creates none.)
+        state = scope.get("state", {}).get(CONNECTION_STATE_KEY)
+        if state is not None:
+            state.url = Empty
         if scope["method"] == "OPTIONS":  # a CORS preflight never gets here: CORS answers it
             await _send_options(send, find_route(scope["path"]).allow)
             return
@@ -354,7 +357,7 @@ class Proxy:
                 {
                     "type": "http.response.start",
                     "status": response.status,
-                    "headers": response_headers(response.headers),
+                    "headers": response_headers(response.headers, lowered=True),
                 }
             )
             ended = False
