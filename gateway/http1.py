@@ -379,16 +379,17 @@ class ConnectionPool:
         lines = [f"{method} {target} HTTP/1.1\r\n".encode("latin-1"), b"host: ", self.authority]
         for name, value in headers:
             lines += (b"\r\n", name, b": ", value)
-        streamed = isinstance(body, AsyncIterator)
-        if isinstance(body, bytes) and not content_length:
-            lines += (b"\r\ncontent-length: ", str(len(body)).encode())
-        elif streamed and not content_length:
-            lines.append(b"\r\ntransfer-encoding: chunked")
-        lines.append(b"\r\n\r\n")
+        # (No isinstance against the AsyncIterator ABC: it is slow, and this runs per request.)
         if isinstance(body, bytes):
-            lines.append(body)
+            if not content_length:
+                lines += (b"\r\ncontent-length: ", str(len(body)).encode())
+            lines += (b"\r\n\r\n", body)
+        else:
+            if body is not None and not content_length:
+                lines.append(b"\r\ntransfer-encoding: chunked")
+            lines.append(b"\r\n\r\n")
         connection.write(b"".join(lines))
-        if isinstance(body, AsyncIterator):
+        if body is not None and not isinstance(body, bytes):
             async for chunk in body:
                 if content_length:
                     connection.write(chunk)
