@@ -15,9 +15,8 @@ from pathlib import Path
 import msgspec
 from litestar import Litestar, Response, asgi, get
 from litestar.config.cors import CORSConfig
-from litestar.enums import ScopeType
 from litestar.static_files import create_static_files_router
-from litestar.types import ASGIApp, ControllerRouterHandler, Receive, Scope, Send
+from litestar.types import ASGIApp, ControllerRouterHandler
 
 from gateway.fast_lane import ProxyLane
 from gateway.openapi import OPENAPI_PATH, PublicApiDocument
@@ -27,7 +26,6 @@ from gateway.settings import GatewaySettings, load_gateway_settings
 from gateway.token_check import DecisionCache, TokenChecker
 from shared import (
     REQUEST_ID_HEADER,
-    BadRequestError,
     RequestMetrics,
     create_service_app,
     metrics_config,
@@ -72,23 +70,6 @@ def spa_config_route(settings: GatewaySettings) -> ControllerRouterHandler:
         )
 
     return spa_config
-
-
-class RequireHost:
-    """RFC 9112 §3.2: an HTTP/1.1 request without ``Host`` is answered 400, on every route
-    (Litestar middleware runs after routing: a path no route has is 404 first)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == ScopeType.HTTP
-            and scope.get("http_version") == "1.1"
-            and not any(name == b"host" for name, _ in scope["headers"])
-        ):
-            raise BadRequestError("An HTTP/1.1 request must carry a Host header.")
-        await self.app(scope, receive, send)
 
 
 def create_app(settings: GatewaySettings | None = None) -> Litestar:
@@ -173,7 +154,6 @@ def create_app(settings: GatewaySettings | None = None) -> Litestar:
         readiness={name: upstream.healthy for name, upstream in upstreams.items()},
         state={"token_cache": token_checker.cache},
         lifespan=[connection_pools],
-        middleware=[RequireHost],
         cors_config=_cors(settings),
         request_max_body_size=settings.gateway_max_body_bytes,
         # The services apply the JSON policy themselves; the gateway passes bodies on as bytes.

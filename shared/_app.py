@@ -22,7 +22,7 @@ from shared._health import ReadinessCheck, health_route_handlers
 from shared._internal import require_internal_token
 from shared._json_policy import MAX_JSON_DEPTH, JsonPolicyMiddleware
 from shared._metrics import MetricsController, metrics_config, metrics_middleware
-from shared._middleware import RequestIdMiddleware
+from shared._middleware import RequestIdMiddleware, RequireHost
 from shared._openapi import ApiDocs, TruthfulJsonRenderPlugin
 from shared._problems import exception_handlers
 
@@ -95,7 +95,7 @@ def create_service_app(
         app_state["internal_token"] = internal_token
         app_guards.insert(0, require_internal_token)
     metrics = metrics_config(service)
-    app_middleware: list[Middleware] = [metrics_middleware(metrics)]
+    app_middleware: list[Middleware] = [metrics_middleware(metrics), RequireHost]
     if max_json_depth is not None:
         app_middleware.append(
             DefineMiddleware(

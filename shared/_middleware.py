@@ -1,4 +1,5 @@
-"""The ASGI middleware every service runs first: request id in, request id out, one access log."""
+"""The ASGI middleware every service runs: request id in, request id out, one access log (first);
+and RFC 9112's Host rule (after routing)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ from typing import TYPE_CHECKING
 
 from litestar.enums import ScopeType
 
+from shared._exceptions import BadRequestError
 from shared._request_id import REQUEST_ID_HEADER, accept_request_id, request_id_var
 
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
 
-__all__ = ["RequestIdMiddleware", "log_exchange", "with_request_id"]
+__all__ = ["RequestIdMiddleware", "RequireHost", "log_exchange", "with_request_id"]
 
 _HEADER = REQUEST_ID_HEADER.lower().encode()
 access_logger = logging.getLogger("access")
@@ -72,3 +74,20 @@ class RequestIdMiddleware:
         finally:
             log_exchange(scope, status, started)
             request_id_var.reset(token)
+
+
+class RequireHost:
+    """RFC 9112 §3.2: an HTTP/1.1 request without ``Host`` is answered 400, on every route of
+    every service (Litestar middleware runs after routing: a path no route has is 404 first)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == ScopeType.HTTP
+            and scope.get("http_version") == "1.1"
+            and not any(name == b"host" for name, _ in scope["headers"])
+        ):
+            raise BadRequestError("An HTTP/1.1 request must carry a Host header.")
+        await self.app(scope, receive, send)

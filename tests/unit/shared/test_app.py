@@ -97,3 +97,47 @@ async def test_health_ready_and_metrics_answer_without_credential(app: Litestar)
         metrics = await client.get("/metrics")
     assert metrics.status_code == 200
     assert "http_requests_total" in metrics.text
+
+
+@pytest.mark.parametrize(
+    ("http_version", "host", "status"),
+    [("1.1", False, 400), ("1.1", True, 200), ("1.0", False, 200)],
+)
+async def test_every_service_answers_an_http11_request_without_host_400(
+    app: Litestar, http_version: str, host: bool, status: int
+) -> None:
+    """RFC 9112 §3.2, in every service built by ``create_service_app`` (auth and facturation
+    too, not only the gateway); HTTP/1.0 has no Host rule."""
+    headers = [(INTERNAL_TOKEN_HEADER.lower().encode(), b"s3cret-token")]
+    if host:
+        headers.append((b"host", b"service.test"))
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": http_version,
+        "method": "GET",
+        "scheme": "http",
+        "path": "/things/1",
+        "raw_path": b"/things/1",
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8001),
+        "state": {},
+    }
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    async with AsyncTestClient(app):
+        await app(scope, receive, send)  # type: ignore[arg-type]
+
+    assert sent[0]["status"] == status
+    if status == 400:
+        content_type = dict(sent[0]["headers"])[b"content-type"]  # type: ignore[call-overload]
+        assert content_type == PROBLEM_MEDIA_TYPE.encode()
