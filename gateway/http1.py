@@ -226,6 +226,24 @@ class UpstreamResponse:
         connection = self._connection
         return connection.done and not connection.chunks
 
+    def whole_body(self) -> bytes | None:
+        """The whole body if it has already arrived and is small (at most the low-water mark),
+        taken at once; else None and nothing is taken (read it with :meth:`stream`). Most
+        answers arrive with their head: this spares them an async generator."""
+        connection = self._connection
+        if not connection.done or connection.buffered > _LOW_WATER:
+            return None
+        chunks = connection.chunks
+        if not chunks:
+            return b""
+        body = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        connection.buffered = 0
+        if connection.reading_paused and connection.transport is not None:
+            connection.reading_paused = False
+            connection.transport.resume_reading()
+        return body
+
     async def stream(self) -> AsyncIterator[bytes]:
         connection = self._connection
         try:

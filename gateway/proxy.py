@@ -360,13 +360,19 @@ class Proxy:
                     "headers": response_headers(response.headers, lowered=True),
                 }
             )
-            ended = False
-            async for chunk in response.stream():
-                # The last chunk ends the answer itself: a small answer is one body message.
-                ended = response.exhausted
-                await send({"type": "http.response.body", "body": chunk, "more_body": not ended})
-            if not ended:
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            body = response.whole_body()
+            if body is not None:  # arrived with the head: one message, no async generator
+                await send({"type": "http.response.body", "body": body, "more_body": False})
+            else:
+                ended = False
+                async for chunk in response.stream():
+                    # The last chunk ends the answer itself: a small answer is one body message.
+                    ended = response.exhausted
+                    await send(
+                        {"type": "http.response.body", "body": chunk, "more_body": not ended}
+                    )
+                if not ended:
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
         except UpstreamError as exc:
             # Headers are out: all that is left is to cut the connection short.
             logger.warning(
