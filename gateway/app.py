@@ -142,7 +142,7 @@ def create_app(settings: GatewaySettings | None = None) -> Litestar:
         ]
     metrics = RequestMetrics(metrics_config("gateway"))
 
-    def proxy_lane(app: ASGIApp) -> ASGIApp:
+    def proxy_lane(app: ASGIApp) -> ASGIApp:  # in front of the request id middleware
         return ProxyLane(
             app, proxy, metrics, mount=API_PREFIX, exact=WEBHOOK_PATH, excluded=OPENAPI_PATH
         )

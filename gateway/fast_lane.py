@@ -1,4 +1,4 @@
-"""The lane proxied requests take: straight from the request id middleware to the proxy.
+"""The lane proxied requests take: straight from the ASGI server to the proxy.
 
 Through Litestar, a forwarded request crossed its exception, CORS, routing, metrics and Host
 layers before reaching the proxy, which is a raw ASGI handler anyway; together they cost more
@@ -10,7 +10,11 @@ CPU than the proxy itself. This lane does for the requests it takes what those l
   header on HTTP/1.1; everything else goes through Litestar as before;
 - it records the same Prometheus series, under the same route templates (Litestar labels
   everything under a mount with ``path=""``; so does this lane);
-- an error before the answer started is answered by the same problem+json handlers.
+- an error before the answer started is answered by the same problem+json handlers;
+- it sits in front of the request id middleware and does its work for the requests it takes
+  (the caller's acceptable ``X-Request-ID`` or a new one, in the context and on the answer,
+  and the same access log line), in the same send wrapper as the metrics: one layer per
+  request instead of two.
 """
 
 from __future__ import annotations
@@ -20,7 +24,15 @@ from typing import TYPE_CHECKING, cast
 
 from litestar.enums import ScopeType
 
-from shared import RequestMetrics, send_problem
+from shared import (
+    REQUEST_ID_HEADER,
+    RequestMetrics,
+    accept_request_id,
+    log_exchange,
+    request_id_var,
+    send_problem,
+    with_request_id,
+)
 
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
@@ -31,10 +43,12 @@ __all__ = ["ProxyLane"]
 
 # What Litestar's router puts in scope["path_template"] for a request under a mount.
 MOUNT_TEMPLATE = ""
+_REQUEST_ID = REQUEST_ID_HEADER.lower().encode()
 
 
 class ProxyLane:
-    """Wraps Litestar's handler; answers proxied requests with ``proxy`` directly."""
+    """Wraps the app's handler (request id middleware included); answers proxied requests with
+    ``proxy`` directly."""
 
     def __init__(
         self,
@@ -54,8 +68,9 @@ class ProxyLane:
         self.exact = exact
         self.excluded = (excluded, excluded + "/")
 
-    def _template(self, scope: Scope) -> str | None:
-        """The route template Litestar would have matched, or None to leave the request to it."""
+    def _take(self, scope: Scope) -> tuple[str, str | None] | None:
+        """The route template Litestar would have matched and the caller's request id, or None
+        to leave the request to Litestar."""
         if scope["type"] != ScopeType.HTTP or scope["method"] == "OPTIONS":
             return None
         path = scope["path"]
@@ -66,29 +81,38 @@ class ProxyLane:
         else:
             return None
         has_host = False
-        for name, _ in scope["headers"]:
+        incoming = None
+        for name, value in scope["headers"]:
             if name == b"origin":
                 return None
             if name == b"host":
                 has_host = True
+            elif name == _REQUEST_ID and incoming is None:
+                incoming = value.decode("latin-1")
         if not has_host and scope.get("http_version") == "1.1":
             return None
-        return template
+        return template, incoming
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        template = self._template(scope)
-        if template is None:
+        taken = self._take(scope)
+        if taken is None:
             await self.app(scope, receive, send)
             return
+        template, incoming = taken
+        request_id = accept_request_id(incoming)
+        token = request_id_var.set(request_id)
         method = cast("HTTPScope", scope)["method"]
         scope["path_template"] = template
         started = time.perf_counter()
-        span: list[float] = [200, 0.0, 0]  # status, seconds until the last body, answer started
+        # status (500 until an answer starts, for the access log), seconds until the last body,
+        # answer started
+        span: list[float] = [500, 0.0, 0]
 
         async def send_observed(message: Message) -> None:
             if message["type"] == "http.response.start":
                 span[0] = message["status"]
                 span[2] = 1
+                with_request_id(message, request_id.encode())
             elif message["type"] == "http.response.body":
                 span[1] = time.perf_counter() - started
             await send(message)
@@ -102,4 +126,8 @@ class ProxyLane:
                     raise
                 await send_problem(scope, receive, send_observed, exc)
         finally:
-            self.metrics.finished(gauge, method, template, int(span[0]), span[1])
+            status = int(span[0])
+            # Litestar's metrics count an exchange that never answered as a 200.
+            self.metrics.finished(gauge, method, template, status if span[2] else 200, span[1])
+            log_exchange(scope, status, started)
+            request_id_var.reset(token)

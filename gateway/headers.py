@@ -59,15 +59,18 @@ def request_headers(
     request_id: bytes,
 ) -> list[Header]:
     """The headers a private service receives for one client request."""
-    named = _connection_tokens(client_headers)
     # One set lookup and one prefix test per header: this runs for every forwarded request.
+    # ``Connection`` itself is dropped by the first pass; only when a client sent one are the
+    # headers it names dropped in a second.
     kept = [
         (name, value)
         for name, value in client_headers
-        if name not in _REQUEST_DROPPED
-        and not name.startswith(_REQUEST_OWNED_PREFIXES)
-        and name not in named
+        if name not in _REQUEST_DROPPED and not name.startswith(_REQUEST_OWNED_PREFIXES)
     ]
+    if len(kept) < len(client_headers):
+        named = _connection_tokens(client_headers)
+        if named:
+            kept = [(name, value) for name, value in kept if name not in named]
     if identity is not None:
         kept.extend(identity.headers)
     kept.append((b"x-internal-token", internal_token))
@@ -77,14 +80,18 @@ def request_headers(
     return kept
 
 
-def response_headers(upstream_headers: Sequence[Header]) -> list[Header]:
-    """The headers the client receives from a private service's answer (names lower-cased)."""
-    lowered = [(name.lower(), value) for name, value in upstream_headers]
-    named = _connection_tokens(lowered)
-    return [
+def response_headers(upstream_headers: Sequence[Header], *, lowered: bool = False) -> list[Header]:
+    """The headers the client receives from a private service's answer (names lower-cased;
+    ``lowered``: they already are, as ``gateway.http1`` gives them)."""
+    if not lowered:
+        upstream_headers = [(name.lower(), value) for name, value in upstream_headers]
+    kept = [
         (name, value)
-        for name, value in lowered
-        if name not in _RESPONSE_DROPPED
-        and not name.startswith(_RESPONSE_OWNED_PREFIXES)
-        and name not in named
+        for name, value in upstream_headers
+        if name not in _RESPONSE_DROPPED and not name.startswith(_RESPONSE_OWNED_PREFIXES)
     ]
+    if len(kept) < len(upstream_headers):
+        named = _connection_tokens(upstream_headers)
+        if named:
+            kept = [(name, value) for name, value in kept if name not in named]
+    return kept

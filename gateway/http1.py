@@ -226,6 +226,24 @@ class UpstreamResponse:
         connection = self._connection
         return connection.done and not connection.chunks
 
+    def whole_body(self) -> bytes | None:
+        """The whole body if it has already arrived and is small (at most the low-water mark),
+        taken at once; else None and nothing is taken (read it with :meth:`stream`). Most
+        answers arrive with their head: this spares them an async generator."""
+        connection = self._connection
+        if not connection.done or connection.buffered > _LOW_WATER:
+            return None
+        chunks = connection.chunks
+        if not chunks:
+            return b""
+        body = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
+        connection.buffered = 0
+        if connection.reading_paused and connection.transport is not None:
+            connection.reading_paused = False
+            connection.transport.resume_reading()
+        return body
+
     async def stream(self) -> AsyncIterator[bytes]:
         connection = self._connection
         try:
@@ -379,16 +397,17 @@ class ConnectionPool:
         lines = [f"{method} {target} HTTP/1.1\r\n".encode("latin-1"), b"host: ", self.authority]
         for name, value in headers:
             lines += (b"\r\n", name, b": ", value)
-        streamed = isinstance(body, AsyncIterator)
-        if isinstance(body, bytes) and not content_length:
-            lines += (b"\r\ncontent-length: ", str(len(body)).encode())
-        elif streamed and not content_length:
-            lines.append(b"\r\ntransfer-encoding: chunked")
-        lines.append(b"\r\n\r\n")
+        # (No isinstance against the AsyncIterator ABC: it is slow, and this runs per request.)
         if isinstance(body, bytes):
-            lines.append(body)
+            if not content_length:
+                lines += (b"\r\ncontent-length: ", str(len(body)).encode())
+            lines += (b"\r\n\r\n", body)
+        else:
+            if body is not None and not content_length:
+                lines.append(b"\r\ntransfer-encoding: chunked")
+            lines.append(b"\r\n\r\n")
         connection.write(b"".join(lines))
-        if isinstance(body, AsyncIterator):
+        if body is not None and not isinstance(body, bytes):
             async for chunk in body:
                 if content_length:
                     connection.write(chunk)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, cast
 from urllib.parse import urlsplit
 
 from litestar.types import Empty
-from litestar.utils.scope.state import ScopeState
+from litestar.utils.scope.state import CONNECTION_STATE_KEY
 
 from gateway.headers import request_headers, response_headers
 from gateway.http1 import ConnectionPool, UpstreamError, UpstreamResponse, UpstreamTimeoutError
@@ -257,7 +257,10 @@ class Proxy:
         # The mount left only the tail in scope["path"] (and the metrics middleware cached a URL
         # from it); problem details must name the public path.
         scope["path"] = raw_path.decode("latin-1")
-        ScopeState.from_scope(scope).url = Empty
+        # (Only a state some layer already created can hold one: the fast lane creates none.)
+        state = scope.get("state", {}).get(CONNECTION_STATE_KEY)
+        if state is not None:
+            state.url = Empty
         if scope["method"] == "OPTIONS":  # a CORS preflight never gets here: CORS answers it
             await _send_options(send, find_route(scope["path"]).allow)
             return
@@ -354,16 +357,22 @@ class Proxy:
                 {
                     "type": "http.response.start",
                     "status": response.status,
-                    "headers": response_headers(response.headers),
+                    "headers": response_headers(response.headers, lowered=True),
                 }
             )
-            ended = False
-            async for chunk in response.stream():
-                # The last chunk ends the answer itself: a small answer is one body message.
-                ended = response.exhausted
-                await send({"type": "http.response.body", "body": chunk, "more_body": not ended})
-            if not ended:
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            body = response.whole_body()
+            if body is not None:  # arrived with the head: one message, no async generator
+                await send({"type": "http.response.body", "body": body, "more_body": False})
+            else:
+                ended = False
+                async for chunk in response.stream():
+                    # The last chunk ends the answer itself: a small answer is one body message.
+                    ended = response.exhausted
+                    await send(
+                        {"type": "http.response.body", "body": chunk, "more_body": not ended}
+                    )
+                if not ended:
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
         except UpstreamError as exc:
             # Headers are out: all that is left is to cut the connection short.
             logger.warning(

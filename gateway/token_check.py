@@ -49,6 +49,8 @@ class TokenCheck(msgspec.Struct, frozen=True):
 
 
 _decode_check = msgspec.json.Decoder(TokenCheck).decode
+_SCHEME = b"bearer "
+_SCHEME_LENGTH = len(_SCHEME)
 
 
 class DecisionCache:
@@ -120,9 +122,16 @@ class TokenChecker:
             UnauthorizedError: no, malformed, invalid, expired or revoked token.
             ServiceUnavailableError: auth did not give a usable answer in time.
         """
-        token = bearer_token(authorization)
         if not self.cache.enabled:
-            return (await self._ask_auth(token, request_id))[0]
+            return (await self._ask_auth(bearer_token(authorization), request_id))[0]
+        if authorization and authorization[:_SCHEME_LENGTH].lower() == _SCHEME:
+            # A decision found for these bytes means they already passed the shape check (the
+            # same token, its scheme spelled in any case): the pattern is run on a miss only.
+            key = DecisionCache.key(authorization[_SCHEME_LENGTH:])
+            identity = self.cache.get(key)
+            if identity is not None:
+                return identity
+        token = bearer_token(authorization)
         key = DecisionCache.key(token)
         identity = self.cache.get(key)
         if identity is None:

@@ -44,6 +44,7 @@ from shared._internal import (
 )
 from shared._logging import configure_logging, get_logger
 from shared._metrics import RequestMetrics, metrics_config
+from shared._middleware import log_exchange, with_request_id
 from shared._migrations import run_alembic_env, upgrade_database
 from shared._openapi import (
     CREDENTIAL_PROBLEM,
@@ -53,7 +54,12 @@ from shared._openapi import (
     problem_response_object,
 )
 from shared._problems import PROBLEM_MEDIA_TYPE, problem_response, send_problem
-from shared._request_id import REQUEST_ID_HEADER, current_request_id
+from shared._request_id import (
+    REQUEST_ID_HEADER,
+    accept_request_id,
+    current_request_id,
+    request_id_var,
+)
 from shared._serve import run_service
 from shared._settings import (
     NonNegative,
@@ -103,6 +109,7 @@ __all__ = [
     "TooManyRequestsError",
     "UnauthorizedError",
     "UnprocessableError",
+    "accept_request_id",
     "async_database_url",
     "bearer_token",
     "configure_logging",
@@ -116,13 +123,16 @@ __all__ = [
     "invalid_token",
     "is_sqlite",
     "load_settings",
+    "log_exchange",
     "metrics_config",
     "named_metadata",
     "problem_response",
     "problem_response_object",
     "provide_identity",
+    "request_id_var",
     "run_alembic_env",
     "run_service",
     "send_problem",
     "upgrade_database",
+    "with_request_id",
 ]

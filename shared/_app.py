@@ -76,8 +76,9 @@ def create_service_app(
         api_docs: the problems, security and extra statuses ``/schema/openapi.json`` documents
             beyond what Litestar sees (``shared._openapi``).
         health_details: what ``/healthz`` shows beside its status.
-        front: wraps Litestar's own handler, inside the request id middleware: an ASGI layer
-            that may answer some requests before routing (the gateway's proxied requests).
+        front: wraps the whole handler, outside the request id middleware: an ASGI layer that
+            may answer some requests before routing (the gateway's proxied requests); for those
+            it does the middleware's work itself (``with_request_id``, ``log_exchange``).
     """
     checks: dict[str, ReadinessCheck] = {}
     app_state: dict[str, Any] = dict(state or {})
@@ -133,6 +134,7 @@ def create_service_app(
         debug=debug,
     )
     # Outermost, so 404s, CORS answers and exception responses all carry the request id.
-    handler = app.asgi_handler if front is None else front(app.asgi_handler)
-    app.asgi_handler = RequestIdMiddleware(handler)
+    app.asgi_handler = RequestIdMiddleware(app.asgi_handler)
+    if front is not None:
+        app.asgi_handler = front(app.asgi_handler)
     return app

@@ -13,12 +13,33 @@ from shared._exceptions import BadRequestError
 from shared._request_id import REQUEST_ID_HEADER, accept_request_id, request_id_var
 
 if TYPE_CHECKING:
-    from litestar.types import ASGIApp, Message, Receive, Scope, Send
+    from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
 
-__all__ = ["RequestIdMiddleware", "RequireHost"]
+__all__ = ["RequestIdMiddleware", "RequireHost", "log_exchange", "with_request_id"]
 
 _HEADER = REQUEST_ID_HEADER.lower().encode()
 access_logger = logging.getLogger("access")
+
+
+def with_request_id(message: HTTPResponseStartEvent, request_id: bytes) -> None:
+    """Set ``X-Request-ID`` on an ``http.response.start`` message (replacing any other)."""
+    headers = [(n, v) for n, v in message.get("headers", []) if n != _HEADER]
+    headers.append((_HEADER, request_id))
+    message["headers"] = headers
+
+
+def log_exchange(scope: Scope, status: int, started: float) -> None:
+    """The access log line of one exchange (``started``: ``time.perf_counter()`` at its start)."""
+    if access_logger.isEnabledFor(logging.INFO):
+        access_logger.info(
+            "request",
+            extra={
+                "method": scope.get("method", ""),
+                "path": scope["path"],
+                "status": status,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+            },
+        )
 
 
 class RequestIdMiddleware:
@@ -45,24 +66,13 @@ class RequestIdMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = [(n, v) for n, v in message.get("headers", []) if n != _HEADER]
-                headers.append((_HEADER, request_id.encode()))
-                message["headers"] = headers
+                with_request_id(message, request_id.encode())
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            if access_logger.isEnabledFor(logging.INFO):
-                access_logger.info(
-                    "request",
-                    extra={
-                        "method": scope.get("method", ""),
-                        "path": scope["path"],
-                        "status": status,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-                    },
-                )
+            log_exchange(scope, status, started)
             request_id_var.reset(token)
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import re
 
+import pytest
 from litestar.testing import AsyncTestClient
 
 from gateway.app import create_app
@@ -59,3 +61,22 @@ async def test_the_public_api_document_and_preflights_are_still_litestars() -> N
     assert document.json()["detail"] == "The auth service could not be reached."
     assert preflight.status_code in (200, 204)
     assert preflight.headers["access-control-allow-origin"] == ORIGIN["Origin"]
+
+
+async def test_both_lanes_mint_the_request_id_and_write_the_same_access_log_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with AsyncTestClient(create_app(settings())) as client:
+        with caplog.at_level(logging.INFO, logger="access"):
+            lane = await client.get("/api/v1/products")
+            litestar = await client.get("/api/v1/products", headers=ORIGIN)
+    lines = [
+        (record.method, record.path, record.status)  # type: ignore[attr-defined]
+        for record in caplog.records
+        if record.name == "access"
+    ]
+    assert lines == [("GET", "/api/v1/products", 502)] * 2
+    for response in (lane, litestar):
+        assert re.fullmatch(r"[0-9a-f]{32}", response.headers[REQUEST_ID_HEADER])
+        assert response.json()["request_id"] == response.headers[REQUEST_ID_HEADER]
+    assert lane.headers[REQUEST_ID_HEADER] != litestar.headers[REQUEST_ID_HEADER]

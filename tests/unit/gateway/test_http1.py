@@ -210,3 +210,48 @@ async def test_head_answer_ends_at_its_headers() -> None:
     async with server as pool:
         status, body = await get(pool, "HEAD")
     assert (status, body) == (200, b"")
+
+
+async def _answer(pool: ConnectionPool) -> tuple[bytes | None, bytes]:
+    """What ``whole_body`` gave once the head arrived, and the rest as streamed."""
+    response = await pool.request("GET", "/thing", [], None, read_timeout=1, content_length=False)
+    whole = response.whole_body()
+    rest = b"".join([chunk async for chunk in response.stream()])
+    return whole, rest
+
+
+async def test_an_answer_that_arrived_with_its_head_is_taken_whole_and_its_connection_reused() -> (
+    None
+):
+    server: ScriptedServer
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        while True:
+            await server.head(reader)
+            writer.write(ok(b"hello"))
+
+    server = ScriptedServer(script)
+    async with server as pool:
+        assert await _answer(pool) == (b"hello", b"")
+        assert await _answer(pool) == (b"hello", b"")
+    assert server.connections == 1
+
+
+async def test_an_answer_still_arriving_is_left_to_the_stream() -> None:
+    release = asyncio.Event()
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhello")
+        await writer.drain()
+        await release.wait()
+        writer.write(b"world")
+        await writer.drain()
+
+    async with ScriptedServer(script) as pool:
+        response = await pool.request(
+            "GET", "/thing", [], None, read_timeout=1, content_length=False
+        )
+        assert response.whole_body() is None
+        release.set()
+        assert b"".join([chunk async for chunk in response.stream()]) == b"helloworld"
