@@ -89,6 +89,16 @@ async def max_in_flight(stripe: ServiceProcess) -> int:
         return most
 
 
+async def stripe_calls(stripe: ServiceProcess) -> str:
+    """The calls the sandbox saw since its log was cleared: a repeated idempotency key is the
+    SDK retrying (it waits 0.5-1 s first), which is what makes one round seconds slower."""
+    async with httpx.AsyncClient(base_url=stripe.url, timeout=30) as http:
+        log = (await http.get("/sandbox/requests")).json()["data"]
+    keys = [entry["idempotency_key"] for entry in log if entry["method"] == "POST"]
+    errors = sum(1 for entry in log if not 200 <= (entry["status"] or 0) < 300)
+    return f"{len(log)} Stripe calls, {len(keys) - len(set(keys))} retried, {errors} not 2xx"
+
+
 async def checkout(http: httpx.AsyncClient, path: str, headers: dict[str, str]) -> float:
     started = time.perf_counter()
     response = await http.post(path, json={"items": ITEMS}, headers=headers)
@@ -241,7 +251,8 @@ async def run(
                     + ", ".join(f"{w * 1000:.0f}" for w in walls)
                     + f" ms (median {medians[delay] * 1000:.0f} ms, spread "
                     + f"{(max(walls) - min(walls)) * 1000:.0f} ms); at most "
-                    + f"{await max_in_flight(stripe)} Stripe calls in flight at once"
+                    + f"{await max_in_flight(stripe)} Stripe calls in flight at once "
+                    + f"({await stripe_calls(stripe)})"
                     + per_round("facturation", cpu_before, cpu_after, runs)
                     + per_round("sandbox", stripe_before, stripe_after, runs)
                 )
