@@ -7,7 +7,6 @@ never creates a second object. Stripe's errors leave this module as problem+json
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -60,7 +59,7 @@ class StripeApi:
         http_client: what carries the requests (tests hand one over an in-process sandbox);
             by default ``stripe.HTTPXClient`` with ``timeout_seconds``.
         """
-        self.http_client = http_client or _PooledHTTPXClient(
+        self.http_client = http_client or stripe.HTTPXClient(
             timeout=httpx.Timeout(timeout_seconds, connect=min(timeout_seconds, 5.0))
         )
         self.client = stripe.StripeClient(
@@ -211,27 +210,6 @@ class StripeApi:
         if starting_after is not None:
             params["starting_after"] = starting_after
         return await _answer(self.client.v1.events.list_async(params))
-
-
-STRIPE_CONNECTIONS = httpx.Limits(max_connections=200, max_keepalive_connections=200)
-"""Connections to Stripe: a burst of checkouts (100 at once in tests/bench/bench_checkout.py)
-keeps its connections for the next one. With httpx's default (20 kept alive of 100) each burst
-after the first opened 80 new connections, a TLS handshake each against Stripe."""
-
-
-class _PooledHTTPXClient(stripe.HTTPXClient):
-    """``stripe.HTTPXClient`` whose ``httpx.AsyncClient`` keeps :data:`STRIPE_CONNECTIONS`; the
-    SDK builds its client with httpx's default pool and no way to pass limits."""
-
-    def __init__(self, timeout: httpx.Timeout) -> None:
-        super().__init__(timeout=timeout)
-        # The SDK's own client, replaced before it sent anything, holds no connection.
-        self._client_async = httpx.AsyncClient(
-            verify=ssl.create_default_context(cafile=stripe.ca_bundle_path)
-            if self._verify_ssl_certs
-            else False,
-            limits=STRIPE_CONNECTIONS,
-        )
 
 
 async def _answer(request: Awaitable[T]) -> T:

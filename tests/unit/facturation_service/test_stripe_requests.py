@@ -10,7 +10,7 @@ import stripe
 from sqlalchemy import func, select
 
 from facturation_service.models import Order, StripeCustomer
-from facturation_service.stripe_api import StripeApi, problem_from_stripe_error
+from facturation_service.stripe_api import problem_from_stripe_error
 from shared import PROBLEM_MEDIA_TYPE, Database
 from stripe_sandbox.faults import FaultKind
 from tests.support.sandbox import InProcessSandbox
@@ -290,14 +290,3 @@ def test_network_failures_map_to_504_when_they_are_timeouts_and_502_otherwise(
     error.__cause__ = cause
 
     assert problem_from_stripe_error(error).status == status
-
-
-async def test_the_default_stripe_client_keeps_a_burst_of_connections_open_for_the_next() -> None:
-    api = StripeApi("sk_test_unit", api_base="https://stripe.invalid")
-    try:
-        # httpx's own default keeps 20 of 100: every burst after the first reconnected 80 times.
-        pool = api.http_client._client_async._transport._pool  # type: ignore[attr-defined]
-        assert pool._max_connections >= 100
-        assert pool._max_keepalive_connections == pool._max_connections
-    finally:
-        await api.close()
