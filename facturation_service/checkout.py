@@ -27,11 +27,10 @@ from facturation_service.schemas import (
     CheckoutStatus,
     PricedLine,
 )
-from facturation_service.stripe_api import StripeApi
+from facturation_service.stripe_api import OpenedSession, StripeApi
 from shared import ConflictError, Database, NotFoundError, UnprocessableError
 
 if TYPE_CHECKING:
-    import stripe
     from sqlalchemy.ext.asyncio import AsyncConnection
     from stripe.params.checkout import SessionCreateParams
 
@@ -474,7 +473,7 @@ _INSERT_ORDER = insert(Order.metadata.tables[Order.__tablename__])
 async def _insert_pending_order(
     connection: AsyncConnection,
     basket: PricedBasket,
-    session: stripe.checkout.Session,
+    session: OpenedSession,
     *,
     order_id: str,
     user_id: str,
@@ -496,7 +495,7 @@ async def _insert_pending_order(
     )
     return CheckoutResponse(
         id=session.id,
-        client_secret=session.to_dict().get("client_secret"),
+        client_secret=session.client_secret,
         amount_total=basket.amount_total,
         currency=basket.currency,
         order_id=order_id,

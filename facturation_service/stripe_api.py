@@ -11,6 +11,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httpx
+import msgspec
 import stripe
 
 from shared import (
@@ -27,9 +28,19 @@ if TYPE_CHECKING:
     from stripe.params import CustomerCreateParams, EventListParams, RefundCreateParams
     from stripe.params.checkout import SessionCreateParams
 
-__all__ = ["StripeApi", "problem_from_stripe_error"]
+__all__ = ["OpenedSession", "StripeApi", "problem_from_stripe_error"]
 
 T = TypeVar("T")
+
+
+class OpenedSession(msgspec.Struct, frozen=True):
+    """What checkout keeps of a Checkout Session Stripe has just made: its id and the secret the
+    browser mounts embedded Checkout with. Read straight from Stripe's JSON: building the SDK's
+    ``stripe.checkout.Session`` (about a hundred nested objects) was most of the SDK's
+    cost on the checkout path (see docs/benchmarks.md)."""
+
+    id: str
+    client_secret: str | None = None
 
 
 class StripeApi:
@@ -73,25 +84,30 @@ class StripeApi:
 
     async def create_checkout_session(
         self, params: SessionCreateParams, *, idempotency_key: str
-    ) -> stripe.checkout.Session:
-        return await _answer(
-            self.client.v1.checkout.sessions.create_async(
-                params, {"idempotency_key": idempotency_key}
-            )
+    ) -> OpenedSession:
+        return await _answer(self._open_session(params, idempotency_key))
+
+    async def _open_session(
+        self, params: SessionCreateParams, idempotency_key: str
+    ) -> OpenedSession:
+        """``POST /v1/checkout/sessions`` through the SDK's requestor (same form encoding,
+        retries, idempotency key and errors as ``sessions.create_async``), its answer read as
+        an :class:`OpenedSession`."""
+        response = await self.client.raw_request_async(
+            "post", "/v1/checkout/sessions", idempotency_key=idempotency_key, **params
         )
+        return msgspec.convert(response.data, OpenedSession)
 
     async def create_subscription_checkout_session(
         self, params: SessionCreateParams, *, idempotency_key: str
-    ) -> stripe.checkout.Session:
+    ) -> OpenedSession:
         """Like :meth:`create_checkout_session`; when Stripe refuses ``expires_at`` because its
         clock disagrees with ours (skew, or the sandbox's clock moved ahead), the session is
         made once more without it (Stripe's default, 24 h): facturation keeps its own deadline
         and expires an abandoned session itself. A refused request stores no idempotent result,
         so the same key is fine."""
         try:
-            return await self.client.v1.checkout.sessions.create_async(
-                params, {"idempotency_key": idempotency_key}
-            )
+            return await self._open_session(params, idempotency_key)
         except stripe.InvalidRequestError as exc:
             if exc.param != "expires_at" or "expires_at" not in params:
                 raise problem_from_stripe_error(exc) from exc
