@@ -106,7 +106,11 @@ def create_app(
             settings.auth_url, settings.internal_token, timeout=settings.auth_timeout_seconds
         )
         to_close.append(auth.close)
-    database = Database(settings.facturation_database_url)
+    database = Database(
+        settings.facturation_database_url,
+        pool_size=settings.facturation_database_pool_size,
+        max_overflow=settings.facturation_database_max_overflow,
+    )
     customers = Customers(database, stripe, auth, locks=UserLocks(), known=KnownCustomers())
     checkout = Checkout(
         database,

@@ -24,6 +24,10 @@ DEFAULT_DATABASE_URL = "sqlite:///.dev/facturation.db"
 
 class FacturationSettings(msgspec.Struct, frozen=True, kw_only=True):
     facturation_database_url: str = DEFAULT_DATABASE_URL
+    facturation_database_pool_size: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 20
+    """PostgreSQL connections kept open between bursts (SQLite ignores it)."""
+    facturation_database_max_overflow: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 10
+    """More PostgreSQL connections opened during a burst, each closed when handed back."""
     internal_token: str
     auth_url: str = "http://127.0.0.1:8001"
     auth_timeout_seconds: PositiveSeconds = 5.0

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import tempfile
@@ -109,11 +110,31 @@ async def checkout(http: httpx.AsyncClient, path: str, headers: dict[str, str]) 
 
 
 async def concurrent_round(
-    http: httpx.AsyncClient, path: str, headers: list[dict[str, str]]
+    clients: list[httpx.AsyncClient], path: str, headers: list[dict[str, str]]
 ) -> float:
+    """One checkout per user at once, each user on its own client (its own connection).
+
+    Not one shared client: httpcore's pool checks every connection it holds on each request
+    it queues and each one it releases (a ``poll()`` per idle connection, and a list of all of
+    them per idle one), so a burst of 100 over 100 kept-alive connections cost the bench ~1.1 s
+    of its own CPU and it sent the requests one after another, ~13 ms apart: every round that
+    reused the last round's connections was slow (docs/benchmarks.md, "Checkout sessions")."""
     started = time.perf_counter()
-    await asyncio.gather(*(checkout(http, path, h) for h in headers))
+    await asyncio.gather(*(checkout(c, path, h) for c, h in zip(clients, headers, strict=True)))
     return time.perf_counter() - started
+
+
+def user_clients(
+    stack: contextlib.AsyncExitStack, base_url: str, count: int
+) -> list[httpx.AsyncClient]:
+    """A client per bench user, as 100 browsers would be, closed with ``stack``."""
+    limits = httpx.Limits(max_connections=1, keepalive_expiry=2)
+    clients = [
+        httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) for _ in range(count)
+    ]
+    for client in clients:
+        stack.push_async_callback(client.aclose)
+    return clients
 
 
 def cpu_seconds(process: ServiceProcess | None) -> float | None:
@@ -202,6 +223,7 @@ async def run(
     async with (
         httpx.AsyncClient(base_url=stack.url, timeout=60, limits=limits) as gateway,
         httpx.AsyncClient(base_url=stack.facturation_url, timeout=60, limits=limits) as direct,
+        contextlib.AsyncExitStack() as per_user,
     ):
         users = [await sign_up(gateway, i) for i in range(users_count)]
         # Customers first: the rounds below then make exactly one Stripe call per checkout.
@@ -218,10 +240,13 @@ async def run(
             f"bench_checkout: {database}, facturation workers {workers}, {users_count} users, "
             f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
         )
-        targets: list[tuple[str, httpx.AsyncClient, str, list[dict[str, str]]]] = [
+        targets: list[
+            tuple[str, httpx.AsyncClient, list[httpx.AsyncClient], str, list[dict[str, str]]]
+        ] = [
             (
                 "facturation",
                 direct,
+                user_clients(per_user, stack.facturation_url, users_count),
                 "/billing/checkout-sessions",
                 [direct_headers(stack, u) for u in users],
             ),
@@ -231,17 +256,18 @@ async def run(
                 (
                     "via gateway",
                     gateway,
+                    user_clients(per_user, stack.url, users_count),
                     "/api/v1/billing/checkout-sessions",
                     [gateway_headers(u) for u in users],
                 )
             )
-        for label, http, path, headers in targets:
+        for label, http, clients, path, headers in targets:
             medians, rounds = {}, {}
             for delay in (latency, 0.0):
                 await set_latency(stripe, delay)
                 cpu_before = cpu_seconds(stack.facturation)
                 stripe_before = cpu_seconds(stripe)
-                walls = [await concurrent_round(http, path, headers) for _ in range(runs)]
+                walls = [await concurrent_round(clients, path, headers) for _ in range(runs)]
                 cpu_after = cpu_seconds(stack.facturation)
                 stripe_after = cpu_seconds(stripe)
                 medians[delay], rounds[delay] = statistics.median(walls), walls

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
 import pytest
+from litestar import Litestar
 from sqlalchemy import select
 
 from facturation_service.models import Order
+from facturation_service.stripe_api import OpenedSession, StripeApi
 from shared import PROBLEM_MEDIA_TYPE, Database
 from tests.support.sandbox import InProcessSandbox
 from tests.unit.facturation_service.conftest import RETURN_ORIGIN, FakeAuth, as_user
@@ -195,3 +198,30 @@ async def test_someone_elses_session_is_404_and_stripe_is_not_asked(
         assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
     assert stolen.json()["detail"] == missing.json()["detail"]
     assert len(sandbox.requests) == requests_before
+
+
+async def test_no_database_connection_is_held_while_stripe_opens_the_session(
+    client: httpx.AsyncClient,
+    app: Litestar,
+    fake_auth: FakeAuth,
+    stripe_api: StripeApi,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 100 checkouts waiting 300 ms on Stripe must not each hold one of the pool's connections.
+    database: Database = app.state.database
+    open_session = stripe_api._open_session
+    held: list[int] = []
+
+    async def watched(params: Any, idempotency_key: str) -> OpenedSession:
+        held.append(database.engine.pool.checkedout())  # type: ignore[attr-defined]
+        return await open_session(params, idempotency_key)
+
+    monkeypatch.setattr(stripe_api, "_open_session", watched)
+    user_id = fake_auth.add_user()
+
+    response = await client.post(
+        "/billing/checkout-sessions", json={"items": PAID}, headers=as_user(user_id)
+    )
+
+    assert response.status_code == 201
+    assert held == [0]

@@ -66,3 +66,25 @@ def test_the_service_refuses_to_start_without_a_stripe_key_in_one_line() -> None
         "facturation: missing required setting STRIPE_SECRET_KEY (or set STRIPE_API_BASE to the"
         " sandbox)"
     ]
+
+
+def test_the_database_pool_keeps_twenty_connections_and_a_bad_size_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in {**BASE, "STRIPE_API_BASE": "http://127.0.0.1:12111"}.items():
+        monkeypatch.setenv(name, value)
+    for name in ("FACTURATION_DATABASE_POOL_SIZE", "FACTURATION_DATABASE_MAX_OVERFLOW"):
+        monkeypatch.delenv(name, raising=False)
+
+    settings = read_settings()
+    monkeypatch.setenv("FACTURATION_DATABASE_POOL_SIZE", "0")
+
+    assert (
+        settings.facturation_database_pool_size,
+        settings.facturation_database_max_overflow,
+    ) == (
+        20,
+        10,
+    )
+    with pytest.raises(SettingsError, match="FACTURATION_DATABASE_POOL_SIZE"):
+        read_settings()
