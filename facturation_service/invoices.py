@@ -18,18 +18,21 @@ from typing import Any, cast
 
 import msgspec
 from sqlalchemy import (
+    Boolean,
     ColumnElement,
     Table,
     and_,
+    bindparam,
     delete,
     insert,
+    literal_column,
     or_,
     select,
     tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from facturation_service.bounds import INT64_MAX, INT64_MIN, check_int64
 from facturation_service.models import Invoice, InvoiceLine, StripeCustomer, utcnow
@@ -165,7 +168,7 @@ _SNAPSHOT_COLUMNS = (
 
 def _build_upsert(dialect: Any) -> Any:
     """The conditional upsert, built once per dialect so each event only binds parameters."""
-    return upsert_unless_newer_stored(
+    statement = upsert_unless_newer_stored(
         dialect,
         _INVOICES,
         {**bound_columns(_INVOICES, _SNAPSHOT_COLUMNS), "user_id": user_of_customer()},
@@ -173,9 +176,16 @@ def _build_upsert(dialect: Any) -> Any:
         ties_replace=True,
         keep_stored=("user_id",),
     )
+    if dialect is postgresql:
+        # A row the statement inserted has no deleting transaction (xmax 0); one it replaced
+        # does. A new invoice has no lines yet (they reference it), so nothing to delete.
+        statement = statement.returning(literal_column("xmax = 0", Boolean).label("inserted"))
+    return statement
 
 
 _UPSERTS = {"postgresql": _build_upsert(postgresql), "sqlite": _build_upsert(sqlite)}
+_DELETE_LINES = delete(_LINES).where(_LINES.c.invoice_id == bindparam("p_invoice"))
+_INSERT_LINES = insert(_LINES)
 
 
 async def apply_invoice_snapshot(
@@ -214,13 +224,18 @@ async def apply_invoice_snapshot(
         "status_rank": status_rank(snapshot.status),
         "updated_at": utcnow(),
     }
-    statement = _UPSERTS[session.get_bind().dialect.name]
+    # Core statements on the transaction's connection: the ORM session's execute path costs
+    # more per statement than the statement's own work here, and there is no object to track.
+    connection = await session.connection()
+    statement = _UPSERTS[connection.dialect.name]
     parameters = {f"p_{name}": value for name, value in values.items()}
-    applied = (await session.execute(statement, parameters)).scalar_one_or_none() is not None
-    if applied:
-        raw_lines = raw.get("lines", {}).get("data", [])
-        await _replace_lines(session, snapshot, raw_lines)
-    return applied
+    stored = (await connection.execute(statement, parameters)).one_or_none()
+    if stored is None:
+        return False
+    raw_lines = raw.get("lines", {}).get("data", [])
+    inserted = bool(getattr(stored, "inserted", False))  # SQLite does not say: delete anyway
+    await _replace_lines(connection, snapshot, raw_lines, had_lines=not inserted)
+    return True
 
 
 def _check_bounds(snapshot: InvoiceSnapshot, snapshot_created: int) -> None:
@@ -249,9 +264,14 @@ def _check_bounds(snapshot: InvoiceSnapshot, snapshot_created: int) -> None:
 
 
 async def _replace_lines(
-    session: AsyncSession, snapshot: InvoiceSnapshot, raw_lines: list[dict[str, Any]]
+    connection: AsyncConnection,
+    snapshot: InvoiceSnapshot,
+    raw_lines: list[dict[str, Any]],
+    *,
+    had_lines: bool,
 ) -> None:
-    await session.execute(delete(InvoiceLine).where(InvoiceLine.invoice_id == snapshot.id))
+    if had_lines:
+        await connection.execute(_DELETE_LINES, {"p_invoice": snapshot.id})
     rows = [
         {
             "invoice_id": snapshot.id,
@@ -271,7 +291,7 @@ async def _replace_lines(
         )
     ]
     if rows:
-        await session.execute(insert(_LINES), rows)
+        await connection.execute(_INSERT_LINES, rows)
 
 
 async def link_invoices_to_users(session: AsyncSession, *, customer: str | None = None) -> int:

@@ -49,7 +49,7 @@ class FacturationSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Run the background worker that applies journaled events in this process."""
     facturation_webhook_poll_seconds: PositiveSeconds = 1.0
     facturation_webhook_concurrency: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 4
-    facturation_webhook_batch_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 16
+    facturation_webhook_batch_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 64
     """Events claimed and applied in one transaction by the worker loop."""
     facturation_webhook_max_attempts: Positive = 8
     facturation_webhook_retry_base_seconds: PositiveSeconds = 2.0

@@ -98,7 +98,7 @@ class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True):
     lease: float = 60.0
     concurrency: int = 4
     """Batches (or, in :meth:`WebhookWorker.run_once`, events) applied at once."""
-    batch_size: int = 16
+    batch_size: int = 64
     """Events the loop claims and applies in one transaction."""
     intake_quiet: float = 0.05
     """While deliveries arrived this recently the loop waits: acknowledging Stripe comes first,"""

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from litestar.datastructures import State
 from sqlalchemy import MetaData, event, text
 from sqlalchemy.engine import make_url
@@ -91,6 +92,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _json_text(value: Any) -> str:
+    """JSON columns are written by msgspec: the same document as ``json.dumps`` (compact, and
+    valid where ``json.dumps`` would write ``NaN``), several times faster on a 6 kB snapshot."""
+    return msgspec.json.encode(value).decode()
+
+
 class Database:
     """The engine and session factory of one service."""
 
@@ -102,6 +109,7 @@ class Database:
             kwargs = {"connect_args": {"timeout": 10}}
         else:
             kwargs.update(pool_size=pool_size, max_overflow=max_overflow, pool_recycle=1800)
+        kwargs["json_serializer"] = _json_text
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         if is_sqlite(self.url):
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)

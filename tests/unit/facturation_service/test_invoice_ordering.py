@@ -164,3 +164,26 @@ async def test_every_order_applied_in_one_batch_ends_paid(
     await WebhookWorker(db).process_batch(claimed)
 
     await assert_paid(db, "in_batch_test_0001")
+
+
+async def test_a_newer_snapshot_replaces_the_stored_lines_and_an_older_one_keeps_them(
+    db: Database,
+) -> None:
+    created = int(time.time()) - 60
+    first = stripe_events.invoice("open", lines=[("A", 100, 1), ("B", 200, 1)], created=created)
+    newer = stripe_events.invoice(
+        "paid", invoice_id=first["id"], lines=[("C", 300, 1)], created=created
+    )
+    await journal_event(db, stripe_events.event("invoice.finalized", first, created=created))
+    await WebhookWorker(db, WorkerConfig(concurrency=1)).drain()
+    await journal_event(db, stripe_events.event("invoice.paid", newer, created=created + 1))
+    await journal_event(db, stripe_events.event("invoice.finalized", first, created=created))
+    await WebhookWorker(db, WorkerConfig(concurrency=1)).drain()
+
+    async with db.sessionmaker() as session:
+        lines = (
+            await session.scalars(
+                select(InvoiceLine.description).where(InvoiceLine.invoice_id == first["id"])
+            )
+        ).all()
+    assert list(lines) == ["C"]
