@@ -155,7 +155,10 @@ class JournalWriter:
         # A new flusher only when every running one is busy writing: the deliveries of one
         # loop turn go to the flusher about to start, in one batch.
         waiting = self._waiting_flusher
-        if (waiting is None or waiting.done()) and len(self._flushers) < self.max_flushes:
+        # Finished flushers do not count: one that just returned leaves the set only in a
+        # callback run later, and a delivery in between would wait on it forever.
+        running = sum(1 for flusher in self._flushers if not flusher.done())
+        if (waiting is None or waiting.done()) and running < self.max_flushes:
             flusher = asyncio.create_task(self._flush())
             self._waiting_flusher = flusher
             self._flushers.add(flusher)

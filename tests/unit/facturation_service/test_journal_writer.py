@@ -87,3 +87,22 @@ async def test_batches_written_at_once_store_each_repeated_event_once(db: Databa
     new_ids = [envelope.id for (envelope, _), new in zip(deliveries, results, strict=True) if new]
     assert sorted(new_ids) == sorted(str(event["id"]) for event in events)
     assert await count_events(db) == 40
+
+
+async def test_a_delivery_right_after_a_flusher_finished_gets_a_flusher_of_its_own(
+    db: Database,
+) -> None:
+    """A flusher that returned leaves the set only in a later callback; a delivery made in
+    between (SQLite: one flusher at a time) must not wait on it forever."""
+    writer = JournalWriter(db.engine, max_flushes=1)
+    finished = asyncio.get_running_loop().create_future()
+    finished.set_result(None)
+    gone = asyncio.ensure_future(finished)
+    await gone
+    writer._flushers.add(gone)  # done, its discard callback not run yet
+    envelope, payload = delivery(stripe_events.event("invoice.paid", stripe_events.invoice("paid")))
+
+    stored = await asyncio.wait_for(writer.record(envelope, payload, handled=True), timeout=5)
+
+    assert stored is True
+    assert await count_events(db, envelope.id) == 1
