@@ -34,6 +34,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.bench.processes import cpu_seconds
 from tests.support.databases import using_postgres
 from tests.support.processes import ServiceProcess
 from tests.support.stack import Stack, start_stack
@@ -137,22 +138,11 @@ def user_clients(
     return clients
 
 
-def cpu_seconds(process: ServiceProcess | None) -> float | None:
+def service_cpu_seconds(process: ServiceProcess | None) -> float | None:
     """User+system CPU of a service process and its workers (Linux), else None."""
     if process is None or process.process is None:
         return None
-    try:
-        pids = [process.process.pid]
-        children = Path(f"/proc/{pids[0]}/task/{pids[0]}/children")
-        if children.exists():
-            pids += [int(pid) for pid in children.read_text().split()]
-        ticks = 0
-        for pid in pids:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            ticks += int(fields[11]) + int(fields[12])
-    except (OSError, ValueError):
-        return None
-    return ticks / os.sysconf("SC_CLK_TCK")
+    return cpu_seconds([process.process.pid])
 
 
 def per_round(name: str, before: float | None, after: float | None, runs: int) -> str:
@@ -265,11 +255,11 @@ async def run(
             medians, rounds = {}, {}
             for delay in (latency, 0.0):
                 await set_latency(stripe, delay)
-                cpu_before = cpu_seconds(stack.facturation)
-                stripe_before = cpu_seconds(stripe)
+                cpu_before = service_cpu_seconds(stack.facturation)
+                stripe_before = service_cpu_seconds(stripe)
                 walls = [await concurrent_round(clients, path, headers) for _ in range(runs)]
-                cpu_after = cpu_seconds(stack.facturation)
-                stripe_after = cpu_seconds(stripe)
+                cpu_after = service_cpu_seconds(stack.facturation)
+                stripe_after = service_cpu_seconds(stripe)
                 medians[delay], rounds[delay] = statistics.median(walls), walls
                 print(
                     f"  {label}: {users_count} concurrent sessions, Stripe answering after "
@@ -295,11 +285,11 @@ async def run(
                 f"{added * 1000:.0f} ms to the round"
             )
             await set_latency(stripe, 0)
-            cpu_before = cpu_seconds(stack.facturation)
-            stripe_before = cpu_seconds(stripe)
+            cpu_before = service_cpu_seconds(stack.facturation)
+            stripe_before = service_cpu_seconds(stripe)
             times = [await checkout(http, path, headers[i % len(headers)]) for i in range(n)]
-            cpu_after = cpu_seconds(stack.facturation)
-            stripe_after = cpu_seconds(stripe)
+            cpu_after = service_cpu_seconds(stack.facturation)
+            stripe_after = service_cpu_seconds(stripe)
             print(
                 f"  {label}: zero-latency Stripe, {n} sessions one at a time: "
                 f"p50 {percentile(times, 0.5) * 1000:.1f} ms, "

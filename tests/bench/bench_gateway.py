@@ -37,6 +37,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.bench.processes import cpu_seconds, rss_mb
 from tests.support.processes import free_port
 from tests.support.stack import Stack, start_stack
 
@@ -135,48 +136,6 @@ def _ms(text: str) -> float:
         return float("nan")
     value, unit = match.groups()
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
-
-
-def _stat(pid: int) -> list[str]:
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-
-
-def _tree(pid: int) -> set[int]:
-    """A process and its live descendants (nginx workers, uvicorn workers)."""
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parents[int(stat.parent.name)] = int(_stat(int(stat.parent.name))[1])
-        except (OSError, ValueError, IndexError):
-            continue
-    tree, grew = {pid}, True
-    while grew:
-        children = {child for child, parent in parents.items() if parent in tree} - tree
-        tree |= children
-        grew = bool(children)
-    return tree
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    ticks = 0
-    for pid in pids:
-        for member in _tree(pid):
-            try:
-                ticks += sum(int(value) for value in _stat(member)[11:13])
-            except (OSError, ValueError):
-                continue
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def rss_mb(pid: int) -> float:
-    """Resident memory of a process and its descendants, in MB."""
-    pages = 0
-    for member in _tree(pid):
-        try:
-            pages += int(Path(f"/proc/{member}/statm").read_text().split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-    return pages * os.sysconf("SC_PAGE_SIZE") / 1_000_000
 
 
 def wrk(

@@ -29,6 +29,7 @@ from sqlalchemy.engine import make_url
 
 from facturation_service.models import WebhookEvent
 from shared import Database
+from tests.bench.processes import cpu_seconds, postgres_cpu_seconds, rss_mb
 from tests.support import stripe_events
 from tests.support.databases import fresh_database
 from tests.support.processes import ServiceProcess
@@ -80,52 +81,6 @@ async def _post_all(
 
     await asyncio.gather(*(connection() for _ in range(connections)))
     return latencies, failures
-
-
-def _stat(pid: int) -> list[str]:
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and its live descendants (uvicorn workers), from
-    Linux /proc."""
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parents[int(stat.parent.name)] = int(_stat(int(stat.parent.name))[1])
-        except (OSError, ValueError, IndexError):
-            continue
-    tree, grew = {pid}, True
-    while grew:
-        children = {child for child, parent in parents.items() if parent in tree} - tree
-        tree |= children
-        grew = bool(children)
-    ticks = 0
-    for member in tree:
-        try:
-            ticks += sum(int(value) for value in _stat(member)[11:13])
-        except (OSError, ValueError):
-            continue
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def _rss_mb(pid: int) -> float:
-    """Resident memory of one process (a service with one worker), in MB."""
-    pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE") / 1_000_000
-
-
-def _postgres_cpu_seconds() -> float:
-    total = 0.0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        if "(postgres)" in text:
-            fields = text.rsplit(")", 1)[1].split()
-            total += sum(int(value) for value in fields[11:13]) / os.sysconf("SC_CLK_TCK")
-    return total
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -212,8 +167,8 @@ async def main(
                 "gateway": stack.gateway.process.pid,
                 "facturation": stack.facturation.process.pid,
             }
-            cpu_before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
-            cpu_before["postgres"] = _postgres_cpu_seconds()
+            cpu_before = {name: cpu_seconds([pid]) for name, pid in pids.items()}
+            cpu_before["postgres"] = postgres_cpu_seconds()
             started = time.perf_counter()
             latencies, failures = await _post_all(stack.url, measured, connections)
             accepted_in = time.perf_counter() - started
@@ -228,17 +183,16 @@ async def main(
                 await asyncio.to_thread(worker.start)
                 assert worker.process is not None
                 pids["worker"] = worker.process.pid
-                cpu_before["worker"] = _cpu_seconds(worker.process.pid)
+                cpu_before["worker"] = cpu_seconds([worker.process.pid])
             while await _count_processed(database) < events:  # noqa: ASYNC110 - another process
                 await asyncio.sleep(0.05)
             processed_in = time.perf_counter() - started
-            cpu = {name: _cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+            cpu = {name: cpu_seconds([pid]) - cpu_before[name] for name, pid in pids.items()}
             assert stack.auth.process is not None
             rss = {
-                name: _rss_mb(pid)
-                for name, pid in (("auth", stack.auth.process.pid), *pids.items())
+                name: rss_mb(pid) for name, pid in (("auth", stack.auth.process.pid), *pids.items())
             }
-            cpu["postgres"] = _postgres_cpu_seconds() - cpu_before["postgres"]
+            cpu["postgres"] = postgres_cpu_seconds() - cpu_before["postgres"]
             if worker is not None:
                 await asyncio.to_thread(worker.stop)
             await database.dispose()
