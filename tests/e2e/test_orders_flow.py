@@ -5,10 +5,8 @@ return page alone fulfils the order."""
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -17,6 +15,7 @@ import pytest_asyncio
 
 from shared import INTERNAL_TOKEN_HEADER
 from tests.e2e.conftest import AUTH_ENV, User, new_user
+from tests.support.polling import eventually
 from tests.support.processes import ServiceProcess
 from tests.support.sandbox_process import facturation_env, sandbox_process
 from tests.support.stack import Stack, start_stack
@@ -67,18 +66,6 @@ async def buy_and_pay(http: httpx.AsyncClient, sandbox: ServiceProcess, buyer: U
         )
     assert paid.status_code == 200, paid.text
     return {**created.json(), "payment_intent": paid.json()["payment_intent"]}
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], seconds: float = 20) -> Any:
-    """Poll until ``check`` returns something truthy; its last answer."""
-    deadline = time.monotonic() + seconds
-    result = None
-    while time.monotonic() < deadline:
-        result = await check()
-        if result:
-            return result
-        await asyncio.sleep(0.2)
-    return result
 
 
 async def entitlements(http: httpx.AsyncClient, buyer: User, every: bool = False) -> list[Any]:

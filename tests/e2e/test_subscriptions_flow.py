@@ -6,9 +6,7 @@ period extended -> a failing renewal card, another period -> past_due and suspen
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +17,7 @@ import pytest_asyncio
 from stripe_sandbox import FAILS_LATER_CARD, SUCCEEDING_CARD
 from tests.e2e.conftest import User, new_user
 from tests.support.offline_stack import OfflineStack, start_offline_stack
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -42,18 +41,6 @@ async def http(offline: OfflineStack) -> AsyncIterator[httpx.AsyncClient]:
 async def sandbox(offline: OfflineStack) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=offline.sandbox.url, timeout=15) as client:
         yield client
-
-
-async def eventually(check: Callable[[], Awaitable[Any]], seconds: float = 20) -> Any:
-    """Poll until ``check`` returns something truthy; its last answer."""
-    deadline = time.monotonic() + seconds
-    result = None
-    while time.monotonic() < deadline:
-        result = await check()
-        if result:
-            return result
-        await asyncio.sleep(0.2)
-    return result
 
 
 async def checkout(http: httpx.AsyncClient, buyer: User, plan: str) -> httpx.Response:
