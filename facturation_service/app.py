@@ -135,6 +135,7 @@ def create_app(
         async with AsyncExitStack() as stack:
             for close in to_close:
                 stack.push_async_callback(close)
+            stack.push_async_callback(journal_writer.drain)
             if settings.facturation_webhook_worker and not mode.applies_events:
                 # BILLING_MODE=off: the intake still journals; nothing is applied until on.
                 logger.warning("billing mode off: the webhook worker is paused")

@@ -166,6 +166,12 @@ class JournalWriter:
         # Shielded: a client that hangs up must not cancel the write of the others' events.
         return await asyncio.shield(future)
 
+    async def drain(self) -> None:
+        """Wait for the flushers still writing or closing their connection (at shutdown, before
+        the engine is disposed: a connection checked out then would never be closed)."""
+        if self._flushers:
+            await asyncio.wait(set(self._flushers))
+
     async def _flush(self) -> None:
         self._waiting_flusher = None  # it takes its batch now, before its first await
         # Kept from one batch to the next while deliveries keep coming: the pool's liveness
