@@ -1,8 +1,9 @@
 """Every request this service makes to Stripe, behind one small client object.
 
-All calls are async (``*_async`` through ``stripe.HTTPXClient``); the SDK retries network errors,
-409s and 5xx up to ``max_network_retries`` times, reusing the idempotency key we pass, so a retry
-never creates a second object. Stripe's errors leave this module as problem+json errors.
+All calls are async (``*_async``, carried by ``stripe_http.StripeHttpClient``); the SDK retries
+network errors, 409s and 5xx up to ``max_network_retries`` times, reusing the idempotency key we
+pass, so a retry never creates a second object. Stripe's errors leave this module as problem+json
+errors.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import httpx
 import msgspec
 import stripe
 
+from facturation_service.stripe_http import StripeTimeoutError, stripe_http_client
 from shared import (
     BadGatewayError,
     ConflictError,
@@ -57,11 +59,9 @@ class StripeApi:
     ) -> None:
         """Args:
         http_client: what carries the requests (tests hand one over an in-process sandbox);
-            by default ``stripe.HTTPXClient`` with ``timeout_seconds``.
+            by default ``stripe_http_client(timeout_seconds)``.
         """
-        self.http_client = http_client or stripe.HTTPXClient(
-            timeout=httpx.Timeout(timeout_seconds, connect=min(timeout_seconds, 5.0))
-        )
+        self.http_client = http_client or stripe_http_client(timeout_seconds)
         self.client = stripe.StripeClient(
             secret_key,
             http_client=self.http_client,
@@ -243,7 +243,7 @@ def problem_from_stripe_error(exc: stripe.StripeError) -> ProblemError:
             extra=extra,
         )
     if isinstance(exc, stripe.APIConnectionError):
-        if isinstance(exc.__cause__, httpx.TimeoutException):
+        if isinstance(exc.__cause__, (httpx.TimeoutException, StripeTimeoutError)):
             return GatewayTimeoutError("Stripe did not answer in time.", extra=extra)
         return BadGatewayError("Stripe could not be reached.", extra=extra)
     # Authentication, permission and 5xx errors: nothing the caller can fix.

@@ -1,0 +1,245 @@
+"""The HTTP client under the Stripe SDK, against raw loopback servers that answer as scripted."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import pytest
+import stripe
+
+from facturation_service.stripe_api import problem_from_stripe_error
+from facturation_service.stripe_http import (
+    StripeConnectionError,
+    StripeHttpClient,
+    StripeTimeoutError,
+    stripe_http_client,
+)
+from shared import BadGatewayError, GatewayTimeoutError
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+JSON_OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nRequest-Id: req_1\r\n"
+
+
+async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes]:
+    """One request's head and body (framed by Content-Length)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.lower() == b"content-length":
+            length = int(value)
+    return head, await reader.readexactly(length)
+
+
+def answer(body: bytes, *, extra: bytes = b"") -> bytes:
+    return JSON_OK + extra + b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+
+@asynccontextmanager
+async def serving(handler: Handler) -> AsyncIterator[tuple[str, list[int]]]:
+    """A loopback server; yields its URL and the count of connections it accepted."""
+    accepted: list[int] = []
+
+    async def counted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(1)
+        try:
+            await handler(reader, writer)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(counted, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}", accepted
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def keep_answering(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while True:
+        head, body = await read_request(reader)
+        writer.write(answer(b'{"head":%d,"body":"%s"}' % (len(head), body)))
+        await writer.drain()
+
+
+async def test_an_answer_comes_back_whole_with_headers_read_in_any_case() -> None:
+    async with serving(keep_answering) as (url, _):
+        client = StripeHttpClient(timeout_seconds=5)
+        try:
+            content, status, headers = await client.request_async(
+                "post", f"{url}/v1/checkout/sessions", {"Idempotency-Key": "k"}, "a=1&b=2"
+            )
+        finally:
+            await client.close_async()
+    assert status == 200
+    assert content.endswith(b'"body":"a=1&b=2"}')
+    assert headers["request-id"] == headers["Request-Id"] == "req_1"
+    assert "REQUEST-ID" in headers
+    assert "stripe-should-retry" not in headers
+
+
+async def test_requests_one_after_another_share_one_connection() -> None:
+    async with serving(keep_answering) as (url, accepted):
+        client = StripeHttpClient(timeout_seconds=5)
+        try:
+            for _ in range(5):
+                _, status, _ = await client.request_async("get", f"{url}/v1/customers/cus_1", {})
+                assert status == 200
+        finally:
+            await client.close_async()
+    assert len(accepted) == 1
+
+
+async def test_a_chunked_answer_is_read_to_its_end() -> None:
+    async def chunked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(
+            JSON_OK + b'Transfer-Encoding: chunked\r\n\r\n4\r\n{"a"\r\n3\r\n:1}\r\n0\r\n\r\n'
+        )
+        await writer.drain()
+        await reader.read()
+
+    async with serving(chunked) as (url, _):
+        client = StripeHttpClient(timeout_seconds=5)
+        try:
+            content, _, _ = await client.request_async("get", f"{url}/v1/x", {})
+        finally:
+            await client.close_async()
+    assert content == b'{"a":1}'
+
+
+async def test_a_kept_alive_connection_stripe_closed_is_replaced_without_an_error() -> None:
+    async def one_answer_then_close(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await read_request(reader)
+        # Says keep-alive, closes anyway: as a server whose idle timeout just passed.
+        writer.write(answer(b"{}"))
+        await writer.drain()
+
+    async with serving(one_answer_then_close) as (url, accepted):
+        client = StripeHttpClient(timeout_seconds=5)
+        try:
+            for _ in range(3):
+                _, status, _ = await client.request_async("post", f"{url}/v1/x", {}, "a=1")
+                assert status == 200
+                await asyncio.sleep(0.05)
+        finally:
+            await client.close_async()
+    assert len(accepted) == 3
+
+
+async def test_no_answer_in_time_is_a_retryable_timeout_the_client_sees_as_504() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        await asyncio.sleep(5)
+
+    async with serving(silent) as (url, _):
+        client = StripeHttpClient(timeout_seconds=0.2)
+        try:
+            with pytest.raises(stripe.APIConnectionError) as raised:
+                await client.request_async("post", f"{url}/v1/x", {}, "a=1")
+        finally:
+            await client.close_async()
+    assert raised.value.should_retry
+    assert isinstance(raised.value.__cause__, StripeTimeoutError)
+    assert isinstance(problem_from_stripe_error(raised.value), GatewayTimeoutError)
+
+
+async def test_a_refused_connection_is_a_retryable_error_the_client_sees_as_502() -> None:
+    async with serving(keep_answering) as (url, _):
+        pass  # closed: nothing listens on its port any more
+    client = StripeHttpClient(timeout_seconds=2)
+    try:
+        with pytest.raises(stripe.APIConnectionError) as raised:
+            await client.request_async("get", f"{url}/v1/x", {})
+    finally:
+        await client.close_async()
+    assert raised.value.should_retry
+    assert isinstance(raised.value.__cause__, StripeConnectionError)
+    assert isinstance(problem_from_stripe_error(raised.value), BadGatewayError)
+
+
+async def test_an_answer_cut_short_is_an_error_not_a_truncated_body() -> None:
+    async def cut(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(JSON_OK + b'Content-Length: 100\r\n\r\n{"partial')
+        await writer.drain()
+
+    async with serving(cut) as (url, _):
+        client = StripeHttpClient(timeout_seconds=2)
+        try:
+            with pytest.raises(stripe.APIConnectionError) as raised:
+                await client.request_async("post", f"{url}/v1/x", {}, "a=1")
+        finally:
+            await client.close_async()
+    assert isinstance(raised.value.__cause__, StripeConnectionError)
+
+
+async def test_a_header_value_with_a_line_break_is_never_sent() -> None:
+    async with serving(keep_answering) as (url, accepted):
+        client = StripeHttpClient(timeout_seconds=2)
+        try:
+            with pytest.raises(stripe.APIConnectionError):
+                await client.request_async("get", f"{url}/v1/x", {"Idempotency-Key": "a\r\nX: 1"})
+        finally:
+            await client.close_async()
+    assert accepted == []
+
+
+async def test_the_sdk_retries_a_5xx_through_it_with_the_same_idempotency_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    keys: list[bytes] = []
+
+    async def fail_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            head, _ = await read_request(reader)
+            keys.extend(
+                line.split(b": ", 1)[1]
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"idempotency-key:")
+            )
+            if len(keys) == 1:
+                body = b'{"error":{"type":"api_error","message":"boom"}}'
+                writer.write(
+                    b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: %d\r\n\r\n%s"
+                    % (len(body), body)
+                )
+            else:
+                writer.write(answer(b'{"id":"cs_1","object":"checkout.session"}'))
+            await writer.drain()
+
+    async with serving(fail_once) as (url, _):
+        http_client = StripeHttpClient(timeout_seconds=5)
+        monkeypatch.setattr(http_client, "_sleep_time_seconds", lambda _retries: 0.0)
+        client = stripe.StripeClient(
+            "sk_test_x",
+            http_client=http_client,
+            max_network_retries=1,
+            base_addresses={"api": url},
+        )
+        try:
+            response = await client.raw_request_async(
+                "post", "/v1/checkout/sessions", idempotency_key="checkout-session:o1", mode="x"
+            )
+        finally:
+            await http_client.close_async()
+    assert response.data == {"id": "cs_1", "object": "checkout.session"}
+    assert keys == [b"checkout-session:o1", b"checkout-session:o1"]
+
+
+def test_a_proxy_in_the_environment_keeps_the_httpx_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("all_proxy", raising=False)
+    assert isinstance(stripe_http_client(5), StripeHttpClient)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    assert isinstance(stripe_http_client(5), stripe.HTTPXClient)
