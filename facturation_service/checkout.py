@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 from sqlalchemy import insert, or_, select
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from facturation_service import fulfilment, subscription_slots
 from facturation_service.catalog import Catalog, Product
@@ -130,15 +131,37 @@ class Checkout:
             ),
             idempotency_key=checkout_idempotency_key(order_id),
         )
-        async with self.database.engine.begin() as connection:
-            return await _insert_pending_order(
-                connection,
+        await self._write_order(
+            _order_values(
                 basket,
-                session,
-                order_id=order_id,
+                id=order_id,
                 user_id=user_id,
                 user_stripe_id=user_stripe_id,
+                stripe_checkout_session_id=session.id,
+                status=OrderStatus.PENDING_PAYMENT,
             )
+        )
+        return _pending_response(basket, session, order_id)
+
+    async def _write_order(self, values: dict[str, Any]) -> None:
+        """The order row in one round trip (``Database.single_statement_engine``): a lone
+        ``INSERT`` needs no transaction around it, nor a ping first. A pooled connection a
+        database restart dropped is retried once on a fresh one; if the first attempt had in
+        fact been stored, the retry meets its own row (the order id is this request's)."""
+        engine = self.database.single_statement_engine()
+        for retry in (False, True):
+            try:
+                async with engine.connect() as connection:
+                    await connection.execute(_INSERT_ORDER, values)
+            except IntegrityError:
+                if retry:
+                    return
+                raise
+            except DBAPIError as exc:
+                if retry or not exc.connection_invalidated:
+                    raise
+                continue
+            return
 
     async def _open_subscription_session(
         self, basket: PricedBasket, plan: Product, *, user_id: str, return_url: str
@@ -493,6 +516,12 @@ async def _insert_pending_order(
             mode=mode,
         ),
     )
+    return _pending_response(basket, session, order_id)
+
+
+def _pending_response(
+    basket: PricedBasket, session: OpenedSession, order_id: str
+) -> CheckoutResponse:
     return CheckoutResponse(
         id=session.id,
         client_secret=session.client_secret,

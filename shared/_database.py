@@ -114,6 +114,31 @@ class Database:
         if is_sqlite(self.url):
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._single_statement: AsyncEngine | None = None
+
+    def single_statement_engine(self, *, pool_size: int = 10) -> AsyncEngine:
+        """An engine for a hot path whose work is one statement: autocommit and no pre-ping, so
+        the statement is one round trip. (The main pool pings each checkout, on asyncpg with
+        BEGIN, ping, ROLLBACK, and wraps the statement in BEGIN/COMMIT: six where one does.)
+
+        Without the ping, a connection dropped by a database restart fails its statement
+        with ``DBAPIError.connection_invalidated`` set: the caller retries once. Built once
+        (later calls return it), disposed with the database. SQLite has no such cost and keeps
+        its one engine (and its pragmas).
+        """
+        if self._single_statement is None:
+            if self.is_sqlite:
+                self._single_statement = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            else:
+                self._single_statement = create_async_engine(
+                    self.url,
+                    isolation_level="AUTOCOMMIT",
+                    pool_size=pool_size,
+                    max_overflow=0,
+                    pool_recycle=1800,
+                    json_serializer=_json_text,
+                )
+        return self._single_statement
 
     @property
     def is_sqlite(self) -> bool:
@@ -124,6 +149,8 @@ class Database:
             await connection.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
+        if self._single_statement is not None and not self.is_sqlite:
+            await self._single_statement.dispose()
         await self.engine.dispose()
 
 
