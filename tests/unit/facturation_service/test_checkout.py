@@ -6,14 +6,17 @@ import asyncio
 from typing import Any
 from urllib.parse import parse_qsl
 
+import asyncpg
 import httpx
 import pytest
 from litestar import Litestar
 from sqlalchemy import event, select
+from sqlalchemy.engine import make_url
 
 from facturation_service.models import Order
 from facturation_service.stripe_api import OpenedSession, StripeApi
 from shared import PROBLEM_MEDIA_TYPE, Database
+from tests.support.databases import TEST_DATABASE_URL, _dsn, using_postgres
 from tests.support.sandbox import InProcessSandbox
 from tests.unit.facturation_service.conftest import RETURN_ORIGIN, FakeAuth, as_user
 
@@ -243,3 +246,38 @@ async def test_no_database_connection_is_held_while_stripe_opens_the_session(
 
     assert response.status_code == 201
     assert held == [0]
+
+
+async def test_a_checkout_survives_its_database_connections_being_dropped(
+    client: httpx.AsyncClient, fake_auth: FakeAuth, db: Database, facturation_url: str
+) -> None:
+    """The order row is written on a pool without pre-ping (one round trip); a database restart
+    kills its connections, so the write must notice and retry on a fresh one. (On SQLite there
+    is no server to drop connections, so there checkout simply keeps working.)"""
+    user_id = fake_auth.add_user()
+    first = await client.post(
+        "/billing/checkout-sessions", json={"items": PAID}, headers=as_user(user_id)
+    )
+    assert first.status_code == 201
+    if using_postgres():
+        connection = await asyncpg.connect(_dsn(TEST_DATABASE_URL))
+        try:
+            terminated = await connection.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = $1 AND pid <> pg_backend_pid()",
+                make_url(facturation_url).database,
+            )
+        finally:
+            await connection.close()
+        assert terminated >= 1
+
+    second = await client.post(
+        "/billing/checkout-sessions", json={"items": PAID}, headers=as_user(user_id)
+    )
+
+    assert second.status_code == 201, second.text
+    stored = {order.id: order.stripe_checkout_session_id for order in await orders(db)}
+    assert stored == {
+        first.json()["order_id"]: first.json()["id"],
+        second.json()["order_id"]: second.json()["id"],
+    }
