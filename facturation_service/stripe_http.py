@@ -203,7 +203,8 @@ class _Origin:
         self.port = port
         self.ssl_context = ssl_context
         default_port = 443 if ssl_context is not None else 80
-        self.authority = (host if port == default_port else f"{host}:{port}").encode("idna")
+        name = f"[{host}]" if ":" in host else host  # an IPv6 literal
+        self.authority = (name if port == default_port else f"{name}:{port}").encode("idna")
         self.max_idle = max_idle
         self.idle_seconds = idle_seconds
         self.idle: list[_Connection] = []

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
+import ipaddress
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 import stripe
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from facturation_service.stripe_api import problem_from_stripe_error
 from facturation_service.stripe_http import (
@@ -38,7 +46,9 @@ def answer(body: bytes, *, extra: bytes = b"") -> bytes:
 
 
 @asynccontextmanager
-async def serving(handler: Handler) -> AsyncIterator[tuple[str, list[int]]]:
+async def serving(
+    handler: Handler, tls: ssl.SSLContext | None = None
+) -> AsyncIterator[tuple[str, list[int]]]:
     """A loopback server; yields its URL and the count of connections it accepted."""
     accepted: list[int] = []
 
@@ -51,10 +61,10 @@ async def serving(handler: Handler) -> AsyncIterator[tuple[str, list[int]]]:
         finally:
             writer.close()
 
-    server = await asyncio.start_server(counted, "127.0.0.1", 0)
+    server = await asyncio.start_server(counted, "127.0.0.1", 0, ssl=tls)
     port = server.sockets[0].getsockname()[1]
     try:
-        yield f"http://127.0.0.1:{port}", accepted
+        yield (f"https://localhost:{port}" if tls else f"http://127.0.0.1:{port}"), accepted
     finally:
         server.close()
         await server.wait_closed()
@@ -243,3 +253,65 @@ def test_a_proxy_in_the_environment_keeps_the_httpx_client(
     assert isinstance(stripe_http_client(5), StripeHttpClient)
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
     assert isinstance(stripe_http_client(5), stripe.HTTPXClient)
+
+
+def self_signed_localhost(folder: Path) -> tuple[Path, Path]:
+    """A certificate for ``localhost`` (its own CA) and its key, as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+async def test_https_is_verified_against_the_sdks_ca_bundle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert_path, key_path = self_signed_localhost(tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert_path, key_path)
+    async with serving(keep_answering, server_tls) as (url, accepted):
+        # Not in the SDK's bundle: refused.
+        client = StripeHttpClient(timeout_seconds=5)
+        try:
+            with pytest.raises(stripe.APIConnectionError) as raised:
+                await client.request_async("get", f"{url}/v1/x", {})
+        finally:
+            await client.close_async()
+        assert isinstance(raised.value.__cause__, StripeConnectionError)
+        # The bundle names it: answered, over one connection.
+        monkeypatch.setattr(stripe, "ca_bundle_path", str(cert_path))
+        client = StripeHttpClient(timeout_seconds=5)
+        try:
+            for _ in range(2):
+                content, status, _ = await client.request_async("post", f"{url}/v1/x", {}, "a=1")
+                assert status == 200
+                assert content.endswith(b'"body":"a=1"}')
+        finally:
+            await client.close_async()
+    assert len(accepted) == 1  # (the refused handshake never reached the handler)
