@@ -147,6 +147,11 @@ class _Connection(asyncio.Protocol):
         self.transport = cast("asyncio.Transport", transport)
 
     def data_received(self, data: bytes) -> None:
+        if self.waiter is None or self.waiter.done():
+            # Bytes nobody asked for (a server's timeout notice on an idle connection): the
+            # connection can no longer tell its next answer apart, so it is not reused.
+            self.close()
+            return
         self.got_bytes = True
         try:
             self.parser.feed_data(data)

@@ -144,6 +144,31 @@ async def test_a_kept_alive_connection_stripe_closed_is_replaced_without_an_erro
     assert len(accepted) == 3
 
 
+async def test_an_idle_connection_that_received_anything_is_not_reused() -> None:
+    async def answer_then_notice(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await read_request(reader)
+        writer.write(answer(b'{"n":1}'))
+        await writer.drain()
+        await asyncio.sleep(0.02)
+        # Unasked: were it read as the next request's answer, that request would get a 408.
+        writer.write(b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        await keep_answering(reader, writer)
+
+    async with serving(answer_then_notice) as (url, accepted):
+        client = StripeHttpClient(timeout_seconds=5)
+        try:
+            first = await client.request_async("post", f"{url}/v1/x", {}, "a=1")
+            await asyncio.sleep(0.1)
+            second = await client.request_async("post", f"{url}/v1/x", {}, "a=2")
+        finally:
+            await client.close_async()
+    assert (first[1], second[1]) == (200, 200)
+    assert len(accepted) == 2
+
+
 async def test_no_answer_in_time_is_a_retryable_timeout_the_client_sees_as_504() -> None:
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
