@@ -10,8 +10,8 @@ one write and reads each answer into memory. The SDK keeps everything above the 
 encoding, headers, idempotency keys, retries (it retries every :class:`stripe.APIConnectionError`
 raised here, with the same idempotency key), errors.
 
-Without ``HTTP(S)_PROXY``/``ALL_PROXY`` set: with one, the app keeps ``stripe.HTTPXClient``,
-which honours it (``stripe_http_client``).
+It speaks to Stripe directly: with ``HTTPS_PROXY``, ``HTTP_PROXY`` or ``ALL_PROXY`` set,
+:func:`stripe_http_client` keeps ``stripe.HTTPXClient``, which honours them.
 
 Failures reach the SDK as ``stripe.APIConnectionError`` caused by:
 
