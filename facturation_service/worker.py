@@ -36,6 +36,7 @@ from facturation_service.invoices import (
 from facturation_service.journal import ClaimedEvent, EventStatus
 from facturation_service.models import utcnow
 from facturation_service.order_events import ORDER_EVENT_TYPES, apply_checkout_session_event
+from facturation_service.settings import FacturationSettings
 from facturation_service.stripe_api import StripeApi
 from shared import ClientError, Database, ProblemError, UnprocessableError
 
@@ -48,6 +49,7 @@ __all__ = [
     "WebhookWorker",
     "WorkerConfig",
     "event_handlers",
+    "worker_config",
 ]
 
 logger = logging.getLogger("facturation_service.worker")
@@ -115,6 +117,19 @@ class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True):
     """While deliveries arrived this recently the loop waits: acknowledging Stripe comes first,"""
     max_defer: float = 1.0
     """but never longer than this between two batches, so applying never stops."""
+
+
+def worker_config(settings: FacturationSettings) -> WorkerConfig:
+    """The loop's configuration from the service's settings (the app and the ``worker``
+    command read the same ones)."""
+    return WorkerConfig(
+        poll_interval=settings.facturation_webhook_poll_seconds,
+        max_attempts=settings.facturation_webhook_max_attempts,
+        retry_base=settings.facturation_webhook_retry_base_seconds,
+        lease=settings.facturation_webhook_lease_seconds,
+        concurrency=settings.facturation_webhook_concurrency,
+        batch_size=settings.facturation_webhook_batch_size,
+    )
 
 
 def event_handlers(refetch_from: StripeApi | None = None) -> dict[str, Handler]:

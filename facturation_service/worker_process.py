@@ -25,10 +25,9 @@ import sys
 
 from prometheus_client import start_http_server
 
-from facturation_service.app import worker_config
 from facturation_service.settings import FacturationSettings, read_settings
 from facturation_service.stripe_api import StripeApi
-from facturation_service.worker import WebhookWorker, event_handlers
+from facturation_service.worker import WebhookWorker, event_handlers, worker_config
 from shared import Database, SettingsError
 
 __all__ = ["main", "run_worker"]
