@@ -273,14 +273,13 @@ def _prepare(raw: dict[str, Any], snapshot_created: int) -> _Prepared:
 async def _apply_run(connection: AsyncConnection, run: list[_Prepared]) -> list[bool]:
     """Snapshots of distinct invoices: one upsert (many rows), then their lines."""
     statement = _UPSERTS[connection.dialect.name]
-    if len(run) == 1:
-        stored_rows = (await connection.execute(statement, run[0].parameters)).all()
-    else:
-        # Rows in id order: two workers upserting overlapping runs lock them in the same order.
-        ordered = sorted(run, key=lambda item: item.snapshot.id)
-        stored_rows = (
-            await connection.execute(statement, [item.parameters for item in ordered])
-        ).all()
+    # Rows in id order: two workers upserting overlapping runs lock them in the same order.
+    ordered = sorted(run, key=lambda item: item.snapshot.id)
+    stored_rows: list[Any] = []
+    for start, size in _chunks(len(ordered)):
+        chunk = [item.parameters for item in ordered[start : start + size]]
+        result = await connection.execute(statement, chunk[0] if size == 1 else chunk)
+        stored_rows.extend(result.all())
     # SQLite does not say whether a row was inserted: its lines are deleted anyway.
     stored = {row.id: bool(getattr(row, "inserted", False)) for row in stored_rows}
     replaced = [item.snapshot.id for item in run if item.snapshot.id in stored]
@@ -292,6 +291,23 @@ async def _apply_run(connection: AsyncConnection, run: list[_Prepared]) -> list[
     if rows:
         await connection.execute(_INSERT_LINES, rows)
     return [item.snapshot.id in stored for item in run]
+
+
+def _chunks(count: int) -> list[tuple[int, int]]:
+    """``(start, size)`` of statements of 64, 32, ..., 1 rows covering ``count`` rows.
+
+    A statement of n rows has its own SQL text, which each connection prepares and keeps
+    (``prepared_statement_cache_size``); sizes from a fixed set keep that to 7 texts instead of
+    one per run length seen, for a few more statements when a batch is not full.
+    """
+    chunks: list[tuple[int, int]] = []
+    start, size = 0, 64
+    while start < count:
+        while size > count - start:
+            size //= 2
+        chunks.append((start, size))
+        start += size
+    return chunks
 
 
 def _check_bounds(snapshot: InvoiceSnapshot, snapshot_created: int) -> None:

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 from facturation_service import journal
+from facturation_service.invoices import _chunks
 from facturation_service.models import Invoice, InvoiceLine, WebhookEvent
 from facturation_service.worker import WebhookWorker, WorkerConfig
 from shared import Database
@@ -141,3 +142,13 @@ async def test_two_workers_on_their_own_connections_apply_one_backlog_exactly_on
     assert await stored_state(db) == {
         events[-1]["data"]["object"]["id"]: ("paid", lines_of(events[-1])) for events in lifecycles
     }
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 37, 63, 64, 65, 200])
+def test_a_run_is_upserted_in_statements_of_a_few_fixed_sizes(count: int) -> None:
+    chunks = _chunks(count)
+    assert [start for start, _ in chunks] == [
+        sum(s for _, s in chunks[:i]) for i in range(len(chunks))
+    ]
+    assert sum(size for _, size in chunks) == count
+    assert {size for _, size in chunks} <= {1, 2, 4, 8, 16, 32, 64}
