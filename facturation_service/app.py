@@ -45,7 +45,7 @@ from facturation_service.settings import FacturationSettings, read_settings
 from facturation_service.stripe_api import StripeApi
 from facturation_service.subscriptions import Subscriptions
 from facturation_service.webhooks import WebhookIntake
-from facturation_service.worker import WebhookWorker, WorkerConfig, event_handlers
+from facturation_service.worker import WebhookWorker, event_handlers, worker_config
 from shared import Database, create_service_app
 
 __all__ = ["create_app", "load"]
@@ -170,17 +170,6 @@ def create_app(
         lifespan=[lifespan],
         health_details=lambda: {"billing_mode": mode.value},
         api_docs=API_DOCS,
-    )
-
-
-def worker_config(settings: FacturationSettings) -> WorkerConfig:
-    return WorkerConfig(
-        poll_interval=settings.facturation_webhook_poll_seconds,
-        max_attempts=settings.facturation_webhook_max_attempts,
-        retry_base=settings.facturation_webhook_retry_base_seconds,
-        lease=settings.facturation_webhook_lease_seconds,
-        concurrency=settings.facturation_webhook_concurrency,
-        batch_size=settings.facturation_webhook_batch_size,
     )
 
 

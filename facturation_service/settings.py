@@ -46,7 +46,8 @@ class FacturationSettings(msgspec.Struct, frozen=True, kw_only=True):
     """A JSON catalog file; empty means the packaged demo catalog."""
     # --- webhooks (issue 4) ---
     facturation_webhook_worker: bool = True
-    """Run the background worker that applies journaled events in this process."""
+    """Run the background worker that applies journaled events in this process; false when a
+    ``python -m facturation_service worker`` process applies them instead."""
     facturation_webhook_poll_seconds: PositiveSeconds = 1.0
     facturation_webhook_concurrency: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 4
     facturation_webhook_batch_size: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 64
@@ -55,6 +56,8 @@ class FacturationSettings(msgspec.Struct, frozen=True, kw_only=True):
     facturation_webhook_retry_base_seconds: PositiveSeconds = 2.0
     facturation_webhook_lease_seconds: PositiveSeconds = 60.0
     """After this long, an event a crashed worker left ``processing`` is taken again."""
+    facturation_worker_metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
+    """Port of the ``worker`` command's Prometheus metrics; 0 serves none."""
     facturation_refetch_invoices: bool = False
     """Read each invoice from Stripe instead of trusting the event's snapshot."""
     # --- invoice documents (issue 13) ---

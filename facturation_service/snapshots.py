@@ -23,12 +23,15 @@ def bound_columns(table: FromClause, names: Sequence[str]) -> dict[str, Any]:
     return {name: bindparam(f"p_{name}", type_=table.c[name].type) for name in names}
 
 
-def user_of_customer() -> Any:
-    """The user whose Stripe customer is the bound ``p_customer``; NULL while the customer is
-    not mapped yet (the row keeps NULL until a later snapshot finds the mapping)."""
+def user_of_customer(parameter: str = "p_customer") -> Any:
+    """The user whose Stripe customer is the bound ``parameter``; NULL while the customer is
+    not mapped yet (the row keeps NULL until a later snapshot finds the mapping).
+
+    A statement run for many rows at once (SQLAlchemy's "insertmanyvalues") needs its own
+    parameter here: one bound twice in a row's ``VALUES`` is sent once for each row."""
     return (
         select(StripeCustomer.user_id)
-        .where(StripeCustomer.user_stripe_id == bindparam("p_customer", type_=String()))
+        .where(StripeCustomer.user_stripe_id == bindparam(parameter, type_=String()))
         .scalar_subquery()
     )
 

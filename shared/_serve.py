@@ -1,11 +1,11 @@
-"""``python -m <service> [serve|migrate]``: the same entry point for dev, CI and containers."""
+"""``python -m <service> [serve|migrate|...]``: the same entry point for dev, CI and containers."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import uvicorn
@@ -27,6 +27,7 @@ def run_service(
     migrations_dir: Path | None = None,
     database_url: Callable[[], str] | None = None,
     check_settings: Callable[[], object] | None = None,
+    commands: Mapping[str, Callable[[], int]] | None = None,
     argv: Sequence[str] | None = None,
 ) -> int:
     """Serve the app (default) or apply its migrations; a settings error is one line, exit 2.
@@ -36,9 +37,12 @@ def run_service(
         database_url: reads the service's database URL from its settings, for ``migrate``.
         check_settings: reads the settings once before uvicorn starts, so a bad one stops
             start-up in one line instead of a traceback per worker.
+        commands: the service's other commands by name (e.g. facturation's ``worker``), each
+            run after logging is configured; its return value is the exit status.
     """
     parser = argparse.ArgumentParser(prog=f"python -m {service}")
-    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate"])
+    extra = dict(commands or {})
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate", *extra])
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", default_port)))
     parser.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS", "1")))
@@ -51,6 +55,8 @@ def run_service(
                 return 2
             upgrade_database(migrations_dir, database_url())
             return 0
+        if args.command in extra:
+            return extra[args.command]()
         if check_settings is not None:
             check_settings()
     except SettingsError as exc:

@@ -158,8 +158,20 @@ async def main(
         ) as stack:
             assert stack.facturation is not None
             database = Database(stack.facturation.env["FACTURATION_DATABASE_URL"])
+            worker: ServiceProcess | None = None
+            if separate_worker:
+                # ``python -m facturation_service worker``: applies while the app receives.
+                worker = ServiceProcess(
+                    "facturation_service",
+                    {**stack.facturation.env, "FACTURATION_WEBHOOK_POLL_SECONDS": "0.1"},
+                    Path(tmp),
+                    command="worker",
+                )
+                worker.start(wait=False)
             warmup = requests[: min(200, events // 10)]
             await _post_all(stack.url, warmup, connections)
+            while await _count_processed(database) < len(warmup):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
             measured = requests[len(warmup) :]
             assert stack.gateway.process is not None
             assert stack.facturation.process is not None
@@ -167,23 +179,14 @@ async def main(
                 "gateway": stack.gateway.process.pid,
                 "facturation": stack.facturation.process.pid,
             }
+            if worker is not None:
+                assert worker.process is not None
+                pids["worker"] = worker.process.pid
             cpu_before = {name: cpu_seconds([pid]) for name, pid in pids.items()}
             cpu_before["postgres"] = postgres_cpu_seconds()
             started = time.perf_counter()
             latencies, failures = await _post_all(stack.url, measured, connections)
             accepted_in = time.perf_counter() - started
-            worker: ServiceProcess | None = None
-            if separate_worker:
-                # A replica that only applies events, started once intake is over.
-                worker = ServiceProcess(
-                    "facturation_service",
-                    {**stack.facturation.env, "FACTURATION_WEBHOOK_WORKER": "true"},
-                    Path(tmp),
-                )
-                await asyncio.to_thread(worker.start)
-                assert worker.process is not None
-                pids["worker"] = worker.process.pid
-                cpu_before["worker"] = cpu_seconds([worker.process.pid])
             while await _count_processed(database) < events:  # noqa: ASYNC110 - another process
                 await asyncio.sleep(0.05)
             processed_in = time.perf_counter() - started
@@ -205,7 +208,7 @@ async def main(
     print(f"events: {len(measured)} measured (+{len(warmup)} warm-up), ~{size} bytes each")
     print(f"connections: {connections}, gateway and facturation workers: {workers} each")
     if separate_worker:
-        print("events applied by a separate worker replica started after intake")
+        print("events applied by `python -m facturation_service worker`, the app's worker off")
     print(f"failed acknowledgements: {failures}")
     print(f"accepted: {rate:.0f} events/s")
     print(
@@ -236,7 +239,7 @@ if __name__ == "__main__":
     parser.add_argument(
         "--separate-worker",
         action="store_true",
-        help="receive with the worker off, then apply the backlog in a second process",
+        help="receive with the app's worker off; a worker process applies meanwhile",
     )
     arguments = parser.parse_args()
     sys.exit(

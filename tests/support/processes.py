@@ -39,7 +39,8 @@ def run_module(
 
 
 class ServiceProcess:
-    """``python -m <module> serve`` with the given environment, logs kept in a file."""
+    """``python -m <module> serve`` (or another ``command``, e.g. facturation's ``worker``) with
+    the given environment, logs kept in a file."""
 
     def __init__(
         self,
@@ -49,13 +50,15 @@ class ServiceProcess:
         *,
         port: int | None = None,
         args: tuple[str, ...] = (),
+        command: str = "serve",
     ) -> None:
         self.module = module
+        self.command = command
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
         self.args = args
-        self.log_path = log_dir / f"{module}-{self.port}.log"
+        self.log_path = log_dir / f"{module}-{command}-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
     def run(self, command: str) -> subprocess.CompletedProcess[str]:
@@ -69,7 +72,7 @@ class ServiceProcess:
                     sys.executable,
                     "-m",
                     self.module,
-                    "serve",
+                    self.command,
                     "--host",
                     "127.0.0.1",
                     "--port",

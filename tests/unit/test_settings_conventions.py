@@ -77,3 +77,18 @@ def test_an_out_of_range_setting_stops_start_up_with_one_line_naming_it(
     assert result.returncode == 2
     assert result.stderr.startswith(f"{service}: malformed setting {variable}: ")
     assert result.stderr.count("\n") == 1
+
+
+def test_the_worker_command_stops_on_a_bad_setting_with_one_line_naming_it() -> None:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "INTERNAL_TOKEN": "secret",
+        "STRIPE_API_BASE": "http://127.0.0.1:9",
+        "FACTURATION_WORKER_METRICS_PORT": "70000",
+    }
+    result = run_module("facturation_service", "worker", env=env)
+    assert result.returncode == 2
+    assert result.stderr.startswith(
+        "facturation: malformed setting FACTURATION_WORKER_METRICS_PORT: "
+    )
+    assert result.stderr.count("\n") == 1
