@@ -172,6 +172,9 @@ async def main(
             started = time.perf_counter()
             latencies, failures = await _post_all(stack.url, measured, connections)
             accepted_in = time.perf_counter() - started
+            # While accepting (the worker may apply some meanwhile unless --separate-worker).
+            cpu_intake = {name: cpu_seconds([pid]) - cpu_before[name] for name, pid in pids.items()}
+            cpu_intake["postgres"] = postgres_cpu_seconds() - cpu_before["postgres"]
             worker: ServiceProcess | None = None
             if separate_worker:
                 # A replica that only applies events, started once intake is over.
@@ -213,10 +216,11 @@ async def main(
     )
     print(f"all {events} processed after {processed_in:.2f} s (accepting took {accepted_in:.2f} s)")
     print(f"applied: {len(measured) / processed_in:.0f} events/s (intake {rate:.0f} events/s)")
-    per_event = ", ".join(
-        f"{name} {seconds * 1000 / len(measured):.2f} ms" for name, seconds in cpu.items()
-    )
-    print(f"CPU per event (receive + process): {per_event}")
+    for label, spent in (("while accepting", cpu_intake), ("receive + process", cpu)):
+        per_event = ", ".join(
+            f"{name} {seconds * 1000 / len(measured):.3f} ms" for name, seconds in spent.items()
+        )
+        print(f"CPU per event ({label}): {per_event}")
     print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"pgbench one-row INSERT, {connections} clients: {tps:.0f} tps")
     ratio = rate / tps
