@@ -71,3 +71,22 @@ async def test_when_every_row_fails_every_delivery_gets_the_error(
 
     assert all(isinstance(result, Exception) for result in results)
     assert await count_events(db) == 0
+
+
+async def test_an_id_longer_than_its_column_is_refused_never_cut_short(
+    db: Database, new_writer: NewWriter
+) -> None:
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite does not enforce a column's length")
+    writer = new_writer()
+    too_long = "evt_" + "x" * 300
+
+    results = await asyncio.gather(
+        writer.record(envelope(too_long), "{}", handled=False),
+        writer.record(envelope("evt_fine"), "{}", handled=False),
+        return_exceptions=True,
+    )
+
+    assert isinstance(results[0], Exception)
+    assert results[1] is True
+    assert await count_events(db) == 1
