@@ -8,7 +8,8 @@ What a route can ask for, by name: ``catalog``, ``auth``, ``customers``, ``check
 ``subscriptions``, and ``db_session`` (from ``shared``). The periodic jobs are catch-up,
 reconciliation and journal retention; ``BILLING_MODE=off`` keeps the worker paused. The
 billing-mode guard is an app guard built for the mode read here, refusing only the routes
-marked ``WRITES_TO_STRIPE``.
+marked ``WRITES_TO_STRIPE``. Stripe's deliveries take the webhook lane in front of the app
+(``webhook_lane.py``), which answers them as the route would.
 """
 
 from __future__ import annotations

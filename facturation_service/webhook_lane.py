@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import msgspec
 from litestar.enums import ScopeType
 
-from facturation_service.webhooks import WEBHOOK_PATH
+from facturation_service.webhooks import SIGNATURE_HEADER, WEBHOOK_PATH
 from shared import (
     INTERNAL_TOKEN_HEADER,
     REQUEST_ID_HEADER,
@@ -60,7 +60,7 @@ __all__ = ["WebhookLane"]
 _METHOD = "POST"
 _REQUEST_ID = REQUEST_ID_HEADER.lower().encode()
 _INTERNAL_TOKEN = INTERNAL_TOKEN_HEADER.lower().encode()
-_SIGNATURE = b"stripe-signature"
+_SIGNATURE = SIGNATURE_HEADER.lower().encode()
 _FORM_TYPES = (b"application/x-www-form-urlencoded", b"multipart/form-data")
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 

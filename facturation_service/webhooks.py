@@ -34,6 +34,7 @@ from shared import (
 
 __all__ = [
     "ROUTE_HANDLERS",
+    "SIGNATURE_HEADER",
     "SIGNATURE_TOLERANCE_SECONDS",
     "WEBHOOK_PATH",
     "WebhookIntake",
