@@ -8,7 +8,8 @@ What a route can ask for, by name: ``catalog``, ``auth``, ``customers``, ``check
 ``subscriptions``, and ``db_session`` (from ``shared``). The periodic jobs are catch-up,
 reconciliation and journal retention; ``BILLING_MODE=off`` keeps the worker paused. The
 billing-mode guard is an app guard built for the mode read here, refusing only the routes
-marked ``WRITES_TO_STRIPE``.
+marked ``WRITES_TO_STRIPE``. Stripe's deliveries take the webhook lane in front of the app
+(``webhook_lane.py``), which answers them as the route would.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import TypeVar
 
 from litestar import Litestar
 from litestar.di import Provide
+from litestar.types import ASGIApp
 
 from facturation_service import (
     invoice_document_routes,
@@ -44,9 +46,17 @@ from facturation_service.refunds import Refunds
 from facturation_service.settings import FacturationSettings, read_settings
 from facturation_service.stripe_api import StripeApi
 from facturation_service.subscriptions import Subscriptions
+from facturation_service.webhook_lane import WebhookLane
 from facturation_service.webhooks import WebhookIntake
 from facturation_service.worker import WebhookWorker, event_handlers, worker_config
-from shared import Database, create_service_app
+from shared import (
+    DEFAULT_MAX_BODY_BYTES,
+    MAX_JSON_DEPTH,
+    Database,
+    RequestMetrics,
+    create_service_app,
+    metrics_config,
+)
 
 __all__ = ["create_app", "load"]
 
@@ -146,6 +156,16 @@ def create_app(
             await stack.enter_async_context(jobs.running())
             yield
 
+    def webhook_lane(app: ASGIApp) -> ASGIApp:  # in front of the request id middleware
+        return WebhookLane(
+            app,
+            webhook_intake,
+            RequestMetrics(metrics_config("facturation")),
+            internal_token=settings.internal_token,
+            max_body_bytes=DEFAULT_MAX_BODY_BYTES,
+            max_json_depth=MAX_JSON_DEPTH,
+        )
+
     return create_service_app(
         service="facturation",
         route_handlers=ROUTE_HANDLERS,
@@ -170,6 +190,7 @@ def create_app(
         lifespan=[lifespan],
         health_details=lambda: {"billing_mode": mode.value},
         api_docs=API_DOCS,
+        front=webhook_lane,
     )
 
 

@@ -82,6 +82,31 @@ _RECORD_STATEMENTS: dict[str, Any] = {
     .returning(_EVENTS.c.id)
     for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
 }
+# The group commit's batch on PostgreSQL: one array per column, so the statement is the same
+# whatever the batch size and is prepared once per connection (a multi-row VALUES is a new
+# statement, prepared and planned, for every size; its rows cost SQLAlchemy more to bind too).
+# Strings go as text[]: a cast to varchar(n) would cut a long value that the INSERT refuses.
+_BATCH_COLUMNS = {
+    "id": "text",
+    "type": "text",
+    "api_version": "text",
+    "created": "bigint",
+    "livemode": "boolean",
+    "payload": "text",
+    "received_at": "timestamptz",
+    "status": "text",
+    "attempts": "integer",
+    "next_attempt_at": "timestamptz",
+    "processed_at": "timestamptz",
+}
+_PG_BATCH = "".join(
+    (
+        f"INSERT INTO {WebhookEvent.__tablename__} ({', '.join(_BATCH_COLUMNS)}) ",
+        "SELECT * FROM unnest(",
+        ", ".join(f"${n}::{kind}[]" for n, kind in enumerate(_BATCH_COLUMNS.values(), 1)),
+        ") ON CONFLICT (id) DO NOTHING RETURNING id",
+    )
+)
 
 
 def _record_parameters(envelope: EventEnvelope, payload: str, *, handled: bool) -> dict[str, Any]:
@@ -128,18 +153,30 @@ class JournalWriter:
     """
 
     def __init__(
-        self, engine: AsyncEngine, *, max_batch: int = 256, max_flushes: int | None = None
+        self,
+        engine: AsyncEngine,
+        *,
+        max_batch: int = 256,
+        max_flushes: int | None = None,
+        linger: float = 0.1,
     ) -> None:
         self.engine = engine
         self.max_batch = max_batch
         if max_flushes is None:
             max_flushes = 1 if engine.dialect.name == "sqlite" else 4
         self.max_flushes = max_flushes
+        self.linger = linger
+        """Seconds a flusher with nothing left to write keeps its connection for the next
+        delivery: the pool's liveness ping (three round trips with asyncpg) was paid again
+        after every gap of one loop turn in a burst."""
         self._pending: list[tuple[dict[str, Any], asyncio.Future[bool]]] = []
         self._flushers: set[asyncio.Task[None]] = set()
-        # The flusher created that has not taken its first batch yet (a task that never ran,
-        # its loop gone, is done: it does not block the next one).
+        # The flusher created (or woken) that has not taken its batch yet (a task that never
+        # ran, its loop gone, is done: it does not block the next one).
         self._waiting_flusher: asyncio.Task[None] | None = None
+        # Flushers lingering with their connection, each with the future that wakes it.
+        self._idle: list[tuple[asyncio.Task[None], asyncio.Future[None]]] = []
+        self._closing = False
         self.last_delivery_at = 0.0
         """``time.monotonic()`` of the latest delivery, so the worker can give way to intake."""
 
@@ -158,7 +195,11 @@ class JournalWriter:
         # Finished flushers do not count: one that just returned leaves the set only in a
         # callback run later, and a delivery in between would wait on it forever.
         running = sum(1 for flusher in self._flushers if not flusher.done())
-        if (waiting is None or waiting.done()) and running < self.max_flushes:
+        if (waiting is None or waiting.done()) and self._idle:
+            flusher, wake = self._idle.pop()  # the newest: its connection was used last
+            wake.set_result(None)
+            self._waiting_flusher = flusher
+        elif (waiting is None or waiting.done()) and running < self.max_flushes:
             flusher = asyncio.create_task(self._flush())
             self._waiting_flusher = flusher
             self._flushers.add(flusher)
@@ -168,17 +209,25 @@ class JournalWriter:
 
     async def drain(self) -> None:
         """Wait for the flushers still writing or closing their connection (at shutdown, before
-        the engine is disposed: a connection checked out then would never be closed)."""
+        the engine is disposed: a connection checked out then would never be closed); the
+        lingering ones close theirs at once, and from now on every flusher does."""
+        self._closing = True
+        for _, wake in self._idle:
+            wake.set_result(None)
+        self._idle.clear()
         if self._flushers:
             await asyncio.wait(set(self._flushers))
 
     async def _flush(self) -> None:
         self._waiting_flusher = None  # it takes its batch now, before its first await
-        # Kept from one batch to the next while deliveries keep coming: the pool's liveness
-        # ping (three round trips with asyncpg) is paid once per burst, not once per batch.
+        # Kept from one batch to the next while deliveries keep coming, and for ``linger``
+        # seconds after: the pool's liveness ping (three round trips with asyncpg) is paid once
+        # per burst, not once per batch.
         connection: AsyncConnection | None = None
         try:
             while True:
+                if self._waiting_flusher is asyncio.current_task():
+                    self._waiting_flusher = None  # woken from its linger: it takes the batch
                 while self._pending:
                     batch = self._pending[: self.max_batch]
                     self._pending = self._pending[self.max_batch :]
@@ -202,12 +251,31 @@ class JournalWriter:
                             future.set_result(new)
                 if connection is None:
                     return  # nothing pending, and no await since it was checked
+                if await self._lingered():
+                    continue  # a delivery woke it: same connection, no ping
                 await connection.close()
                 connection = None
                 # Deliveries that came while it closed counted on this flusher: look again.
         finally:
             if connection is not None:
                 await connection.close()
+
+    async def _lingered(self) -> bool:
+        """Wait up to ``linger`` seconds for a delivery; ``True`` when one woke this flusher."""
+        if self._closing or self.linger <= 0:
+            return False
+        task = asyncio.current_task()
+        assert task is not None
+        wake: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (task, wake)
+        self._idle.append(entry)
+        try:
+            await asyncio.wait((wake,), timeout=self.linger)
+        finally:
+            if entry in self._idle:  # not woken: nobody will, it closes its connection
+                self._idle.remove(entry)
+        # Woken by drain() at shutdown counts as not woken: nothing new to write.
+        return wake.done() and not self._closing
 
     async def _failed(
         self, batch: list[tuple[dict[str, Any], asyncio.Future[bool]]], exc: Exception
@@ -246,8 +314,11 @@ class JournalWriter:
 
     @staticmethod
     async def _insert(connection: AsyncConnection, rows: list[dict[str, Any]]) -> set[str]:
-        statement = _RECORD_STATEMENTS[connection.dialect.name]
-        result = await connection.execute(statement, rows)
+        if connection.dialect.name == "postgresql":
+            columns = tuple([row[name] for row in rows] for name in _BATCH_COLUMNS)
+            result = await connection.exec_driver_sql(_PG_BATCH, columns)
+        else:
+            result = await connection.execute(_RECORD_STATEMENTS[connection.dialect.name], rows)
         return {row.id for row in result}
 
 

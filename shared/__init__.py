@@ -42,6 +42,7 @@ from shared._internal import (
     internal_token_matches,
     provide_identity,
 )
+from shared._json_policy import DEFAULT_MAX_BODY_BYTES, MAX_JSON_DEPTH, check_json_depth
 from shared._logging import configure_logging, get_logger
 from shared._metrics import RequestMetrics, metrics_config
 from shared._middleware import log_exchange, with_request_id
@@ -73,7 +74,9 @@ from shared._settings import (
 __all__ = [
     "BEARER_CHALLENGE",
     "CREDENTIAL_PROBLEM",
+    "DEFAULT_MAX_BODY_BYTES",
     "INTERNAL_TOKEN_HEADER",
+    "MAX_JSON_DEPTH",
     "PROBLEM_MEDIA_TYPE",
     "PROBLEM_SCHEMA",
     "PUBLIC_ROUTE",
@@ -112,6 +115,7 @@ __all__ = [
     "accept_request_id",
     "async_database_url",
     "bearer_token",
+    "check_json_depth",
     "configure_logging",
     "create_service_app",
     "current_request_id",

@@ -48,14 +48,22 @@ def cpu_seconds(pids: Iterable[int]) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def postgres_cpu_seconds() -> float:
-    """User + system CPU of every PostgreSQL process on this machine."""
+def postgres_cpu_seconds(database: str | None = None) -> float:
+    """User + system CPU of every PostgreSQL process on this machine, or only of the backends
+    connected to ``database`` (their process title names it): on a server other sessions use
+    too, the work done for one benchmark. A backend that exits in between loses its share."""
     ticks = 0
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             text = stat.read_text()
-            if "(postgres)" in text:
-                ticks += _ticks(text.rsplit(")", 1)[1].split())
+            if "(postgres)" not in text:
+                continue
+            if database is not None:
+                # "postgres: [<cluster>: ]<user> <database> <client> <state>"
+                title = (stat.parent / "cmdline").read_bytes().split(b"\0")[0].split()
+                if database.encode() not in title[2:]:
+                    continue
+            ticks += _ticks(text.rsplit(")", 1)[1].split())
         except (OSError, ValueError, IndexError):
             continue
     return ticks / os.sysconf("SC_CLK_TCK")

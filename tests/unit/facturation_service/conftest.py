@@ -5,10 +5,11 @@ mounted in-process (``sandbox``: its request log and scripted faults), and auth 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -18,6 +19,7 @@ from litestar.testing import AsyncTestClient
 
 from facturation_service.app import create_app
 from facturation_service.auth_client import AuthUser
+from facturation_service.journal import JournalWriter
 from facturation_service.settings import FacturationSettings
 from facturation_service.stripe_api import StripeApi
 from shared import (
@@ -34,6 +36,7 @@ from tests.support.webhook_app import webhook_app_client
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "facturation_service" / "migrations"
 INTERNAL_TOKEN = "unit-internal-token"
+NewWriter = Callable[..., JournalWriter]
 RETURN_ORIGIN = "https://shop.example"
 
 
@@ -92,6 +95,21 @@ async def db(facturation_url: str) -> AsyncIterator[Database]:
     database = Database(facturation_url)
     yield database
     await database.dispose()
+
+
+@pytest.fixture
+async def new_writer(db: Database) -> AsyncIterator[NewWriter]:
+    """Builds journal writers on ``db``; drained at the end, as the app does at shutdown (a
+    flusher lingers with its connection after its last batch)."""
+    writers: list[JournalWriter] = []
+
+    def new(**options: Any) -> JournalWriter:
+        writers.append(JournalWriter(db.engine, **options))
+        return writers[-1]
+
+    yield new
+    for writer in writers:
+        await writer.drain()
 
 
 @pytest.fixture

@@ -6,9 +6,10 @@ import asyncio
 
 import pytest
 
-from facturation_service.journal import EventEnvelope, JournalWriter
+from facturation_service.journal import EventEnvelope
 from shared import Database
 from tests.support.webhook_app import count_events
+from tests.unit.facturation_service.conftest import NewWriter
 
 
 def envelope(event_id: str, created: int = 1_700_000_000) -> EventEnvelope:
@@ -17,9 +18,9 @@ def envelope(event_id: str, created: int = 1_700_000_000) -> EventEnvelope:
 
 
 async def test_a_row_the_database_refuses_fails_alone_and_its_twenty_neighbours_are_stored(
-    db: Database,
+    db: Database, new_writer: NewWriter
 ) -> None:
-    writer = JournalWriter(db.engine)
+    writer = new_writer()
     good = [envelope(f"evt_good_{n}") for n in range(20)]
     bad = envelope("evt_bad", created=2**63)
 
@@ -35,8 +36,10 @@ async def test_a_row_the_database_refuses_fails_alone_and_its_twenty_neighbours_
     assert await count_events(db, "evt_bad") == 0
 
 
-async def test_a_duplicate_in_a_failed_batch_is_still_stored_once(db: Database) -> None:
-    writer = JournalWriter(db.engine)
+async def test_a_duplicate_in_a_failed_batch_is_still_stored_once(
+    db: Database, new_writer: NewWriter
+) -> None:
+    writer = new_writer()
     twice = envelope("evt_twice")
 
     results = await asyncio.gather(
@@ -53,8 +56,10 @@ async def test_a_duplicate_in_a_failed_batch_is_still_stored_once(db: Database) 
 
 
 @pytest.mark.parametrize("size", [1, 3])
-async def test_when_every_row_fails_every_delivery_gets_the_error(db: Database, size: int) -> None:
-    writer = JournalWriter(db.engine)
+async def test_when_every_row_fails_every_delivery_gets_the_error(
+    db: Database, new_writer: NewWriter, size: int
+) -> None:
+    writer = new_writer()
 
     results = await asyncio.gather(
         *(
@@ -66,3 +71,22 @@ async def test_when_every_row_fails_every_delivery_gets_the_error(db: Database, 
 
     assert all(isinstance(result, Exception) for result in results)
     assert await count_events(db) == 0
+
+
+async def test_an_id_longer_than_its_column_is_refused_never_cut_short(
+    db: Database, new_writer: NewWriter
+) -> None:
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite does not enforce a column's length")
+    writer = new_writer()
+    too_long = "evt_" + "x" * 300
+
+    results = await asyncio.gather(
+        writer.record(envelope(too_long), "{}", handled=False),
+        writer.record(envelope("evt_fine"), "{}", handled=False),
+        return_exceptions=True,
+    )
+
+    assert isinstance(results[0], Exception)
+    assert results[1] is True
+    assert await count_events(db) == 1

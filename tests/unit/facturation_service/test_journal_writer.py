@@ -4,14 +4,16 @@ its event was new."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import msgspec
-from sqlalchemy import text
+from sqlalchemy import event, text
 
-from facturation_service.journal import EventEnvelope, JournalWriter
+from facturation_service.journal import EventEnvelope
 from shared import Database
 from tests.support import stripe_events
 from tests.support.webhook_app import count_events, get_event
+from tests.unit.facturation_service.conftest import NewWriter
 
 
 def delivery(event: dict[str, object]) -> tuple[EventEnvelope, str]:
@@ -20,11 +22,11 @@ def delivery(event: dict[str, object]) -> tuple[EventEnvelope, str]:
 
 
 async def test_concurrent_deliveries_with_repeats_store_each_event_once(
-    db: Database,
+    db: Database, new_writer: NewWriter
 ) -> None:
     events = [stripe_events.event("invoice.paid", stripe_events.invoice("paid")) for _ in range(30)]
     deliveries = [delivery(event) for event in events] * 3  # every event delivered three times
-    writer = JournalWriter(db.engine, max_batch=16)
+    writer = new_writer(max_batch=16)
 
     results = await asyncio.gather(
         *(writer.record(envelope, payload, handled=True) for envelope, payload in deliveries)
@@ -41,11 +43,11 @@ async def test_concurrent_deliveries_with_repeats_store_each_event_once(
 
 
 async def test_a_failed_batch_fails_every_delivery_in_it_and_stores_nothing(
-    db: Database,
+    db: Database, new_writer: NewWriter
 ) -> None:
     async with db.engine.begin() as connection:
         await connection.execute(text("DROP TABLE webhook_events"))
-    writer = JournalWriter(db.engine)
+    writer = new_writer()
     deliveries = [
         delivery(stripe_events.event("invoice.paid", stripe_events.invoice("paid")))
         for _ in range(5)
@@ -59,21 +61,23 @@ async def test_a_failed_batch_fails_every_delivery_in_it_and_stores_nothing(
     assert all(isinstance(result, Exception) for result in results)
 
 
-async def test_an_ignored_type_is_stored_as_ignored(db: Database) -> None:
+async def test_an_ignored_type_is_stored_as_ignored(db: Database, new_writer: NewWriter) -> None:
     envelope, payload = delivery(stripe_events.customer_event())
 
-    assert await JournalWriter(db.engine).record(envelope, payload, handled=False)
+    assert await new_writer().record(envelope, payload, handled=False)
 
     stored = await get_event(db, envelope.id)
     assert stored is not None
     assert (stored.status, stored.processed_at is not None) == ("ignored", True)
 
 
-async def test_batches_written_at_once_store_each_repeated_event_once(db: Database) -> None:
+async def test_batches_written_at_once_store_each_repeated_event_once(
+    db: Database, new_writer: NewWriter
+) -> None:
     events = [stripe_events.event("invoice.paid", stripe_events.invoice("paid")) for _ in range(40)]
     # Every event three times, the repeats spread so they land in different batches.
     deliveries = [delivery(event) for event in events] * 3
-    writer = JournalWriter(db.engine, max_batch=8, max_flushes=4)
+    writer = new_writer(max_batch=8, max_flushes=4)
 
     async def deliver(index: int) -> bool:
         envelope, payload = deliveries[index]
@@ -90,11 +94,11 @@ async def test_batches_written_at_once_store_each_repeated_event_once(db: Databa
 
 
 async def test_a_delivery_right_after_a_flusher_finished_gets_a_flusher_of_its_own(
-    db: Database,
+    db: Database, new_writer: NewWriter
 ) -> None:
     """A flusher that returned leaves the set only in a later callback; a delivery made in
     between (SQLite: one flusher at a time) must not wait on it forever."""
-    writer = JournalWriter(db.engine, max_flushes=1)
+    writer = new_writer(max_flushes=1)
     finished = asyncio.get_running_loop().create_future()
     finished.set_result(None)
     gone = asyncio.ensure_future(finished)
@@ -106,3 +110,26 @@ async def test_a_delivery_right_after_a_flusher_finished_gets_a_flusher_of_its_o
 
     assert stored is True
     assert await count_events(db, envelope.id) == 1
+
+
+async def test_deliveries_a_moment_apart_reuse_the_lingering_flushers_connection(
+    db: Database, new_writer: NewWriter
+) -> None:
+    """No checkout (and no liveness ping) per gap in a burst; drain() does not wait out the
+    linger."""
+    checkouts: list[object] = []
+    event.listen(db.engine.sync_engine, "checkout", lambda *args: checkouts.append(args))
+    writer = new_writer(linger=30)
+
+    for _ in range(3):
+        envelope, payload = delivery(
+            stripe_events.event("invoice.paid", stripe_events.invoice("paid"))
+        )
+        assert await writer.record(envelope, payload, handled=True)
+        await asyncio.sleep(0.02)  # the flusher is idle now, its connection kept
+    started = time.monotonic()
+    await writer.drain()
+
+    assert len(checkouts) == 1
+    assert time.monotonic() - started < 5
+    assert await count_events(db) == 3

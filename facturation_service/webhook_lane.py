@@ -1,0 +1,202 @@
+"""The lane Stripe's deliveries take: ``POST /webhooks/stripe`` straight from the ASGI server to
+the intake.
+
+Through Litestar a delivery crossed its router, two exception layers, the metrics, Host and JSON
+policy middleware, the guards (whose connection object copies the scope), dependency injection
+and the response machinery: together more CPU than verifying, decoding and journaling the event.
+This lane does for the deliveries it takes what those layers did, in one layer:
+
+- it takes only a ``POST`` to the exact path that Litestar would hand the route unchanged: the
+  internal credential matches (the app guard; the billing-mode guard never refuses this route),
+  ``Host`` present on HTTP/1.1, one ``Content-Length`` within the body limit, no
+  ``Transfer-Encoding``, not a form body. Anything else goes through Litestar, which answers it
+  as before (401, 400, 413, 405, ...);
+- the JSON policy's depth check, then :meth:`WebhookIntake.receive`; its errors (400 signature,
+  400 envelope, 503 journal) and any unexpected one (500) are answered by the app's
+  problem+json handlers, as Litestar would;
+- the same Prometheus series under the route's template, the request id (the caller's
+  acceptable ``X-Request-ID`` or a new one, in the context and on the answer) and the same
+  access log line as the request id middleware.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import msgspec
+from litestar.enums import ScopeType
+
+from facturation_service.webhooks import SIGNATURE_HEADER, WEBHOOK_PATH
+from shared import (
+    INTERNAL_TOKEN_HEADER,
+    REQUEST_ID_HEADER,
+    ContentTooLargeError,
+    RequestMetrics,
+    accept_request_id,
+    check_json_depth,
+    internal_token_matches,
+    log_exchange,
+    request_id_var,
+    send_problem,
+    with_request_id,
+)
+
+if TYPE_CHECKING:
+    from litestar.types import (
+        ASGIApp,
+        HTTPResponseBodyEvent,
+        HTTPResponseStartEvent,
+        Message,
+        Receive,
+        Scope,
+        Send,
+    )
+
+    from facturation_service.webhooks import WebhookIntake
+
+__all__ = ["WebhookLane"]
+
+_METHOD = "POST"
+_REQUEST_ID = REQUEST_ID_HEADER.lower().encode()
+_INTERNAL_TOKEN = INTERNAL_TOKEN_HEADER.lower().encode()
+_SIGNATURE = SIGNATURE_HEADER.lower().encode()
+_FORM_TYPES = (b"application/x-www-form-urlencoded", b"multipart/form-data")
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+class _Delivery(msgspec.Struct):
+    """What the lane read from the headers of a delivery it takes."""
+
+    request_id: str | None
+    signature: str | None
+
+
+class WebhookLane:
+    """Wraps the app's handler (request id middleware included); answers the deliveries it
+    takes with ``intake`` directly."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        intake: WebhookIntake,
+        metrics: RequestMetrics,
+        *,
+        internal_token: str,
+        max_body_bytes: int,
+        max_json_depth: int,
+    ) -> None:
+        self.app = app
+        self.intake = intake
+        self.metrics = metrics
+        self.internal_token = internal_token
+        self.max_body_bytes = max_body_bytes
+        self.max_json_depth = max_json_depth
+
+    def _take(self, scope: Scope) -> _Delivery | None:
+        """What the lane needs from the headers, or None to leave the request to Litestar."""
+        if scope["type"] != ScopeType.HTTP:
+            return None
+        if scope["path"] != WEBHOOK_PATH or scope["method"] != _METHOD or scope.get("root_path"):
+            return None
+        has_host = False
+        length: bytes | None = None
+        token = request_id = signature = None
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                if length is not None:
+                    return None
+                length = value
+            elif name == b"host":
+                has_host = True
+            elif name == _INTERNAL_TOKEN:
+                if token is None:
+                    token = value.decode("latin-1")
+            elif name == _SIGNATURE:
+                if signature is None:
+                    signature = value.decode("latin-1")
+            elif name == _REQUEST_ID:
+                if request_id is None:
+                    request_id = value.decode("latin-1")
+            elif name == b"transfer-encoding" or (
+                name == b"content-type" and value.lower().startswith(_FORM_TYPES)
+            ):
+                return None
+        if (
+            (not has_host and scope.get("http_version") == "1.1")
+            or length is None
+            or not length.isdigit()
+            or int(length) > self.max_body_bytes
+            or not internal_token_matches(token, self.internal_token)
+        ):
+            return None
+        return _Delivery(request_id=request_id, signature=signature)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        delivery = self._take(scope)
+        if delivery is None:
+            await self.app(scope, receive, send)
+            return
+        request_id = accept_request_id(delivery.request_id)
+        token = request_id_var.set(request_id)
+        scope["path_template"] = WEBHOOK_PATH
+        started = time.perf_counter()
+        # status (500 until an answer starts, for the access log), seconds until the last body,
+        # answer started
+        span: list[float] = [500, 0.0, 0]
+
+        async def send_observed(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                span[0] = message["status"]
+                span[2] = 1
+                with_request_id(message, request_id.encode())
+            elif message["type"] == "http.response.body":
+                span[1] = time.perf_counter() - started
+            await send(message)
+
+        gauge = self.metrics.started(_METHOD, WEBHOOK_PATH)
+        try:
+            try:
+                body = await self._read_body(receive)
+                if body is None:
+                    return  # the client left: nobody to answer
+                check_json_depth(body, self.max_json_depth)
+                ack = await self.intake.receive(body, delivery.signature)
+                content = msgspec.json.encode(ack)
+                start: HTTPResponseStartEvent = {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [*_JSON_HEADERS, (b"content-length", str(len(content)).encode())],
+                }
+                await send_observed(start)
+                answer: HTTPResponseBodyEvent = {
+                    "type": "http.response.body",
+                    "body": content,
+                    "more_body": False,
+                }
+                await send_observed(answer)
+            except Exception as exc:
+                if span[2]:
+                    raise
+                await send_problem(scope, receive, send_observed, exc)
+        finally:
+            status = int(span[0])
+            # Litestar's metrics count an exchange that never answered as a 200.
+            self.metrics.finished(gauge, _METHOD, WEBHOOK_PATH, status if span[2] else 200, span[1])
+            log_exchange(scope, status, started)
+            request_id_var.reset(token)
+
+    async def _read_body(self, receive: Receive) -> bytes | None:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:  # the server holds it to Content-Length already
+                raise ContentTooLargeError("The request body is larger than this server accepts.")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
