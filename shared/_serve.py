@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -28,6 +29,7 @@ def run_service(
     database_url: Callable[[], str] | None = None,
     check_settings: Callable[[], object] | None = None,
     argv: Sequence[str] | None = None,
+    protocol: type[asyncio.Protocol] = CoalescingHttpToolsProtocol,
 ) -> int:
     """Serve the app (default) or apply its migrations; a settings error is one line, exit 2.
 
@@ -36,6 +38,8 @@ def run_service(
         database_url: reads the service's database URL from its settings, for ``migrate``.
         check_settings: reads the settings once before uvicorn starts, so a bad one stops
             start-up in one line instead of a traceback per worker.
+        protocol: the HTTP/1.1 protocol uvicorn runs (a subclass of the coalescing one; the
+            gateway's runs proxied requests without uvicorn's ASGI cycle).
     """
     parser = argparse.ArgumentParser(prog=f"python -m {service}")
     parser.add_argument("command", nargs="?", default="serve", choices=["serve", "migrate"])
@@ -66,7 +70,7 @@ def run_service(
         host=args.host,
         port=args.port,
         workers=args.workers,
-        http=CoalescingHttpToolsProtocol,
+        http=protocol,
         log_config=None,
         access_log=False,
         server_header=False,
