@@ -142,7 +142,7 @@ class ProxyLane:
         token = request_id_var.set(request_id)
         method = cast("HTTPScope", scope)["method"]
         scope["path_template"] = template
-        gauge = self.metrics.started(method, template)
+        running = self.metrics.started(method, template)
         try:
             try:
                 await self.proxy(scope, receive, send)
@@ -154,7 +154,7 @@ class ProxyLane:
             status = answer.status
             # Litestar's metrics count an exchange that never answered as a 200.
             self.metrics.finished(
-                gauge, method, template, status if answer.answered else 200, answer.seconds
+                running, method, template, status if answer.answered else 200, answer.seconds
             )
             log_exchange(scope, status, started)
             request_id_var.reset(token)

@@ -53,21 +53,6 @@ class UpstreamProtocolError(UpstreamError):
     pass
 
 
-def _expire(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_exception(UpstreamTimeoutError("no answer in time"))
-
-
-async def _wait(future: asyncio.Future[None], seconds: float) -> None:
-    # A timer on our own future is cheaper than asyncio.timeout() per wait. (The future's loop:
-    # asyncio.get_running_loop() makes a getpid system call each time.)
-    handle = future.get_loop().call_later(seconds, _expire, future)
-    try:
-        await future
-    finally:
-        handle.cancel()
-
-
 class _Connection(asyncio.Protocol):
     """One keep-alive connection; it carries one exchange at a time."""
 
@@ -80,6 +65,11 @@ class _Connection(asyncio.Protocol):
         # One parser for the connection's life: it starts over by itself after each complete
         # answer, and a connection whose answer was not complete is never reused.
         self.parser = httptools.HttpResponseParser(self)
+        # The read deadline: one timer per connection, moved only when it fires too early or
+        # a shorter wait comes (see wait).
+        self.deadline = 0.0
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_at = 0.0
         self._reset(head=False)
 
     def _reset(self, *, head: bool) -> None:
@@ -107,9 +97,37 @@ class _Connection(asyncio.Protocol):
     def reusable(self) -> bool:
         return self.done and self.keep_alive and not self.closed and not self.head
 
-    def wait_event(self) -> asyncio.Future[None]:
-        self.waiter = self.loop.create_future()
-        return self.waiter
+    async def wait(self, seconds: float) -> None:
+        """Until the answer moves on (head, body, end or error), at most ``seconds``.
+
+        Raises:
+            UpstreamTimeoutError: nothing came in time.
+        """
+        # A timer per wait (call_later, then cancel) cost more than the rest of the wait: the
+        # connection's one timer is re-armed only when it fires before the deadline (which then
+        # moved on) or when this wait ends before the timer would fire.
+        loop = self.loop
+        self.waiter = waiter = loop.create_future()
+        self.deadline = deadline = loop.time() + seconds
+        if self.timer is None or self.timer_at > deadline:
+            self._arm(deadline)
+        await waiter
+
+    def _arm(self, at: float) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer_at = at
+        self.timer = self.loop.call_at(at, self._check_deadline)
+
+    def _check_deadline(self) -> None:
+        self.timer = None
+        waiter = self.waiter
+        if waiter is None or waiter.done():
+            return  # nothing waits: the next wait arms the timer again
+        if self.loop.time() < self.deadline:
+            self._arm(self.deadline)
+        else:
+            waiter.set_exception(UpstreamTimeoutError("no answer in time"))
 
     def _wake(self) -> None:
         if self.waiter is not None and not self.waiter.done():
@@ -137,6 +155,9 @@ class _Connection(asyncio.Protocol):
 
     def close(self) -> None:
         self.closed = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         if self.transport is not None:
             self.transport.close()
 
@@ -256,7 +277,7 @@ class UpstreamResponse:
                     break
                 if connection.error is not None:
                     raise connection.error
-                await _wait(connection.wait_event(), self.timeout)
+                await connection.wait(self.timeout)
         finally:
             self.close()
 
@@ -421,4 +442,4 @@ class ConnectionPool:
         while not connection.headers_done:
             if connection.error is not None:
                 raise connection.error
-            await _wait(connection.wait_event(), read_timeout)
+            await connection.wait(read_timeout)

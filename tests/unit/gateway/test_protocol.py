@@ -362,6 +362,18 @@ async def test_an_idle_connection_is_closed_after_the_keep_alive_timeout(
     assert 0.2 < time.monotonic() - started < 2
 
 
+async def test_a_connection_in_use_outlives_the_keep_alive_timeout_counted_from_its_start(
+    upstream: Upstream,
+) -> None:
+    async with gateway(upstream, keep_alive=0.4) as port, connection(port) as (reader, writer):
+        for _ in range(4):  # 0.75 s in all, never 0.4 s idle
+            writer.write(get("/api/v1/products"))
+            assert (await read_reply(reader)).status == 200
+            await asyncio.sleep(0.25)
+        rest = await asyncio.wait_for(reader.read(), 3)
+    assert rest == b""
+
+
 def _served(metrics: bytes) -> float:
     """The proxied GETs answered 200 so far (the registry is the process's)."""
     series = b'http_requests_total{app_name="gateway",method="GET",path="",status_code="200"} '
