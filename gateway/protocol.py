@@ -247,15 +247,15 @@ class ProxiedExchange(Answer):
         for name, value in self.protocol.server_state.default_headers:  # Date
             lines += (name, b": ", value, b"\r\n")
         length = -1
+        # Names arrive lower-cased: gateway.http1 lowers the upstream's, Litestar its own.
         for name, value in headers:
-            lowered = name.lower()
-            if lowered == b"content-length":
+            if name == b"content-length":
                 length = int(value)
-            elif lowered == b"connection":
+            elif name == b"connection":
                 if b"close" in (token.strip() for token in value.lower().split(b",")):
                     self.keep_alive = False
                 continue  # written below, once
-            elif lowered == b"x-request-id":
+            elif name == b"x-request-id":
                 continue  # ours replaces any other
             lines += (name, b": ", value, b"\r\n")
         lines += (b"x-request-id", b": ", self.request_id.encode(), b"\r\n")
