@@ -102,6 +102,9 @@ async def upstream() -> AsyncIterator[Upstream]:
         server.close()
 
 
+SERVERS: list[uvicorn.Server] = []  # the last one is the gateway being served
+
+
 @asynccontextmanager
 async def gateway(upstream: Upstream, **changes: object) -> AsyncIterator[int]:
     """The gateway app served by uvicorn with :class:`GatewayProtocol`; yields its port."""
@@ -128,6 +131,7 @@ async def gateway(upstream: Upstream, **changes: object) -> AsyncIterator[int]:
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
+    SERVERS.append(server)
     while not server.started:  # noqa: ASYNC110 (uvicorn sets a flag, it has no event)
         await asyncio.sleep(0.01)
     port: int = server.servers[0].sockets[0].getsockname()[1]
@@ -372,6 +376,26 @@ async def test_a_connection_in_use_outlives_the_keep_alive_timeout_counted_from_
             await asyncio.sleep(0.25)
         rest = await asyncio.wait_for(reader.read(), 3)
     assert rest == b""
+
+
+async def test_rounds_of_pipelined_requests_are_answered_and_a_shutdown_waits_for_an_answer(
+    upstream: Upstream,
+) -> None:
+    async with gateway(upstream) as port:
+        async with connection(port) as (reader, writer):
+            for round_ in range(3):
+                writer.write(b"".join(get("/api/v1/products") for _ in range(5)) + get("/healthz"))
+                replies = [await read_reply(reader) for _ in range(6)]
+                assert [reply.status for reply in replies] == [200] * 6, round_
+        async with connection(port) as (reader, writer):
+            writer.write(get("/api/v1/auth/login", "Content-Length: 2", method="POST") + b"{}")
+            await asyncio.wait_for(upstream.held.wait(), 2)
+            SERVERS[-1].should_exit = True  # a graceful shutdown begins
+            await asyncio.sleep(0.3)
+            upstream.release.set()
+            reply = await read_reply(reader)
+    assert reply.status == 200
+    assert reply.headers["connection"] == "close"
 
 
 def _served(metrics: bytes) -> float:
