@@ -13,9 +13,10 @@ Everything at the connection level stays uvicorn's: parsing, pipelining (an exch
 like any cycle), keep-alive timeouts, flow control, a malformed request's 400, graceful
 shutdown. Every other request (health, metrics, the API document, preflights, requests with an
 ``Origin``, a Host-less HTTP/1.1 request, ...) takes uvicorn's cycle and the whole Litestar app,
-as before. So does everything when uvicorn wraps the app (``FORWARDED_ALLOW_IPS`` set: its
-proxy-headers middleware must rewrite the client address first) or when a ``root_path`` or a
-concurrency limit is configured.
+as before. With ``FORWARDED_ALLOW_IPS`` set, uvicorn's proxy-headers middleware still decides
+the client address of a proxied request (the exchange runs a copy of it on the scope). Should
+anything else wrap the app, or a ``root_path`` or a concurrency limit be configured, every
+request takes uvicorn's cycle.
 
 What the exchange keeps of the ASGI contract, for the lane and the proxy: ``receive`` gives the
 body as it arrives (``Expect: 100-continue`` answered on the first read, reading resumed for
@@ -37,6 +38,7 @@ from urllib.parse import unquote
 
 import httptools
 from litestar import Litestar
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from gateway.fast_lane import Answer, ProxyLane
 from shared import accept_request_id
@@ -167,6 +169,9 @@ class ProxiedExchange(Answer):
         """Run by the protocol when the exchange's turn comes (pipelined requests wait)."""
         self._started = time.perf_counter()
         try:
+            forwarded = self.protocol.forwarded
+            if forwarded is not None:  # FORWARDED_ALLOW_IPS: the client a trusted proxy names
+                await forwarded(cast("Any", self.scope), _no_receive, _no_send)
             await self.lane.serve(
                 cast("Scope", self.scope),
                 self.receive,
@@ -311,10 +316,30 @@ class ProxiedExchange(Answer):
         self.on_response()
 
 
-def _proxy_lane(config: Config) -> ProxyLane | None:
-    """The lane to serve directly, when the app uvicorn runs is the gateway's Litestar app as
-    is (not wrapped by uvicorn's proxy-headers middleware) and no option changes the scope."""
+async def _scope_only(_scope: Any, _receive: Any, _send: Any) -> None:
+    """Behind the protocol's copy of uvicorn's proxy-headers middleware: the copy is used for
+    its rewrite of the scope's client and scheme only."""
+
+
+async def _no_receive() -> Any:  # pragma: no cover - never called by that middleware
+    raise RuntimeError("not an ASGI app")
+
+
+async def _no_send(_message: Any) -> None:  # pragma: no cover - never called by that middleware
+    raise RuntimeError("not an ASGI app")
+
+
+def _served_app(config: Config) -> tuple[Litestar, ProxyHeadersMiddleware | None] | None:
+    """The gateway's Litestar app uvicorn runs, and uvicorn's proxy-headers middleware when it
+    wraps the app (``FORWARDED_ALLOW_IPS``); None when anything else wraps it or an option
+    changes the scope (``root_path``, a concurrency limit): then every request takes uvicorn's
+    cycle."""
     app = config.loaded_app
+    forwarded = None
+    if isinstance(app, ProxyHeadersMiddleware):
+        forwarded = ProxyHeadersMiddleware(_scope_only)
+        forwarded.trusted_hosts = app.trusted_hosts
+        app = app.app
     if (
         not isinstance(app, Litestar)
         or config.root_path
@@ -322,7 +347,7 @@ def _proxy_lane(config: Config) -> ProxyLane | None:
         or not isinstance(app.asgi_handler, ProxyLane)
     ):
         return None
-    return app.asgi_handler
+    return app, forwarded
 
 
 class GatewayProtocol(CoalescingHttpToolsProtocol):
@@ -337,7 +362,13 @@ class GatewayProtocol(CoalescingHttpToolsProtocol):
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
-        self.lane = _proxy_lane(config)
+        served = _served_app(config)
+        self.litestar: Litestar | None = None
+        self.lane: ProxyLane | None = None
+        self.forwarded: ProxyHeadersMiddleware | None = None
+        if served is not None:
+            self.litestar, self.forwarded = served
+            self.lane = cast("ProxyLane", self.litestar.asgi_handler)
         # When the connection, idle since its last answer, is to be closed; None while a
         # request is on its way or being answered.
         self.idle_until: float | None = None
@@ -364,7 +395,7 @@ class GatewayProtocol(CoalescingHttpToolsProtocol):
             super().on_headers_complete()  # sets the same keys again, then uvicorn's cycle
             return
         template, incoming = taken
-        scope["app"] = scope["litestar_app"] = self.app  # what Litestar's __call__ sets
+        scope["app"] = scope["litestar_app"] = self.litestar  # what Litestar's __call__ sets
         exchange = ProxiedExchange(
             self,
             lane,

@@ -118,6 +118,7 @@ async def gateway(upstream: Upstream, **changes: object) -> AsyncIterator[int]:
     }
     values.update(changes)
     keep_alive = float(str(values.pop("keep_alive", 5)))
+    forwarded_allow_ips = values.pop("forwarded_allow_ips", None)
     app = create_app(GatewaySettings(**values))  # type: ignore[arg-type]
     config = uvicorn.Config(
         app,
@@ -126,7 +127,9 @@ async def gateway(upstream: Upstream, **changes: object) -> AsyncIterator[int]:
         http=GatewayProtocol,
         log_config=None,
         access_log=False,
-        proxy_headers=False,  # as python -m gateway without FORWARDED_ALLOW_IPS
+        # As python -m gateway does: trusted proxies only with FORWARDED_ALLOW_IPS.
+        proxy_headers=forwarded_allow_ips is not None,
+        forwarded_allow_ips=forwarded_allow_ips,  # type: ignore[arg-type]
         timeout_keep_alive=keep_alive,  # type: ignore[arg-type]
     )
     server = uvicorn.Server(config)
@@ -396,6 +399,29 @@ async def test_rounds_of_pipelined_requests_are_answered_and_a_shutdown_waits_fo
             reply = await read_reply(reader)
     assert reply.status == 200
     assert reply.headers["connection"] == "close"
+
+
+async def test_behind_a_trusted_proxy_the_client_it_names_is_forwarded(
+    upstream: Upstream, exchanges: list[str]
+) -> None:
+    async with (
+        gateway(upstream, forwarded_allow_ips="127.0.0.1") as port,
+        connection(port) as (reader, writer),
+    ):
+        writer.write(get("/api/v1/products", "X-Forwarded-For: 198.51.100.9"))
+        reply = await read_reply(reader)
+    assert exchanges == ["/api/v1/products"]
+    assert reply.json()["headers"]["x-forwarded-for"] == "198.51.100.9"
+
+
+async def test_an_untrusted_peer_cannot_name_another_client(upstream: Upstream) -> None:
+    async with (
+        gateway(upstream, forwarded_allow_ips="10.9.9.9") as port,
+        connection(port) as (reader, writer),
+    ):
+        writer.write(get("/api/v1/products", "X-Forwarded-For: 198.51.100.9"))
+        reply = await read_reply(reader)
+    assert reply.json()["headers"]["x-forwarded-for"] == "127.0.0.1"
 
 
 def _served(metrics: bytes) -> float:
