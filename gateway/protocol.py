@@ -421,8 +421,8 @@ class GatewayProtocol(CoalescingHttpToolsProtocol):
 
     # -- keep-alive: one timer per connection ---------------------------------------------------
     # uvicorn arms a timer after every answer and cancels it on the next read; with uvloop that
-    # pair cost as much as a tenth of a proxied request. Here the timer stays armed, and when it
-    # fires it closes the connection if it has been idle since long enough, or comes back later.
+    # pair costs a few percent of a proxied request. Here the timer stays armed, and when it
+    # fires it closes the connection if it has been idle long enough, or comes back later.
     def _unset_keepalive_if_required(self) -> None:  # uvicorn calls it on every read
         self.idle_until = None
 
