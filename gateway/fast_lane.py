@@ -39,16 +39,28 @@ if TYPE_CHECKING:
 
     from gateway.proxy import Proxy
 
-__all__ = ["ProxyLane"]
+__all__ = ["Answer", "ProxyLane"]
 
 # What Litestar's router puts in scope["path_template"] for a request under a mount.
 MOUNT_TEMPLATE = ""
 _REQUEST_ID = REQUEST_ID_HEADER.lower().encode()
 
 
+class Answer:
+    """What the metrics and the access log need to know of one proxied answer."""
+
+    __slots__ = ("answered", "seconds", "status")
+
+    def __init__(self) -> None:
+        self.status = 500  # until an answer starts, for the access log
+        self.seconds = 0.0  # from the start until the last body part was sent
+        self.answered = False  # the answer started: an error can no longer be answered
+
+
 class ProxyLane:
     """Wraps the app's handler (request id middleware included); answers proxied requests with
-    ``proxy`` directly."""
+    ``proxy`` directly. ``gateway.protocol`` calls :meth:`take` and :meth:`serve` itself, with
+    no ASGI cycle in between."""
 
     def __init__(
         self,
@@ -68,7 +80,7 @@ class ProxyLane:
         self.exact = exact
         self.excluded = (excluded, excluded + "/")
 
-    def _take(self, scope: Scope) -> tuple[str, str | None] | None:
+    def take(self, scope: Scope) -> tuple[str, str | None] | None:
         """The route template Litestar would have matched and the caller's request id, or None
         to leave the request to Litestar."""
         if scope["type"] != ScopeType.HTTP or scope["method"] == "OPTIONS":
@@ -94,40 +106,55 @@ class ProxyLane:
         return template, incoming
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        taken = self._take(scope)
+        taken = self.take(scope)
         if taken is None:
             await self.app(scope, receive, send)
             return
         template, incoming = taken
         request_id = accept_request_id(incoming)
-        token = request_id_var.set(request_id)
-        method = cast("HTTPScope", scope)["method"]
-        scope["path_template"] = template
+        encoded_id = request_id.encode()
+        answer = Answer()
         started = time.perf_counter()
-        # status (500 until an answer starts, for the access log), seconds until the last body,
-        # answer started
-        span: list[float] = [500, 0.0, 0]
 
         async def send_observed(message: Message) -> None:
             if message["type"] == "http.response.start":
-                span[0] = message["status"]
-                span[2] = 1
-                with_request_id(message, request_id.encode())
+                answer.status = message["status"]
+                answer.answered = True
+                with_request_id(message, encoded_id)
             elif message["type"] == "http.response.body":
-                span[1] = time.perf_counter() - started
+                answer.seconds = time.perf_counter() - started
             await send(message)
 
-        gauge = self.metrics.started(method, template)
+        await self.serve(scope, receive, send_observed, template, request_id, answer, started)
+
+    async def serve(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        template: str,
+        request_id: str,
+        answer: Answer,
+        started: float,
+    ) -> None:
+        """Proxy one request taken by :meth:`take`; ``send`` sets the request id on the answer
+        and keeps ``answer`` up to date."""
+        token = request_id_var.set(request_id)
+        method = cast("HTTPScope", scope)["method"]
+        scope["path_template"] = template
+        running = self.metrics.started(method, template)
         try:
             try:
-                await self.proxy(scope, receive, send_observed)
+                await self.proxy(scope, receive, send)
             except Exception as exc:
-                if span[2]:
+                if answer.answered:
                     raise
-                await send_problem(scope, receive, send_observed, exc)
+                await send_problem(scope, receive, send, exc)
         finally:
-            status = int(span[0])
+            status = answer.status
             # Litestar's metrics count an exchange that never answered as a 200.
-            self.metrics.finished(gauge, method, template, status if span[2] else 200, span[1])
+            self.metrics.finished(
+                running, method, template, status if answer.answered else 200, answer.seconds
+            )
             log_exchange(scope, status, started)
             request_id_var.reset(token)

@@ -53,21 +53,6 @@ class UpstreamProtocolError(UpstreamError):
     pass
 
 
-def _expire(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_exception(UpstreamTimeoutError("no answer in time"))
-
-
-async def _wait(future: asyncio.Future[None], seconds: float) -> None:
-    # A timer on our own future is cheaper than asyncio.timeout() per wait. (The future's loop:
-    # asyncio.get_running_loop() makes a getpid system call each time.)
-    handle = future.get_loop().call_later(seconds, _expire, future)
-    try:
-        await future
-    finally:
-        handle.cancel()
-
-
 class _Connection(asyncio.Protocol):
     """One keep-alive connection; it carries one exchange at a time."""
 
@@ -80,6 +65,11 @@ class _Connection(asyncio.Protocol):
         # One parser for the connection's life: it starts over by itself after each complete
         # answer, and a connection whose answer was not complete is never reused.
         self.parser = httptools.HttpResponseParser(self)
+        # The read deadline: one timer per connection, moved only when it fires too early or
+        # a shorter wait comes (see wait).
+        self.deadline = 0.0
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_at = 0.0
         self._reset(head=False)
 
     def _reset(self, *, head: bool) -> None:
@@ -107,9 +97,37 @@ class _Connection(asyncio.Protocol):
     def reusable(self) -> bool:
         return self.done and self.keep_alive and not self.closed and not self.head
 
-    def wait_event(self) -> asyncio.Future[None]:
-        self.waiter = self.loop.create_future()
-        return self.waiter
+    async def wait(self, seconds: float) -> None:
+        """Until the answer moves on (head, body, end or error), at most ``seconds``.
+
+        Raises:
+            UpstreamTimeoutError: nothing came in time.
+        """
+        # A timer per wait (call_later, then cancel) cost more than the rest of the wait: the
+        # connection's one timer is re-armed only when it fires before the deadline (which then
+        # moved on) or when this wait ends before the timer would fire.
+        loop = self.loop
+        self.waiter = waiter = loop.create_future()
+        self.deadline = deadline = loop.time() + seconds
+        if self.timer is None or self.timer_at > deadline:
+            self._arm(deadline)
+        await waiter
+
+    def _arm(self, at: float) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer_at = at
+        self.timer = self.loop.call_at(at, self._check_deadline)
+
+    def _check_deadline(self) -> None:
+        self.timer = None
+        waiter = self.waiter
+        if waiter is None or waiter.done():
+            return  # nothing waits: the next wait arms the timer again
+        if self.loop.time() < self.deadline:
+            self._arm(self.deadline)
+        else:
+            waiter.set_exception(UpstreamTimeoutError("no answer in time"))
 
     def _wake(self) -> None:
         if self.waiter is not None and not self.waiter.done():
@@ -137,6 +155,9 @@ class _Connection(asyncio.Protocol):
 
     def close(self) -> None:
         self.closed = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
         if self.transport is not None:
             self.transport.close()
 
@@ -256,7 +277,7 @@ class UpstreamResponse:
                     break
                 if connection.error is not None:
                     raise connection.error
-                await _wait(connection.wait_event(), self.timeout)
+                await connection.wait(self.timeout)
         finally:
             self.close()
 
@@ -271,6 +292,50 @@ class UpstreamResponse:
         if not self._released:
             self._released = True
             self._pool.release(self._connection)
+
+
+class _Slots:
+    """At most ``limit`` exchanges at once; the others wait in line. (``asyncio.Semaphore``
+    would do, but it costs a coroutine and a scan of its waiters on every acquire, even with a
+    slot free, which on the hot path is every time.)
+
+    A freed slot passes straight to the first live waiter, so ``free > 0`` means nobody waits.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.free = limit
+        self._line: deque[asyncio.Future[None]] = deque()
+
+    def take_now(self) -> bool:
+        if self.free:
+            self.free -= 1
+            return True
+        return False
+
+    async def take(self, seconds: float) -> None:
+        """Wait for a slot.
+
+        Raises:
+            UpstreamTimeoutError: none was freed within ``timeout`` seconds.
+        """
+        turn = asyncio.get_running_loop().create_future()
+        self._line.append(turn)
+        try:
+            await asyncio.wait_for(turn, seconds)
+        except TimeoutError:
+            raise UpstreamTimeoutError("no free connection in time") from None
+        except BaseException:
+            if turn.done() and not turn.cancelled():
+                self.give_back()  # handed a slot just as this waiter gave up
+            raise
+
+    def give_back(self) -> None:
+        while self._line:
+            turn = self._line.popleft()
+            if not turn.done():  # (a waiter that timed out or was cancelled left its turn done)
+                turn.set_result(None)
+                return
+        self.free += 1
 
 
 class ConnectionPool:
@@ -292,7 +357,7 @@ class ConnectionPool:
         # Below uvicorn's 5 s keep-alive: we drop an idle connection before the server does.
         self.idle_seconds = idle_seconds
         self._idle: list[_Connection] = []
-        self._slots = asyncio.Semaphore(max_connections)
+        self._slots = _Slots(max_connections)
 
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
@@ -306,7 +371,8 @@ class ConnectionPool:
             raise UpstreamConnectError(str(exc) or type(exc).__name__) from None
         return connection
 
-    async def _acquire(self) -> _Connection:
+    def _reuse(self) -> _Connection | None:
+        """The most recently used idle connection, unless it has idled too long."""
         now = time.monotonic()
         while self._idle:
             connection = self._idle.pop()
@@ -314,7 +380,7 @@ class ConnectionPool:
                 connection.reused = True
                 return connection
             connection.close()
-        return await self._connect()
+        return None
 
     def close(self) -> None:
         """Close the idle connections (at shutdown; answers in flight close theirs)."""
@@ -322,7 +388,7 @@ class ConnectionPool:
             self._idle.pop().close()
 
     def release(self, connection: _Connection) -> None:
-        self._slots.release()
+        self._slots.give_back()
         if connection.reusable:
             connection.idle_since = time.monotonic()
             self._idle.append(connection)
@@ -346,16 +412,11 @@ class ConnectionPool:
             headers: without ``Host`` and framing other than a client's ``Content-Length``.
             content_length: ``headers`` already carry the body's ``Content-Length``.
         """
-        if self._slots.locked():
-            try:
-                await asyncio.wait_for(self._slots.acquire(), self.connect_timeout)
-            except TimeoutError:
-                raise UpstreamTimeoutError("no free connection in time") from None
-        else:
-            await self._slots.acquire()  # free: returns at once
+        if not self._slots.take_now():
+            await self._slots.take(self.connect_timeout)
         try:
             for attempt in (1, 2):
-                connection = await self._acquire()
+                connection = self._reuse() or await self._connect()
                 try:
                     await self._exchange(
                         connection, method, target, headers, body, read_timeout, content_length
@@ -380,7 +441,7 @@ class ConnectionPool:
                 return UpstreamResponse(self, connection, read_timeout)
             raise AssertionError("unreachable")  # pragma: no cover
         except BaseException:
-            self._slots.release()
+            self._slots.give_back()
             raise
 
     async def _exchange(
@@ -421,4 +482,4 @@ class ConnectionPool:
         while not connection.headers_done:
             if connection.error is not None:
                 raise connection.error
-            await _wait(connection.wait_event(), read_timeout)
+            await connection.wait(read_timeout)

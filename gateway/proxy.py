@@ -183,7 +183,14 @@ class Upstream:
             GatewayTimeoutError: no connection or no answer in time.
         """
         try:
-            return await self.request(method, target, headers, body, content_length=content_length)
+            return await self.pool.request(
+                method,
+                target,
+                headers,
+                body,
+                read_timeout=self.timeout,
+                content_length=content_length,
+            )
         except UpstreamTimeoutError:
             logger.warning("upstream timeout", extra={"upstream": self.name})
             raise GatewayTimeoutError(f"The {self.name} service did not answer in time.") from None

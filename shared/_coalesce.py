@@ -37,6 +37,16 @@ class CoalescingTransport:
         if self._pending_bytes >= _FLUSH_AT:
             self.flush()
 
+    def send_now(self, data: bytes) -> None:
+        """Write ``data`` behind anything pending, at once: for the end of an answer, which
+        nothing else written in this loop turn would join."""
+        if self._pending:
+            self._pending.append(data)
+            self._pending_bytes += len(data)
+            self.flush()
+        elif data:
+            self._transport.write(data)
+
     def writelines(self, lines: Any) -> None:
         for data in lines:
             self.write(data)
@@ -51,6 +61,9 @@ class CoalescingTransport:
 
     def get_write_buffer_size(self) -> int:
         return self._transport.get_write_buffer_size() + self._pending_bytes
+
+    def is_closing(self) -> bool:  # asked after every answer: not through __getattr__
+        return self._transport.is_closing()
 
     def close(self) -> None:
         self.flush()

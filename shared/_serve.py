@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -29,6 +30,7 @@ def run_service(
     check_settings: Callable[[], object] | None = None,
     commands: Mapping[str, Callable[[], int]] | None = None,
     argv: Sequence[str] | None = None,
+    protocol: type[asyncio.Protocol] = CoalescingHttpToolsProtocol,
 ) -> int:
     """Serve the app (default) or apply its migrations; a settings error is one line, exit 2.
 
@@ -39,6 +41,8 @@ def run_service(
             start-up in one line instead of a traceback per worker.
         commands: the service's other commands by name (e.g. facturation's ``worker``), each
             run after logging is configured; its return value is the exit status.
+        protocol: the HTTP/1.1 protocol uvicorn runs (a subclass of the coalescing one; the
+            gateway's runs proxied requests without uvicorn's ASGI cycle).
     """
     parser = argparse.ArgumentParser(prog=f"python -m {service}")
     extra = dict(commands or {})
@@ -72,7 +76,7 @@ def run_service(
         host=args.host,
         port=args.port,
         workers=args.workers,
-        http=CoalescingHttpToolsProtocol,
+        http=protocol,
         log_config=None,
         access_log=False,
         server_header=False,

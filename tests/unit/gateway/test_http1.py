@@ -255,3 +255,44 @@ async def test_an_answer_still_arriving_is_left_to_the_stream() -> None:
         assert response.whole_body() is None
         release.set()
         assert b"".join([chunk async for chunk in response.stream()]) == b"helloworld"
+
+
+async def test_a_full_pool_serves_its_waiters_in_turn_and_one_that_gave_up_takes_no_slot() -> None:
+    gate = asyncio.Event()
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        while True:
+            await reader.readuntil(b"\r\n\r\n")
+            await gate.wait()
+            writer.write(ok(b"done"))
+            await writer.drain()
+
+    async with ScriptedServer(script) as pool:
+        pool.connect_timeout = 0.2  # also how long a request waits for a free connection
+        holders = [asyncio.create_task(get(pool)) for _ in range(4)]
+        await asyncio.sleep(0.05)
+        with pytest.raises(UpstreamTimeoutError):
+            await get(pool)  # the four slots are taken: gives up
+        pool.connect_timeout = 5
+        waiters = [asyncio.create_task(get(pool)) for _ in range(2)]
+        await asyncio.sleep(0.05)
+        gate.set()
+        results = await asyncio.gather(*holders, *waiters)
+        assert results == [(200, b"done")] * 6
+        # Every slot came back: four requests at once still go without waiting.
+        assert await asyncio.wait_for(asyncio.gather(*(get(pool) for _ in range(4))), 1)
+
+
+async def test_an_answer_that_keeps_coming_is_not_cut_by_the_read_deadline() -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+        for _ in range(6):  # 1.2 s in all, never 1 s without a chunk
+            await asyncio.sleep(0.2)
+            writer.write(b"1\r\nx\r\n")
+            await writer.drain()
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+
+    async with ScriptedServer(script) as pool:
+        assert await get(pool) == (200, b"xxxxxx")

@@ -1,0 +1,453 @@
+"""The gateway's own HTTP/1.1 protocol, over real sockets: proxied requests bypass uvicorn's
+ASGI cycle and keep every behaviour a client can see (framing, pipelining, ``Expect``, body
+deadline, keep-alive, per-address budget, request ids, metrics); other requests still take
+uvicorn's cycle and Litestar."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import pytest_asyncio
+import uvicorn
+
+from gateway.app import create_app
+from gateway.protocol import GatewayProtocol, ProxiedExchange
+from gateway.settings import GatewaySettings
+from shared import PROBLEM_MEDIA_TYPE
+
+TOKEN = b"eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ1In0.dmFsaWQ"
+LARGE = bytes(range(256)) * 1200  # 300 KiB: more than one read, more than the flush size
+
+
+@dataclass
+class Upstream:
+    """Auth and facturation on one port: answers by path, records what reached it."""
+
+    port: int = 0
+    seen: list[tuple[str, str, dict[str, str], bytes]] = field(default_factory=list)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    held: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                method, target, _ = lines[0].split(" ", 2)
+                headers = {
+                    name.strip().lower(): value.strip()
+                    for name, _, value in (line.partition(":") for line in lines[1:] if line)
+                }
+                body = await reader.readexactly(int(headers.get("content-length", "0")))
+                self.seen.append((method, target, headers, body))
+                writer.write(await self.answer(method, target, headers, body))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def answer(self, method: str, target: str, headers: dict[str, str], body: bytes) -> bytes:
+        if target == "/internal/v1/tokens/check":
+            identity = {
+                "user_id": "u-1",
+                "email": "u@example.com",
+                "exp": int(time.time()) + 600,
+                "jti": "j",
+            }
+            return _answer(200, json.dumps(identity).encode())
+        if target == "/billing/invoices/chunked":
+            return (
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\n\r\n"
+                b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+            )
+        if target == "/billing/invoices/large":
+            return _answer(200, LARGE, b"application/octet-stream")
+        if target == "/auth/login":
+            self.held.set()
+            await self.release.wait()
+        echo = {"method": method, "target": target, "headers": headers, "length": len(body)}
+        payload = json.dumps(echo).encode()
+        if method == "HEAD":
+            return _answer(200, payload)[: -len(payload)]
+        return _answer(200, payload, extra=b"x-upstream: yes\r\nx-request-id: upstream-made\r\n")
+
+
+def _answer(
+    status: int, body: bytes, media_type: bytes = b"application/json", extra: bytes = b""
+) -> bytes:
+    return (
+        b"HTTP/1.1 %d X\r\ncontent-type: %b\r\ncontent-length: %d\r\n%b\r\n"
+        % (status, media_type, len(body), extra)
+        + body
+    )
+
+
+@pytest_asyncio.fixture
+async def upstream() -> AsyncIterator[Upstream]:
+    fake = Upstream()
+    server = await asyncio.start_server(fake.handle, "127.0.0.1", 0)
+    fake.port = server.sockets[0].getsockname()[1]
+    try:
+        yield fake
+    finally:
+        fake.release.set()
+        server.close()
+
+
+SERVERS: list[uvicorn.Server] = []  # the last one is the gateway being served
+
+
+@asynccontextmanager
+async def gateway(upstream: Upstream, **changes: object) -> AsyncIterator[int]:
+    """The gateway app served by uvicorn with :class:`GatewayProtocol`; yields its port."""
+    url = f"http://127.0.0.1:{upstream.port}"
+    values: dict[str, object] = {
+        "internal_token": "internal",
+        "auth_url": url,
+        "facturation_url": url,
+        "gateway_connect_timeout_seconds": 1.0,
+        "gateway_auth_timeout_seconds": 1.0,
+    }
+    values.update(changes)
+    keep_alive = float(str(values.pop("keep_alive", 5)))
+    forwarded_allow_ips = values.pop("forwarded_allow_ips", None)
+    app = create_app(GatewaySettings(**values))  # type: ignore[arg-type]
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=0,
+        http=GatewayProtocol,
+        log_config=None,
+        access_log=False,
+        # As python -m gateway does: trusted proxies only with FORWARDED_ALLOW_IPS.
+        proxy_headers=forwarded_allow_ips is not None,
+        forwarded_allow_ips=forwarded_allow_ips,  # type: ignore[arg-type]
+        timeout_keep_alive=keep_alive,  # type: ignore[arg-type]
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    SERVERS.append(server)
+    while not server.started:  # noqa: ASYNC110 (uvicorn sets a flag, it has no event)
+        await asyncio.sleep(0.01)
+    port: int = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        await task
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+async def read_reply(reader: asyncio.StreamReader, *, head_only: bool = False) -> Reply:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ")[1])
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        if line:
+            name, _, value = line.partition(":")
+            assert name.lower() not in headers, f"{name} twice"
+            headers[name.lower()] = value.strip()
+    if head_only or status in (100, 204, 304):
+        return Reply(status, headers, b"")
+    if headers.get("transfer-encoding") == "chunked":
+        body = b""
+        while True:
+            size = int((await reader.readuntil(b"\r\n"))[:-2], 16)
+            chunk = await reader.readexactly(size + 2)
+            if size == 0:
+                return Reply(status, headers, body)
+            body += chunk[:-2]
+    return Reply(status, headers, await reader.readexactly(int(headers["content-length"])))
+
+
+@asynccontextmanager
+async def connection(port: int) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        yield reader, writer
+    finally:
+        writer.close()
+
+
+def get(path: str, *extra: str, method: str = "GET", version: str = "1.1") -> bytes:
+    lines = [f"{method} {path} HTTP/{version}", "Host: gateway.test", *extra]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+@pytest.fixture
+def exchanges(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths served by a :class:`ProxiedExchange` (not by uvicorn's cycle)."""
+    served: list[str] = []
+    run = ProxiedExchange.run_asgi
+
+    async def counted(self: ProxiedExchange, app: Any) -> None:
+        served.append(self.scope["path"])
+        await run(self, app)
+
+    monkeypatch.setattr(ProxiedExchange, "run_asgi", counted)
+    return served
+
+
+async def test_a_proxied_get_is_served_by_an_exchange_with_the_upstreams_answer(
+    upstream: Upstream, exchanges: list[str]
+) -> None:
+    async with gateway(upstream) as port, connection(port) as (reader, writer):
+        writer.write(get("/api/v1/products?page=2", "X-Request-ID: rid-1", "X-User-Id: forged"))
+        reply = await read_reply(reader)
+    assert exchanges == ["/api/v1/products"]
+    assert reply.status == 200
+    assert reply.headers["x-request-id"] == "rid-1"  # the upstream's own is replaced
+    assert reply.headers["x-upstream"] == "yes"
+    assert "date" in reply.headers
+    assert "connection" not in reply.headers
+    echo = reply.json()
+    assert echo["target"] == "/products?page=2"
+    assert echo["headers"]["x-request-id"] == "rid-1"
+    assert echo["headers"]["x-internal-token"] == "internal"
+    assert "x-user-id" not in echo["headers"]  # never taken from the client
+
+
+async def test_pipelined_requests_are_answered_in_order_on_one_connection(
+    upstream: Upstream, exchanges: list[str]
+) -> None:
+    async with gateway(upstream) as port, connection(port) as (reader, writer):
+        writer.write(b"".join(get("/api/v1/products", f"X-Request-ID: r{n}") for n in range(3)))
+        replies = [await read_reply(reader) for _ in range(3)]
+        writer.write(get("/healthz"))  # and then a request uvicorn's cycle serves
+        health = await read_reply(reader)
+    assert [reply.headers["x-request-id"] for reply in replies] == ["r0", "r1", "r2"]
+    assert [reply.json()["headers"]["x-request-id"] for reply in replies] == ["r0", "r1", "r2"]
+    assert health.status == 200
+    assert len(exchanges) == 3
+
+
+async def test_expect_100_continue_is_answered_before_the_body_is_read(
+    upstream: Upstream,
+) -> None:
+    body = b'{"id":"evt_1"}'
+    async with gateway(upstream) as port, connection(port) as (reader, writer):
+        writer.write(
+            get(
+                "/webhooks/stripe",
+                "Expect: 100-continue",
+                f"Content-Length: {len(body)}",
+                method="POST",
+            )
+        )
+        interim = await read_reply(reader)
+        writer.write(body)
+        reply = await read_reply(reader)
+    assert interim.status == 100
+    assert reply.status == 200
+    assert upstream.seen[-1][3] == body
+    assert "expect" not in upstream.seen[-1][2]
+
+
+async def test_a_refusal_before_the_body_sends_no_100_continue(upstream: Upstream) -> None:
+    async with (
+        gateway(upstream, gateway_max_body_bytes=10) as port,
+        connection(port) as (reader, writer),
+    ):
+        writer.write(
+            get("/webhooks/stripe", "Expect: 100-continue", "Content-Length: 11", method="POST")
+        )
+        reply = await read_reply(reader)
+    assert reply.status == 413
+    assert reply.headers["content-type"] == PROBLEM_MEDIA_TYPE
+
+
+async def test_a_body_past_its_deadline_is_408_problem_and_the_connection_closes(
+    upstream: Upstream,
+) -> None:
+    async with (
+        gateway(upstream, gateway_body_timeout_seconds=0.3) as port,
+        connection(port) as (reader, writer),
+    ):
+        writer.write(get("/webhooks/stripe", "Content-Length: 10", method="POST") + b"{")
+        reply = await read_reply(reader)
+        rest = await asyncio.wait_for(reader.read(), 2)
+    assert reply.status == 408
+    assert reply.headers["content-type"] == PROBLEM_MEDIA_TYPE
+    assert reply.headers["connection"] == "close"
+    assert reply.json()["request_id"] == reply.headers["x-request-id"]
+    assert rest == b""  # closed by the gateway
+    assert all(target != "/webhooks/stripe" for _, target, _, _ in upstream.seen)
+
+
+async def test_an_address_past_its_budget_is_429_while_its_first_request_is_held(
+    upstream: Upstream,
+) -> None:
+    async with (
+        gateway(upstream, gateway_max_requests_per_client=1) as port,
+        connection(port) as (first_reader, first_writer),
+    ):
+        first_writer.write(get("/api/v1/auth/login", "Content-Length: 2", method="POST"))
+        first_writer.write(b"{}")
+        await asyncio.wait_for(upstream.held.wait(), 2)
+        async with connection(port) as (reader, writer):
+            writer.write(get("/api/v1/products"))
+            refused = await read_reply(reader)
+        upstream.release.set()
+        served = await read_reply(first_reader)
+    assert refused.status == 429
+    assert refused.headers["retry-after"] == "1"
+    assert served.status == 200
+
+
+async def test_an_answer_without_length_is_sent_chunked_and_a_large_one_whole(
+    upstream: Upstream,
+) -> None:
+    bearer = f"Authorization: Bearer {TOKEN.decode()}"
+    async with gateway(upstream) as port, connection(port) as (reader, writer):
+        writer.write(get("/api/v1/billing/invoices/chunked", bearer))
+        chunked = await read_reply(reader)
+        writer.write(get("/api/v1/billing/invoices/large", bearer))
+        large = await read_reply(reader)
+    assert chunked.headers["transfer-encoding"] == "chunked"
+    assert chunked.body == b"hello world"
+    assert large.headers["content-length"] == str(len(LARGE))
+    assert large.body == LARGE
+
+
+async def test_a_head_answer_has_no_body_and_the_connection_stays_usable(
+    upstream: Upstream,
+) -> None:
+    async with gateway(upstream) as port, connection(port) as (reader, writer):
+        writer.write(get("/api/v1/products", method="HEAD"))
+        head = await read_reply(reader, head_only=True)
+        writer.write(get("/api/v1/products"))
+        after = await read_reply(reader)
+    assert head.status == 200
+    assert int(head.headers["content-length"]) > 0
+    assert after.json()["method"] == "GET"
+
+
+async def test_http10_and_connection_close_requests_are_answered_then_closed(
+    upstream: Upstream,
+) -> None:
+    async with gateway(upstream) as port:
+        for request in (
+            get("/api/v1/products", version="1.0"),
+            get("/api/v1/products", "Connection: close"),
+        ):
+            async with connection(port) as (reader, writer):
+                writer.write(request)
+                reply = await read_reply(reader)
+                rest = await asyncio.wait_for(reader.read(), 2)
+            assert reply.status == 200
+            assert reply.headers["connection"] == "close"
+            assert rest == b""
+
+
+async def test_an_idle_connection_is_closed_after_the_keep_alive_timeout(
+    upstream: Upstream,
+) -> None:
+    async with gateway(upstream, keep_alive=0.3) as port, connection(port) as (reader, writer):
+        writer.write(get("/api/v1/products"))
+        await read_reply(reader)
+        started = time.monotonic()
+        rest = await asyncio.wait_for(reader.read(), 3)
+    assert rest == b""
+    assert 0.2 < time.monotonic() - started < 2
+
+
+async def test_a_connection_in_use_outlives_the_keep_alive_timeout_counted_from_its_start(
+    upstream: Upstream,
+) -> None:
+    async with gateway(upstream, keep_alive=0.4) as port, connection(port) as (reader, writer):
+        for _ in range(4):  # 0.75 s in all, never 0.4 s idle
+            writer.write(get("/api/v1/products"))
+            assert (await read_reply(reader)).status == 200
+            await asyncio.sleep(0.25)
+        rest = await asyncio.wait_for(reader.read(), 3)
+    assert rest == b""
+
+
+async def test_rounds_of_pipelined_requests_are_answered_and_a_shutdown_waits_for_an_answer(
+    upstream: Upstream,
+) -> None:
+    async with gateway(upstream) as port:
+        async with connection(port) as (reader, writer):
+            for round_ in range(3):
+                writer.write(b"".join(get("/api/v1/products") for _ in range(5)) + get("/healthz"))
+                replies = [await read_reply(reader) for _ in range(6)]
+                assert [reply.status for reply in replies] == [200] * 6, round_
+        async with connection(port) as (reader, writer):
+            writer.write(get("/api/v1/auth/login", "Content-Length: 2", method="POST") + b"{}")
+            await asyncio.wait_for(upstream.held.wait(), 2)
+            SERVERS[-1].should_exit = True  # a graceful shutdown begins
+            await asyncio.sleep(0.3)
+            upstream.release.set()
+            reply = await read_reply(reader)
+    assert reply.status == 200
+    assert reply.headers["connection"] == "close"
+
+
+async def test_behind_a_trusted_proxy_the_client_it_names_is_forwarded(
+    upstream: Upstream, exchanges: list[str]
+) -> None:
+    async with (
+        gateway(upstream, forwarded_allow_ips="127.0.0.1") as port,
+        connection(port) as (reader, writer),
+    ):
+        writer.write(get("/api/v1/products", "X-Forwarded-For: 198.51.100.9"))
+        reply = await read_reply(reader)
+    assert exchanges == ["/api/v1/products"]
+    assert reply.json()["headers"]["x-forwarded-for"] == "198.51.100.9"
+
+
+async def test_an_untrusted_peer_cannot_name_another_client(upstream: Upstream) -> None:
+    async with (
+        gateway(upstream, forwarded_allow_ips="10.9.9.9") as port,
+        connection(port) as (reader, writer),
+    ):
+        writer.write(get("/api/v1/products", "X-Forwarded-For: 198.51.100.9"))
+        reply = await read_reply(reader)
+    assert reply.json()["headers"]["x-forwarded-for"] == "127.0.0.1"
+
+
+def _served(metrics: bytes) -> float:
+    """The proxied GETs answered 200 so far (the registry is the process's)."""
+    series = b'http_requests_total{app_name="gateway",method="GET",path="",status_code="200"} '
+    for line in metrics.splitlines():
+        if line.startswith(series):
+            return float(line[len(series) :])
+    return 0.0
+
+
+async def test_requests_the_lane_does_not_take_go_through_litestar(
+    upstream: Upstream, exchanges: list[str]
+) -> None:
+    async with gateway(upstream) as port, connection(port) as (reader, writer):
+        writer.write(b"GET /api/v1/products HTTP/1.1\r\n\r\n")  # HTTP/1.1 without Host
+        hostless = await read_reply(reader)
+        writer.write(get("/metrics"))
+        before = _served((await read_reply(reader)).body)
+        writer.write(get("/api/v1/products", "Origin: http://elsewhere.test"))
+        with_origin = await read_reply(reader)
+        writer.write(get("/api/v1/products"))
+        await read_reply(reader)
+        writer.write(get("/metrics"))
+        after = _served((await read_reply(reader)).body)
+    assert hostless.status == 400
+    assert with_origin.status == 200
+    assert exchanges == ["/api/v1/products"]
+    assert after - before == 2  # either lane, the same series

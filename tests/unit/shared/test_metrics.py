@@ -1,0 +1,27 @@
+"""The request series recorded without Litestar's per-request objects."""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY
+
+from shared import RequestMetrics, metrics_config
+
+
+def _in_progress(path: str) -> float | None:
+    labels = {"method": "GET", "path": path, "status_code": "200", "app_name": "metrics-test"}
+    return REGISTRY.get_sample_value("http_requests_in_progress", labels)
+
+
+def test_requests_in_progress_are_read_when_scraped_and_shared_by_every_recorder() -> None:
+    one, other = (RequestMetrics(metrics_config("metrics-test")) for _ in range(2))
+    first = one.started("GET", "/in-progress")
+    second = other.started("GET", "/in-progress")
+    assert _in_progress("/in-progress") == 2
+    one.finished(first, "GET", "/in-progress", 200, 0.01)
+    assert _in_progress("/in-progress") == 1
+    other.finished(second, "GET", "/in-progress", 503, 0.01)
+    assert _in_progress("/in-progress") == 0
+    done = {"method": "GET", "path": "/in-progress", "app_name": "metrics-test"}
+    assert REGISTRY.get_sample_value("http_requests_total", {**done, "status_code": "200"}) == 1
+    errors = REGISTRY.get_sample_value("http_requests_error_total", {**done, "status_code": "503"})
+    assert errors == 1
