@@ -15,7 +15,7 @@ import httpx
 import msgspec
 import stripe
 
-from facturation_service.stripe_http import StripeTimeoutError, stripe_http_client
+from facturation_service.stripe_http import stripe_http_client
 from shared import (
     BadGatewayError,
     ConflictError,
@@ -24,6 +24,7 @@ from shared import (
     ProblemError,
     ServiceUnavailableError,
     UnprocessableError,
+    UpstreamTimeoutError,
 )
 
 if TYPE_CHECKING:
@@ -243,7 +244,7 @@ def problem_from_stripe_error(exc: stripe.StripeError) -> ProblemError:
             extra=extra,
         )
     if isinstance(exc, stripe.APIConnectionError):
-        if isinstance(exc.__cause__, (httpx.TimeoutException, StripeTimeoutError)):
+        if isinstance(exc.__cause__, (httpx.TimeoutException, UpstreamTimeoutError)):
             return GatewayTimeoutError("Stripe did not answer in time.", extra=extra)
         return BadGatewayError("Stripe could not be reached.", extra=extra)
     # Authentication, permission and 5xx errors: nothing the caller can fix.

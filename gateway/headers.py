@@ -82,7 +82,7 @@ def request_headers(
 
 def response_headers(upstream_headers: Sequence[Header], *, lowered: bool = False) -> list[Header]:
     """The headers the client receives from a private service's answer (names lower-cased;
-    ``lowered``: they already are, as ``gateway.http1`` gives them)."""
+    ``lowered``: they already are, as ``shared.ConnectionPool`` gives them)."""
     if not lowered:
         upstream_headers = [(name.lower(), value) for name, value in upstream_headers]
     kept = [

@@ -252,7 +252,7 @@ class ProxiedExchange(Answer):
         for name, value in self.protocol.server_state.default_headers:  # Date
             lines += (name, b": ", value, b"\r\n")
         length = -1
-        # Names arrive lower-cased: gateway.http1 lowers the upstream's, Litestar its own.
+        # Names arrive lower-cased: shared.ConnectionPool lowers the upstream's, Litestar its own.
         for name, value in headers:
             if name == b"content-length":
                 length = int(value)

@@ -1,6 +1,6 @@
 """The forwarding itself: one raw ASGI handler behind the route table.
 
-It works on ASGI header pairs and a lean keep-alive HTTP/1.1 pool (``gateway.http1``): no
+It works on ASGI header pairs and a lean keep-alive HTTP/1.1 pool (``shared.ConnectionPool``): no
 Litestar request or response objects and no client-side cookie jar (which would carry one user's
 ``Set-Cookie`` into the next user's request), so the per-request work is the route lookup, the
 token decision, the header filter and the two streams.
@@ -23,17 +23,20 @@ from litestar.types import Empty
 from litestar.utils.scope.state import CONNECTION_STATE_KEY
 
 from gateway.headers import request_headers, response_headers
-from gateway.http1 import ConnectionPool, UpstreamError, UpstreamResponse, UpstreamTimeoutError
 from gateway.routes import find_route, match_route
 from gateway.token_check import TokenChecker
 from shared import (
     BadGatewayError,
     BadRequestError,
+    ConnectionPool,
     ContentTooLargeError,
     GatewayTimeoutError,
     RememberedRefusals,
     RequestTimeoutError,
     TooManyRequestsError,
+    UpstreamError,
+    UpstreamResponse,
+    UpstreamTimeoutError,
     current_request_id,
     get_logger,
 )

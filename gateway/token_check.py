@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated
 import msgspec
 
 from gateway.headers import Identity
-from gateway.http1 import UpstreamError
+from shared import UpstreamError
 
 if TYPE_CHECKING:
     from gateway.proxy import Upstream

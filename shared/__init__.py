@@ -1,6 +1,6 @@
 """The project's common library: settings, logs, errors, database, internal credential and the
-verified identity, the bearer-token parser, a bounded cache, health and metrics. No business logic
-lives here."""
+verified identity, the bearer-token parser, a bounded cache, a lean HTTP/1.1 connection pool,
+health and metrics. No business logic lives here."""
 
 from shared._app import create_service_app
 from shared._bearer import BEARER_CHALLENGE, bearer_token, invalid_token
@@ -33,6 +33,14 @@ from shared._exceptions import (
 )
 from shared._health import ReadinessCheck
 from shared._http import internal_client
+from shared._http1 import (
+    ConnectionPool,
+    UpstreamConnectError,
+    UpstreamError,
+    UpstreamProtocolError,
+    UpstreamResponse,
+    UpstreamTimeoutError,
+)
 from shared._internal import (
     INTERNAL_TOKEN_HEADER,
     PUBLIC_ROUTE,
@@ -89,6 +97,7 @@ __all__ = [
     "BoundedCache",
     "ClientError",
     "ConflictError",
+    "ConnectionPool",
     "ContentTooLargeError",
     "Database",
     "ForbiddenError",
@@ -112,6 +121,11 @@ __all__ = [
     "TooManyRequestsError",
     "UnauthorizedError",
     "UnprocessableError",
+    "UpstreamConnectError",
+    "UpstreamError",
+    "UpstreamProtocolError",
+    "UpstreamResponse",
+    "UpstreamTimeoutError",
     "accept_request_id",
     "async_database_url",
     "bearer_token",

@@ -7,10 +7,16 @@ import msgspec
 import pytest
 
 from gateway.headers import Identity
-from gateway.http1 import UpstreamConnectError, UpstreamProtocolError, UpstreamTimeoutError
 from gateway.proxy import Upstream
 from gateway.token_check import DecisionCache, TokenChecker
-from shared import ServiceUnavailableError, UnauthorizedError, bearer_token
+from shared import (
+    ServiceUnavailableError,
+    UnauthorizedError,
+    UpstreamConnectError,
+    UpstreamProtocolError,
+    UpstreamTimeoutError,
+    bearer_token,
+)
 
 TOKEN = b"eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ1In0.c2lnbmF0dXJl"
 

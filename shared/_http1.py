@@ -1,20 +1,21 @@
-"""A lean HTTP/1.1 client for the hot path: one keep-alive connection pool per private service,
+"""A lean HTTP/1.1 client: a keep-alive connection pool per origin (``host:port``, TLS or not),
 answers parsed by httptools (the parser uvicorn uses), bodies streamed both ways.
 
-The gateway first forwarded through httpx's transport; on this path its per-request work (h11,
-anyio, the pool's bookkeeping) cost several times the rest of the gateway, so the forwarding and
-the token check use this instead. Only what a reverse proxy needs is here: no redirects, no
-cookies, no decoding, no proxies, no TLS (the private services are on the private network).
+httpx's transport cost several times the rest of the work on the paths that use this instead
+(h11, anyio, the pool's bookkeeping; docs/benchmarks.md): the gateway's forwarding and token
+check to the private services, and facturation's requests to Stripe (``StripeHttpClient`` under
+the Stripe SDK). Only what they need is here: no redirects, no cookies, no decoding, no proxies.
 
-UpstreamError                 the private service gave no usable answer
-├── UpstreamConnectError      refused, unreachable (the gateway answers 502)
-├── UpstreamTimeoutError      no connection or no answer in time (504)
+UpstreamError                 the server (the "upstream") gave no usable answer
+├── UpstreamConnectError      refused, unreachable, TLS refused (the gateway answers 502)
+├── UpstreamTimeoutError      no connection, no free connection or no answer in time (504)
 └── UpstreamProtocolError     reset, closed early or not HTTP (502)
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
@@ -71,6 +72,7 @@ class _Connection(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None
         self.timer_at = 0.0
         self._reset(head=False)
+        self.done = True  # no exchange yet: bytes now are unasked (see data_received)
 
     def _reset(self, *, head: bool) -> None:
         self.head = head
@@ -171,6 +173,11 @@ class _Connection(asyncio.Protocol):
         self.transport = cast("asyncio.Transport", transport)  # uvloop's is not a subclass
 
     def data_received(self, data: bytes) -> None:
+        if self.done:
+            # Bytes nobody asked for (a server's timeout notice on an idle connection): the
+            # connection can no longer tell its next answer apart, so it is not reused.
+            self.close()
+            return
         self.got_bytes = True
         try:
             self.parser.feed_data(data)
@@ -338,8 +345,28 @@ class _Slots:
         self.free += 1
 
 
+def _authority(host: str, port: int, *, secure: bool) -> bytes:
+    """The ``Host`` header's value: the port left out when it is the scheme's default, an IPv6
+    literal in brackets."""
+    name = f"[{host}]" if ":" in host else host
+    return (name if port == (443 if secure else 80) else f"{name}:{port}").encode("idna")
+
+
 class ConnectionPool:
-    """Keep-alive connections to one ``host:port``, most recently used first."""
+    """Keep-alive connections to one ``host:port``, most recently used first.
+
+    Args:
+        max_connections: exchanges at once; the others wait in line.
+        connect_timeout: for a new connection (TLS handshake included).
+        ssl_context: TLS with this context (the certificate checked for ``host``), else plain.
+        max_idle: idle connections kept for reuse (by default as many as ``max_connections``).
+        idle_seconds: an idle connection older than this is closed rather than reused.
+        queue_timeout: how long a request waits for a free connection (by default
+            ``connect_timeout``).
+        retry_any_method: a request that met a kept-alive connection the server had just
+            closed (nothing came back) is sent again on another whatever its method, not only
+            when idempotent: for callers whose requests carry idempotency keys.
+    """
 
     def __init__(
         self,
@@ -348,26 +375,42 @@ class ConnectionPool:
         *,
         max_connections: int,
         connect_timeout: float,
+        ssl_context: ssl.SSLContext | None = None,
+        max_idle: int | None = None,
         idle_seconds: float = 4.0,
+        queue_timeout: float | None = None,
+        retry_any_method: bool = False,
     ) -> None:
         self.host = host
         self.port = port
-        self.authority = f"{host}:{port}".encode()
+        self.ssl_context = ssl_context
+        self.authority = _authority(host, port, secure=ssl_context is not None)
         self.connect_timeout = connect_timeout
+        self.queue_timeout = queue_timeout
+        self.max_idle = max_connections if max_idle is None else max_idle
         # Below uvicorn's 5 s keep-alive: we drop an idle connection before the server does.
         self.idle_seconds = idle_seconds
+        self.retry_any_method = retry_any_method
         self._idle: list[_Connection] = []
         self._slots = _Slots(max_connections)
 
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
+        secure = self.ssl_context is not None
         try:
             _, connection = await asyncio.wait_for(
-                loop.create_connection(_Connection, self.host, self.port), self.connect_timeout
+                loop.create_connection(
+                    _Connection,
+                    self.host,
+                    self.port,
+                    ssl=self.ssl_context,
+                    server_hostname=self.host if secure else None,
+                ),
+                self.connect_timeout,
             )
         except TimeoutError:
             raise UpstreamTimeoutError("connect timeout") from None
-        except OSError as exc:
+        except OSError as exc:  # (ssl.SSLError included)
             raise UpstreamConnectError(str(exc) or type(exc).__name__) from None
         return connection
 
@@ -389,7 +432,7 @@ class ConnectionPool:
 
     def release(self, connection: _Connection) -> None:
         self._slots.give_back()
-        if connection.reusable:
+        if connection.reusable and len(self._idle) < self.max_idle:
             connection.idle_since = time.monotonic()
             self._idle.append(connection)
         else:
@@ -413,7 +456,8 @@ class ConnectionPool:
             content_length: ``headers`` already carry the body's ``Content-Length``.
         """
         if not self._slots.take_now():
-            await self._slots.take(self.connect_timeout)
+            queue_timeout = self.queue_timeout
+            await self._slots.take(self.connect_timeout if queue_timeout is None else queue_timeout)
         try:
             for attempt in (1, 2):
                 connection = self._reuse() or await self._connect()
@@ -429,7 +473,7 @@ class ConnectionPool:
                         attempt == 1
                         and connection.reused
                         and not connection.got_bytes
-                        and method in _IDEMPOTENT
+                        and (self.retry_any_method or method in _IDEMPOTENT)
                         and not isinstance(body, AsyncIterator)
                     )
                     if not retry:

@@ -1,13 +1,16 @@
-"""The gateway's HTTP/1.1 pool against a scripted server on a loopback port."""
+"""The HTTP/1.1 pool (the gateway's to its private services, facturation's to Stripe) against a
+scripted server on a loopback port."""
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 
-from gateway.http1 import (
+from shared import (
     ConnectionPool,
     UpstreamConnectError,
     UpstreamProtocolError,
@@ -21,8 +24,9 @@ Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter, int], Awaitable[N
 class ScriptedServer:
     """Runs ``script(reader, writer, connection_number)`` for each accepted connection."""
 
-    def __init__(self, script: Script) -> None:
+    def __init__(self, script: Script, **options: Any) -> None:
         self.script = script
+        self.options = options
         self.connections = 0
         self.requests: list[bytes] = []
         self.server: asyncio.Server | None = None
@@ -39,7 +43,9 @@ class ScriptedServer:
 
         self.server = await asyncio.start_server(handle, "127.0.0.1", 0)
         port = self.server.sockets[0].getsockname()[1]
-        return ConnectionPool("127.0.0.1", port, max_connections=4, connect_timeout=1)
+        return ConnectionPool(
+            "127.0.0.1", port, max_connections=4, connect_timeout=1, **self.options
+        )
 
     async def __aexit__(self, *_: object) -> None:
         assert self.server is not None
@@ -195,6 +201,91 @@ async def test_non_idempotent_request_is_not_retried() -> None:
         with pytest.raises(UpstreamProtocolError):
             await get(pool, "POST", body=b"{}")
     assert server.connections == 1
+
+
+async def test_any_request_is_retried_once_when_the_caller_says_every_request_may_go_again() -> (
+    None
+):
+    ref: list[ScriptedServer] = []
+    server = ScriptedServer(closes_on_second_request(ref), retry_any_method=True)
+    ref.append(server)
+    async with server as pool:
+        assert await get(pool, "POST", body=b"{}") == (200, b"first")
+        assert await get(pool, "POST", body=b"{}") == (200, b"fresh")
+    assert server.connections == 2
+
+
+async def test_an_idle_connection_that_received_anything_is_not_reused() -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
+        if n == 1:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(ok(b"first"))
+            await writer.drain()
+            await asyncio.sleep(0.02)
+            # Unasked: were it read as the next request's answer, that request would get a 408.
+            writer.write(b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\n\r\n")
+            await writer.drain()
+        while True:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(ok(b"next"))
+
+    server = ScriptedServer(script)
+    async with server as pool:
+        assert await get(pool) == (200, b"first")
+        await asyncio.sleep(0.1)
+        assert await get(pool) == (200, b"next")
+    assert server.connections == 2
+
+
+async def test_an_answer_cut_short_is_an_error_not_a_truncated_body() -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b'HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{"partial')
+        await writer.drain()
+
+    async with ScriptedServer(script) as pool:
+        with pytest.raises(UpstreamProtocolError):
+            await get(pool)
+
+
+async def test_no_more_idle_connections_are_kept_than_max_idle() -> None:
+    gate = asyncio.Event()
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        while True:
+            await reader.readuntil(b"\r\n\r\n")
+            await gate.wait()
+            writer.write(ok(b"done"))
+            await writer.drain()
+
+    server = ScriptedServer(script, max_idle=1)
+    async with server as pool:
+        for _ in range(2):  # two at once, twice: one connection kept, one opened again
+            both = asyncio.gather(get(pool), get(pool))
+            await asyncio.sleep(0.05)
+            gate.set()
+            assert list(await both) == [(200, b"done")] * 2
+            gate.clear()
+    assert server.connections == 3
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "secure", "header"),
+    [
+        ("127.0.0.1", 8000, False, b"127.0.0.1:8000"),
+        ("auth", 80, False, b"auth"),
+        ("api.stripe.com", 443, True, b"api.stripe.com"),
+        ("api.stripe.com", 80, True, b"api.stripe.com:80"),
+        ("::1", 8443, True, b"[::1]:8443"),
+        ("::1", 80, False, b"[::1]"),
+    ],
+)
+def test_the_host_header_leaves_out_the_default_port_and_brackets_ipv6(
+    host: str, port: int, secure: bool, header: bytes
+) -> None:
+    context = ssl.create_default_context() if secure else None
+    pool = ConnectionPool(host, port, max_connections=1, connect_timeout=1, ssl_context=context)
+    assert pool.authority == header
 
 
 async def test_head_answer_ends_at_its_headers() -> None:
