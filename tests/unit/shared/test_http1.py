@@ -52,6 +52,20 @@ class ScriptedServer:
         self.server.close()
         await self.server.wait_closed()
 
+    @classmethod
+    def answering(cls, body: bytes) -> ScriptedServer:
+        """A server that answers every request with ``body``, keeping its connections open."""
+
+        async def script(
+            reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int
+        ) -> None:
+            while True:
+                await server.head(reader)
+                writer.write(ok(body))
+
+        server = cls(script)
+        return server
+
     async def head(self, reader: asyncio.StreamReader) -> bytes:
         head = await reader.readuntil(b"\r\n\r\n")
         self.requests.append(head)
@@ -76,14 +90,7 @@ async def get(pool: ConnectionPool, method: str = "GET", **kwargs: object) -> tu
 
 
 async def test_connections_are_kept_alive_and_reused() -> None:
-    server: ScriptedServer
-
-    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
-        while True:
-            await server.head(reader)
-            writer.write(ok(b"hello"))
-
-    server = ScriptedServer(script)
+    server = ScriptedServer.answering(b"hello")
     async with server as pool:
         assert await get(pool) == (200, b"hello")
         assert await get(pool) == (200, b"hello")
@@ -171,6 +178,19 @@ async def test_garbage_answer_is_a_protocol_error() -> None:
             await get(pool)
 
 
+def answering_once(gate: asyncio.Event) -> Script:
+    """Answers ``done`` to each request once ``gate`` is set."""
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
+        while True:
+            await reader.readuntil(b"\r\n\r\n")
+            await gate.wait()
+            writer.write(ok(b"done"))
+            await writer.drain()
+
+    return script
+
+
 def closes_on_second_request(server_ref: list[ScriptedServer]) -> Script:
     async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> None:
         await server_ref[0].head(reader)
@@ -250,15 +270,7 @@ async def test_an_answer_cut_short_is_an_error_not_a_truncated_body() -> None:
 
 async def test_no_more_idle_connections_are_kept_than_max_idle() -> None:
     gate = asyncio.Event()
-
-    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
-        while True:
-            await reader.readuntil(b"\r\n\r\n")
-            await gate.wait()
-            writer.write(ok(b"done"))
-            await writer.drain()
-
-    server = ScriptedServer(script, max_idle=1)
+    server = ScriptedServer(answering_once(gate), max_idle=1)
     async with server as pool:
         for _ in range(2):  # two at once, twice: one connection kept, one opened again
             both = asyncio.gather(get(pool), get(pool))
@@ -314,14 +326,7 @@ async def _answer(pool: ConnectionPool) -> tuple[bytes | None, bytes]:
 async def test_an_answer_that_arrived_with_its_head_is_taken_whole_and_its_connection_reused() -> (
     None
 ):
-    server: ScriptedServer
-
-    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
-        while True:
-            await server.head(reader)
-            writer.write(ok(b"hello"))
-
-    server = ScriptedServer(script)
+    server = ScriptedServer.answering(b"hello")
     async with server as pool:
         assert await _answer(pool) == (b"hello", b"")
         assert await _answer(pool) == (b"hello", b"")
@@ -350,15 +355,7 @@ async def test_an_answer_still_arriving_is_left_to_the_stream() -> None:
 
 async def test_a_full_pool_serves_its_waiters_in_turn_and_one_that_gave_up_takes_no_slot() -> None:
     gate = asyncio.Event()
-
-    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, _: int) -> None:
-        while True:
-            await reader.readuntil(b"\r\n\r\n")
-            await gate.wait()
-            writer.write(ok(b"done"))
-            await writer.drain()
-
-    async with ScriptedServer(script) as pool:
+    async with ScriptedServer(answering_once(gate)) as pool:
         pool.connect_timeout = 0.2  # also how long a request waits for a free connection
         holders = [asyncio.create_task(get(pool)) for _ in range(4)]
         await asyncio.sleep(0.05)
