@@ -96,11 +96,6 @@ class PrivateServices:
         return self.auth if module == "auth_service" else self.facturation
 
 
-async def _migrate(process: ServiceProcess) -> None:
-    result = await asyncio.to_thread(process.run, "migrate")
-    assert result.returncode == 0, f"{process.module} migrate:\n{result.stdout}{result.stderr}"
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def services(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[PrivateServices]:
     tmp = tmp_path_factory.mktemp("private-binding")
@@ -120,7 +115,7 @@ async def services(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pr
                 port=auth_port,
                 args=serve_args("auth_service", auth_port),
             )
-            await _migrate(auth)
+            await auth.migrate()
             started.append(auth)
             await asyncio.to_thread(auth.start)
 
@@ -139,7 +134,7 @@ async def services(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pr
                 port=facturation_port,
                 args=serve_args("facturation_service", facturation_port),
             )
-            await _migrate(facturation)
+            await facturation.migrate()
             started.append(facturation)
             await asyncio.to_thread(facturation.start)
             yield PrivateServices(auth, facturation, token)

@@ -127,8 +127,7 @@ async def test_killed_mid_run_every_invoice_ends_in_its_newest_state_and_every_o
             "LOG_LEVEL": "ERROR",
         }
         first = ServiceProcess("facturation_service", env, tmp_path)
-        migrated = await asyncio.to_thread(first.run, "migrate")
-        assert migrated.returncode == 0, migrated.stderr
+        await first.migrate()
         database = Database(database_url)
         now = utcnow()
         async with database.engine.begin() as connection:

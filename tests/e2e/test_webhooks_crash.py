@@ -122,8 +122,7 @@ async def test_an_event_whose_process_was_killed_mid_event_is_applied_after_rest
             "LOG_LEVEL": "WARNING",
         }
         first = ServiceProcess("facturation_service", env, tmp_path)
-        migrated = await asyncio.to_thread(first.run, "migrate")
-        assert migrated.returncode == 0, migrated.stderr
+        await first.migrate()
         await asyncio.to_thread(first.start)
         second = ServiceProcess("facturation_service", env, tmp_path)
         try:

@@ -28,9 +28,7 @@ async def test_two_worker_processes_apply_one_backlog_exactly_once(tmp_path: Pat
             "FACTURATION_WEBHOOK_BATCH_SIZE": "8",
             "LOG_LEVEL": "INFO",
         }
-        migrate = ServiceProcess("facturation_service", env, tmp_path)
-        migrated = await asyncio.to_thread(migrate.run, "migrate")
-        assert migrated.returncode == 0, migrated.stderr
+        await ServiceProcess("facturation_service", env, tmp_path).migrate()
         database = Database(database_url)
         created = int(time.time()) - 600
         events = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -63,6 +64,12 @@ class ServiceProcess:
 
     def run(self, command: str) -> subprocess.CompletedProcess[str]:
         return run_module(self.module, command, env=self.env)
+
+    async def migrate(self) -> None:
+        """Apply the service's migrations to its database (``python -m <module> migrate``)."""
+        result = await asyncio.to_thread(self.run, "migrate")
+        if result.returncode != 0:
+            raise RuntimeError(f"{self.module} migrate failed:\n{result.stdout}{result.stderr}")
 
     def start(self, *, wait: bool = True, timeout: float = 30.0) -> ServiceProcess:
         # The child keeps its own copy of the descriptor; ours is closed at once.

@@ -99,12 +99,6 @@ async def _start(process: ServiceProcess, stack: list[ServiceProcess]) -> Servic
     return process
 
 
-async def _migrate(process: ServiceProcess) -> None:
-    result = await asyncio.to_thread(process.run, "migrate")
-    if result.returncode != 0:
-        raise RuntimeError(f"{process.module} migrate failed:\n{result.stdout}{result.stderr}")
-
-
 @asynccontextmanager
 async def start_stack(
     tmp_path: Path,
@@ -142,7 +136,7 @@ async def start_stack(
                 },
                 tmp_path,
             )
-            migrations = [_migrate(auth)]
+            migrations = [auth.migrate()]
             facturation: ServiceProcess | None = None
             if facturation_url is None:
                 facturation = ServiceProcess(ECHO_MODULE, common, tmp_path)
@@ -159,7 +153,7 @@ async def start_stack(
                     tmp_path,
                     args=facturation_args,
                 )
-                migrations.append(_migrate(facturation))
+                migrations.append(facturation.migrate())
             if facturation is not None:
                 facturation_url = facturation.url
             assert facturation_url is not None

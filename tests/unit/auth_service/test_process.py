@@ -29,8 +29,7 @@ async def test_migrate_then_serve_register_login_and_check(
         },
         tmp_path,
     )
-    migrated = await asyncio.to_thread(service.run, "migrate")
-    assert migrated.returncode == 0, migrated.stderr
+    await service.migrate()
     await asyncio.to_thread(service.start)
     try:
         async with httpx.AsyncClient(
