@@ -32,7 +32,6 @@ from facturation_service.stripe_api import OpenedSession, StripeApi
 from shared import ConflictError, Database, NotFoundError, UnprocessableError
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncConnection
     from stripe.params.checkout import SessionCreateParams
 
 __all__ = [
@@ -132,13 +131,8 @@ class Checkout:
             idempotency_key=checkout_idempotency_key(order_id),
         )
         await self._write_order(
-            _order_values(
-                basket,
-                id=order_id,
-                user_id=user_id,
-                user_stripe_id=user_stripe_id,
-                stripe_checkout_session_id=session.id,
-                status=OrderStatus.PENDING_PAYMENT,
+            _pending_order(
+                basket, session, order_id=order_id, user_id=user_id, user_stripe_id=user_stripe_id
             )
         )
         return _pending_response(basket, session, order_id)
@@ -185,14 +179,16 @@ class Checkout:
                 idempotency_key=checkout_idempotency_key(order_id),
             )
             async with self.database.engine.begin() as connection:
-                response = await _insert_pending_order(
-                    connection,
-                    basket,
-                    session,
-                    order_id=order_id,
-                    user_id=user_id,
-                    user_stripe_id=customer.user_stripe_id,
-                    mode="subscription",
+                await connection.execute(
+                    _INSERT_ORDER,
+                    _pending_order(
+                        basket,
+                        session,
+                        order_id=order_id,
+                        user_id=user_id,
+                        user_stripe_id=customer.user_stripe_id,
+                        mode="subscription",
+                    ),
                 )
                 await subscription_slots.bind_checkout(
                     connection, user_id, order_id, session.id, expires_at
@@ -200,7 +196,7 @@ class Checkout:
         except BaseException:
             await subscription_slots.release(self.database, user_id, order_id)
             raise
-        return response
+        return _pending_response(basket, session, order_id)
 
     async def _take_subscription_slot(self, user_id: str, order_id: str) -> None:
         """Take the user's one subscription slot, or take over an abandoned checkout's.
@@ -493,8 +489,7 @@ def subscription_checkout_params(
 _INSERT_ORDER = insert(Order.metadata.tables[Order.__tablename__])
 
 
-async def _insert_pending_order(
-    connection: AsyncConnection,
+def _pending_order(
     basket: PricedBasket,
     session: OpenedSession,
     *,
@@ -502,21 +497,17 @@ async def _insert_pending_order(
     user_id: str,
     user_stripe_id: str,
     mode: str = "payment",
-) -> CheckoutResponse:
-    """The order of a session Stripe has made, pending payment, and the route's answer."""
-    await connection.execute(
-        _INSERT_ORDER,
-        _order_values(
-            basket,
-            id=order_id,
-            user_id=user_id,
-            user_stripe_id=user_stripe_id,
-            stripe_checkout_session_id=session.id,
-            status=OrderStatus.PENDING_PAYMENT,
-            mode=mode,
-        ),
+) -> dict[str, Any]:
+    """The row of the order of a session Stripe has made, pending payment."""
+    return _order_values(
+        basket,
+        id=order_id,
+        user_id=user_id,
+        user_stripe_id=user_stripe_id,
+        stripe_checkout_session_id=session.id,
+        status=OrderStatus.PENDING_PAYMENT,
+        mode=mode,
     )
-    return _pending_response(basket, session, order_id)
 
 
 def _pending_response(
