@@ -31,15 +31,14 @@ from facturation_service.webhooks import SIGNATURE_HEADER, WEBHOOK_PATH
 from shared import (
     INTERNAL_TOKEN_HEADER,
     REQUEST_ID_HEADER,
+    Answer,
     ContentTooLargeError,
     RequestMetrics,
     accept_request_id,
     check_json_depth,
     internal_token_matches,
-    log_exchange,
-    request_id_var,
-    send_problem,
-    with_request_id,
+    observing_send,
+    serve_observed,
 )
 
 if TYPE_CHECKING:
@@ -47,7 +46,6 @@ if TYPE_CHECKING:
         ASGIApp,
         HTTPResponseBodyEvent,
         HTTPResponseStartEvent,
-        Message,
         Receive,
         Scope,
         Send,
@@ -138,53 +136,40 @@ class WebhookLane:
             await self.app(scope, receive, send)
             return
         request_id = accept_request_id(delivery.request_id)
-        token = request_id_var.set(request_id)
-        scope["path_template"] = WEBHOOK_PATH
+        answer = Answer()
         started = time.perf_counter()
-        # status (500 until an answer starts, for the access log), seconds until the last body,
-        # answer started
-        span: list[float] = [500, 0.0, 0]
 
-        async def send_observed(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                span[0] = message["status"]
-                span[2] = 1
-                with_request_id(message, request_id.encode())
-            elif message["type"] == "http.response.body":
-                span[1] = time.perf_counter() - started
-            await send(message)
+        async def deliver(scope: Scope, receive: Receive, send: Send) -> None:
+            body = await self._read_body(receive)
+            if body is None:
+                return  # the client left: nobody to answer
+            check_json_depth(body, self.max_json_depth)
+            ack = await self.intake.receive(body, delivery.signature)
+            content = msgspec.json.encode(ack)
+            start: HTTPResponseStartEvent = {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [*_JSON_HEADERS, (b"content-length", str(len(content)).encode())],
+            }
+            await send(start)
+            whole: HTTPResponseBodyEvent = {
+                "type": "http.response.body",
+                "body": content,
+                "more_body": False,
+            }
+            await send(whole)
 
-        gauge = self.metrics.started(_METHOD, WEBHOOK_PATH)
-        try:
-            try:
-                body = await self._read_body(receive)
-                if body is None:
-                    return  # the client left: nobody to answer
-                check_json_depth(body, self.max_json_depth)
-                ack = await self.intake.receive(body, delivery.signature)
-                content = msgspec.json.encode(ack)
-                start: HTTPResponseStartEvent = {
-                    "type": "http.response.start",
-                    "status": 200,
-                    "headers": [*_JSON_HEADERS, (b"content-length", str(len(content)).encode())],
-                }
-                await send_observed(start)
-                answer: HTTPResponseBodyEvent = {
-                    "type": "http.response.body",
-                    "body": content,
-                    "more_body": False,
-                }
-                await send_observed(answer)
-            except Exception as exc:
-                if span[2]:
-                    raise
-                await send_problem(scope, receive, send_observed, exc)
-        finally:
-            status = int(span[0])
-            # Litestar's metrics count an exchange that never answered as a 200.
-            self.metrics.finished(gauge, _METHOD, WEBHOOK_PATH, status if span[2] else 200, span[1])
-            log_exchange(scope, status, started)
-            request_id_var.reset(token)
+        await serve_observed(
+            scope,
+            receive,
+            observing_send(send, answer, request_id.encode(), started),
+            deliver,
+            metrics=self.metrics,
+            template=WEBHOOK_PATH,
+            request_id=request_id,
+            answer=answer,
+            started=started,
+        )
 
     async def _read_body(self, receive: Receive) -> bytes | None:
         chunks: list[bytes] = []

@@ -20,41 +20,29 @@ CPU than the proxy itself. This lane does for the requests it takes what those l
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from litestar.enums import ScopeType
 
 from shared import (
     REQUEST_ID_HEADER,
+    Answer,
     RequestMetrics,
     accept_request_id,
-    log_exchange,
-    request_id_var,
-    send_problem,
-    with_request_id,
+    observing_send,
+    serve_observed,
 )
 
 if TYPE_CHECKING:
-    from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
+    from litestar.types import ASGIApp, Receive, Scope, Send
 
     from gateway.proxy import Proxy
 
-__all__ = ["Answer", "ProxyLane"]
+__all__ = ["ProxyLane"]
 
 # What Litestar's router puts in scope["path_template"] for a request under a mount.
 MOUNT_TEMPLATE = ""
 _REQUEST_ID = REQUEST_ID_HEADER.lower().encode()
-
-
-class Answer:
-    """What the metrics and the access log need to know of one proxied answer."""
-
-    __slots__ = ("answered", "seconds", "status")
-
-    def __init__(self) -> None:
-        self.status = 500  # until an answer starts, for the access log
-        self.seconds = 0.0  # from the start until the last body part was sent
-        self.answered = False  # the answer started: an error can no longer be answered
 
 
 class ProxyLane:
@@ -112,19 +100,9 @@ class ProxyLane:
             return
         template, incoming = taken
         request_id = accept_request_id(incoming)
-        encoded_id = request_id.encode()
         answer = Answer()
         started = time.perf_counter()
-
-        async def send_observed(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                answer.status = message["status"]
-                answer.answered = True
-                with_request_id(message, encoded_id)
-            elif message["type"] == "http.response.body":
-                answer.seconds = time.perf_counter() - started
-            await send(message)
-
+        send_observed = observing_send(send, answer, request_id.encode(), started)
         await self.serve(scope, receive, send_observed, template, request_id, answer, started)
 
     async def serve(
@@ -139,22 +117,14 @@ class ProxyLane:
     ) -> None:
         """Proxy one request taken by :meth:`take`; ``send`` sets the request id on the answer
         and keeps ``answer`` up to date."""
-        token = request_id_var.set(request_id)
-        method = cast("HTTPScope", scope)["method"]
-        scope["path_template"] = template
-        running = self.metrics.started(method, template)
-        try:
-            try:
-                await self.proxy(scope, receive, send)
-            except Exception as exc:
-                if answer.answered:
-                    raise
-                await send_problem(scope, receive, send, exc)
-        finally:
-            status = answer.status
-            # Litestar's metrics count an exchange that never answered as a 200.
-            self.metrics.finished(
-                running, method, template, status if answer.answered else 200, answer.seconds
-            )
-            log_exchange(scope, status, started)
-            request_id_var.reset(token)
+        await serve_observed(
+            scope,
+            receive,
+            send,
+            self.proxy,
+            metrics=self.metrics,
+            template=template,
+            request_id=request_id,
+            answer=answer,
+            started=started,
+        )

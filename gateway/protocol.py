@@ -40,8 +40,8 @@ import httptools
 from litestar import Litestar
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from gateway.fast_lane import Answer, ProxyLane
-from shared import accept_request_id
+from gateway.fast_lane import ProxyLane
+from shared import Answer, accept_request_id
 from shared._coalesce import CoalescingHttpToolsProtocol, CoalescingTransport
 
 if TYPE_CHECKING:

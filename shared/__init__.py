@@ -51,6 +51,7 @@ from shared._internal import (
     provide_identity,
 )
 from shared._json_policy import DEFAULT_MAX_BODY_BYTES, MAX_JSON_DEPTH, check_json_depth
+from shared._lane import Answer, observing_send, serve_observed
 from shared._logging import configure_logging, get_logger
 from shared._metrics import RequestMetrics, metrics_config
 from shared._middleware import log_exchange, with_request_id
@@ -91,6 +92,7 @@ __all__ = [
     "REQUEST_ID_HEADER",
     "USER_EMAIL_HEADER",
     "USER_ID_HEADER",
+    "Answer",
     "ApiDocs",
     "BadGatewayError",
     "BadRequestError",
@@ -144,6 +146,7 @@ __all__ = [
     "log_exchange",
     "metrics_config",
     "named_metadata",
+    "observing_send",
     "problem_response",
     "problem_response_object",
     "provide_identity",
@@ -151,6 +154,7 @@ __all__ = [
     "run_alembic_env",
     "run_service",
     "send_problem",
+    "serve_observed",
     "upgrade_database",
     "with_request_id",
 ]

@@ -1,0 +1,85 @@
+"""What a lane in front of Litestar does for each exchange it takes, in one layer: the request id
+(in the context and on the answer), the Prometheus series under the route's template, the access
+log line, and problem+json for an error raised before the answer started.
+
+A lane (the gateway's proxy lane, facturation's webhook lane) answers a hot route straight from
+the ASGI server when Litestar's layers would pass the request through unchanged; these are the
+parts of those layers it must still do.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from shared._middleware import log_exchange, with_request_id
+from shared._problems import send_problem
+from shared._request_id import request_id_var
+
+if TYPE_CHECKING:
+    from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+    from shared._metrics import RequestMetrics
+
+__all__ = ["Answer", "observing_send", "serve_observed"]
+
+
+class Answer:
+    """What the metrics and the access log need to know of one answer."""
+
+    __slots__ = ("answered", "seconds", "status")
+
+    def __init__(self) -> None:
+        self.status = 500  # until an answer starts, for the access log
+        self.seconds = 0.0  # from the start until the last body part was sent
+        self.answered = False  # the answer started: an error can no longer be answered
+
+
+def observing_send(send: Send, answer: Answer, request_id: bytes, started: float) -> Send:
+    """``send`` that sets the request id on the answer and keeps ``answer`` up to date."""
+
+    async def send_observed(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            answer.status = message["status"]
+            answer.answered = True
+            with_request_id(message, request_id)
+        elif message["type"] == "http.response.body":
+            answer.seconds = time.perf_counter() - started
+        await send(message)
+
+    return send_observed
+
+
+async def serve_observed(
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    handler: ASGIApp,
+    *,
+    metrics: RequestMetrics,
+    template: str,
+    request_id: str,
+    answer: Answer,
+    started: float,
+) -> None:
+    """Run ``handler`` for one exchange a lane took; ``send`` keeps ``answer`` up to date (see
+    :func:`observing_send`)."""
+    token = request_id_var.set(request_id)
+    method = scope["method"]  # type: ignore[typeddict-item]
+    scope["path_template"] = template
+    running = metrics.started(method, template)
+    try:
+        try:
+            await handler(scope, receive, send)
+        except Exception as exc:
+            if answer.answered:
+                raise
+            await send_problem(scope, receive, send, exc)
+    finally:
+        status = answer.status
+        # Litestar's metrics count an exchange that never answered as a 200.
+        metrics.finished(
+            running, method, template, status if answer.answered else 200, answer.seconds
+        )
+        log_exchange(scope, status, started)
+        request_id_var.reset(token)
