@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["cpu_seconds", "postgres_cpu_seconds", "process_tree", "rss_mb"]
+__all__ = ["cpu_seconds", "machine_cpu_seconds", "postgres_cpu_seconds", "process_tree", "rss_mb"]
 
 
 def _stat(pid: int) -> list[str]:
@@ -67,6 +67,17 @@ def postgres_cpu_seconds(database: str | None = None) -> float:
         except (OSError, ValueError, IndexError):
             continue
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+_MACHINE_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+
+def machine_cpu_seconds() -> dict[str, float]:
+    """The machine's CPU seconds by kind since boot (``/proc/stat``, every core): the share of
+    two cores a window used, and what no process is charged for (``softirq``: loopback TCP)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    tick = os.sysconf("SC_CLK_TCK")
+    return {name: int(value) / tick for name, value in zip(_MACHINE_FIELDS, fields, strict=False)}
 
 
 def rss_mb(pid: int) -> float:
