@@ -28,6 +28,10 @@ class FacturationSettings(msgspec.Struct, frozen=True, kw_only=True):
     """PostgreSQL connections kept open between bursts (SQLite ignores it)."""
     facturation_database_max_overflow: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 10
     """More PostgreSQL connections opened during a burst, each closed when handed back."""
+    facturation_database_connections_at_start: Annotated[int, msgspec.Meta(ge=0, le=1000)] = 10
+    """PostgreSQL connections opened as the service starts, on each of its two pools (the main
+    one, the checkout's order pool; at most each pool's size): the first burst after a start
+    finds them open instead of connecting on its way. 0 opens them on demand."""
     internal_token: str
     auth_url: str = "http://127.0.0.1:8001"
     auth_timeout_seconds: PositiveSeconds = 5.0

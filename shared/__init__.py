@@ -2,7 +2,7 @@
 verified identity, the bearer-token parser, a bounded cache, a lean HTTP/1.1 connection pool,
 health and metrics. No business logic lives here."""
 
-from shared._app import create_service_app
+from shared._app import create_service_app, freeze_startup_objects
 from shared._bearer import BEARER_CHALLENGE, bearer_token, invalid_token
 from shared._cache import BoundedCache, RememberedRefusals
 from shared._database import (
@@ -137,6 +137,7 @@ __all__ = [
     "current_request_id",
     "database_url",
     "documented",
+    "freeze_startup_objects",
     "get_logger",
     "internal_client",
     "internal_token_matches",

@@ -12,6 +12,7 @@ from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 
+from shared import freeze_startup_objects
 from stripe_sandbox.api import error_response
 from stripe_sandbox.errors import StripeApiError, api_error, invalid_request
 from stripe_sandbox.objects import new_id
@@ -80,6 +81,9 @@ def create_app(settings: SandboxSettings | None = None) -> Litestar:
         ],
         state=State({"sandbox": state, "webhook_sender": sender, "settings": settings}),
         lifespan=[close_sender],
+        # Its start-up objects out of the collector's sight, as the services': a full
+        # collection walked 140,000 objects (83 ms) in the middle of a checkout bench round.
+        on_startup=[freeze_startup_objects],
         exception_handlers={HTTPException: _http_error, Exception: _unexpected_error},
         # The stand-in Stripe.js runs on the app's origin and calls back here.
         cors_config=CORSConfig(

@@ -31,7 +31,14 @@ Obj = dict[str, Any]
 
 
 def new_id(prefix: str, length: int = 24) -> str:
-    return prefix + "".join(secrets.choice(_ALPHABET) for _ in range(length))
+    """``prefix`` and ``length`` letters and digits, each drawn uniformly from the OS's random
+    bytes: one read of them per id (``secrets.choice`` read them once per character, and a
+    Checkout Session's nine ids cost a third of the sandbox's CPU per call)."""
+    drawn: list[str] = []
+    while len(drawn) < length:
+        # 248 = 4 x 62: a byte below it picks a character with no bias; the others are dropped.
+        drawn += [_ALPHABET[byte % 62] for byte in secrets.token_bytes(2 * length) if byte < 248]
+    return prefix + "".join(drawn[:length])
 
 
 def list_object(data: list[Obj], url: str, *, has_more: bool = False) -> Obj:

@@ -36,6 +36,8 @@ def webhook_settings(database_url: str, **overrides: Any) -> FacturationSettings
         "facturation_webhook_poll_seconds": 0.05,
         "facturation_webhook_retry_base_seconds": 0.01,
         "facturation_webhook_lease_seconds": 30.0,
+        # Connections opened on demand: each test starts its own app (see the unit conftest).
+        "facturation_database_connections_at_start": 0,
     }
     values.update(overrides)
     return FacturationSettings(**values)
