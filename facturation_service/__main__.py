@@ -9,7 +9,7 @@ from pathlib import Path
 
 from facturation_service.settings import database_url
 from facturation_service.worker_process import main as worker_main
-from shared import run_service
+from shared import LaneProtocol, run_service
 
 
 def load() -> object:
@@ -30,5 +30,6 @@ if __name__ == "__main__":
             database_url=database_url,
             check_settings=load,
             commands={"worker": worker_main},
+            protocol=LaneProtocol,
         )
     )

@@ -17,11 +17,13 @@ This lane does for the deliveries it takes what those layers did, in one layer:
 - the same Prometheus series under the route's template, the request id (the caller's
   acceptable ``X-Request-ID`` or a new one, in the context and on the answer) and the same
   access log line as the request id middleware.
+
+``python -m facturation_service`` serves it with ``shared.LaneProtocol``: a delivery the lane
+takes skips uvicorn's request-response cycle as well.
 """
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -33,11 +35,10 @@ from shared import (
     REQUEST_ID_HEADER,
     Answer,
     ContentTooLargeError,
+    Lane,
     RequestMetrics,
-    accept_request_id,
     check_json_depth,
     internal_token_matches,
-    observing_send,
     serve_observed,
 )
 
@@ -63,14 +64,16 @@ _FORM_TYPES = (b"application/x-www-form-urlencoded", b"multipart/form-data")
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
-class _Delivery(msgspec.Struct):
-    """What the lane read from the headers of a delivery it takes."""
+def _signature(scope: Scope) -> str | None:
+    """The delivery's first ``Stripe-Signature`` header (as :meth:`WebhookLane.take` reads the
+    other ones: the first of each)."""
+    for name, value in scope["headers"]:
+        if name == _SIGNATURE:
+            return value.decode("latin-1")
+    return None
 
-    request_id: str | None
-    signature: str | None
 
-
-class WebhookLane:
+class WebhookLane(Lane):
     """Wraps the app's handler (request id middleware included); answers the deliveries it
     takes with ``intake`` directly."""
 
@@ -91,15 +94,16 @@ class WebhookLane:
         self.max_body_bytes = max_body_bytes
         self.max_json_depth = max_json_depth
 
-    def _take(self, scope: Scope) -> _Delivery | None:
-        """What the lane needs from the headers, or None to leave the request to Litestar."""
+    def take(self, scope: Scope) -> tuple[str, str | None] | None:
+        """The route's template and the caller's request id, or None to leave the request to
+        Litestar."""
         if scope["type"] != ScopeType.HTTP:
             return None
         if scope["path"] != WEBHOOK_PATH or scope["method"] != _METHOD or scope.get("root_path"):
             return None
         has_host = False
         length: bytes | None = None
-        token = request_id = signature = None
+        token = request_id = None
         for name, value in scope["headers"]:
             if name == b"content-length":
                 if length is not None:
@@ -110,9 +114,6 @@ class WebhookLane:
             elif name == _INTERNAL_TOKEN:
                 if token is None:
                     token = value.decode("latin-1")
-            elif name == _SIGNATURE:
-                if signature is None:
-                    signature = value.decode("latin-1")
             elif name == _REQUEST_ID:
                 if request_id is None:
                     request_id = value.decode("latin-1")
@@ -128,23 +129,28 @@ class WebhookLane:
             or not internal_token_matches(token, self.internal_token)
         ):
             return None
-        return _Delivery(request_id=request_id, signature=signature)
+        return WEBHOOK_PATH, request_id
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        delivery = self._take(scope)
-        if delivery is None:
-            await self.app(scope, receive, send)
-            return
-        request_id = accept_request_id(delivery.request_id)
-        answer = Answer()
-        started = time.perf_counter()
+    async def serve(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        template: str,
+        request_id: str,
+        answer: Answer,
+        started: float,
+    ) -> None:
+        """Verify, journal and acknowledge one delivery taken by :meth:`take`; ``send`` sets the
+        request id on the answer and keeps ``answer`` up to date."""
+        signature = _signature(scope)
 
         async def deliver(scope: Scope, receive: Receive, send: Send) -> None:
             body = await self._read_body(receive)
             if body is None:
                 return  # the client left: nobody to answer
             check_json_depth(body, self.max_json_depth)
-            ack = await self.intake.receive(body, delivery.signature)
+            ack = await self.intake.receive(body, signature)
             content = msgspec.json.encode(ack)
             start: HTTPResponseStartEvent = {
                 "type": "http.response.start",
@@ -162,10 +168,10 @@ class WebhookLane:
         await serve_observed(
             scope,
             receive,
-            observing_send(send, answer, request_id.encode(), started),
+            send,
             deliver,
             metrics=self.metrics,
-            template=WEBHOOK_PATH,
+            template=template,
             request_id=request_id,
             answer=answer,
             started=started,

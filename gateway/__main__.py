@@ -3,8 +3,7 @@ from __future__ import annotations
 import sys
 
 from gateway.app import load
-from gateway.protocol import GatewayProtocol
-from shared import run_service
+from shared import LaneProtocol, run_service
 
 if __name__ == "__main__":
     sys.exit(
@@ -13,6 +12,6 @@ if __name__ == "__main__":
             app_factory="gateway.app:create_app",
             default_port=8000,
             check_settings=load,
-            protocol=GatewayProtocol,
+            protocol=LaneProtocol,
         )
     )

@@ -19,19 +19,11 @@ CPU than the proxy itself. This lane does for the requests it takes what those l
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 from litestar.enums import ScopeType
 
-from shared import (
-    REQUEST_ID_HEADER,
-    Answer,
-    RequestMetrics,
-    accept_request_id,
-    observing_send,
-    serve_observed,
-)
+from shared import REQUEST_ID_HEADER, Answer, Lane, RequestMetrics, serve_observed
 
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Receive, Scope, Send
@@ -45,10 +37,9 @@ MOUNT_TEMPLATE = ""
 _REQUEST_ID = REQUEST_ID_HEADER.lower().encode()
 
 
-class ProxyLane:
+class ProxyLane(Lane):
     """Wraps the app's handler (request id middleware included); answers proxied requests with
-    ``proxy`` directly. ``gateway.protocol`` calls :meth:`take` and :meth:`serve` itself, with
-    no ASGI cycle in between."""
+    ``proxy`` directly."""
 
     def __init__(
         self,
@@ -92,18 +83,6 @@ class ProxyLane:
         if not has_host and scope.get("http_version") == "1.1":
             return None
         return template, incoming
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        taken = self.take(scope)
-        if taken is None:
-            await self.app(scope, receive, send)
-            return
-        template, incoming = taken
-        request_id = accept_request_id(incoming)
-        answer = Answer()
-        started = time.perf_counter()
-        send_observed = observing_send(send, answer, request_id.encode(), started)
-        await self.serve(scope, receive, send_observed, template, request_id, answer, started)
 
     async def serve(
         self,

@@ -51,7 +51,8 @@ from shared._internal import (
     provide_identity,
 )
 from shared._json_policy import DEFAULT_MAX_BODY_BYTES, MAX_JSON_DEPTH, check_json_depth
-from shared._lane import Answer, observing_send, serve_observed
+from shared._lane import Answer, Lane, observing_send, serve_observed
+from shared._lane_protocol import LaneProtocol
 from shared._logging import configure_logging, get_logger
 from shared._metrics import RequestMetrics, metrics_config
 from shared._middleware import log_exchange, with_request_id
@@ -105,6 +106,8 @@ __all__ = [
     "ForbiddenError",
     "GatewayTimeoutError",
     "Identity",
+    "Lane",
+    "LaneProtocol",
     "NonNegative",
     "NotFoundError",
     "PaymentRequiredError",

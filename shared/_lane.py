@@ -4,24 +4,28 @@ log line, and problem+json for an error raised before the answer started.
 
 A lane (the gateway's proxy lane, facturation's webhook lane) answers a hot route straight from
 the ASGI server when Litestar's layers would pass the request through unchanged; these are the
-parts of those layers it must still do.
+parts of those layers it must still do. Every lane is a :class:`Lane`: :meth:`Lane.take` says
+which requests it answers, :meth:`Lane.serve` answers one; ``shared._lane_protocol`` calls both
+itself, with no ASGI cycle in between, and any other ASGI server reaches them through
+:meth:`Lane.__call__`.
 """
 
 from __future__ import annotations
 
+import abc
 import time
 from typing import TYPE_CHECKING
 
 from shared._middleware import log_exchange, with_request_id
 from shared._problems import send_problem
-from shared._request_id import request_id_var
+from shared._request_id import accept_request_id, request_id_var
 
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
     from shared._metrics import RequestMetrics
 
-__all__ = ["Answer", "observing_send", "serve_observed"]
+__all__ = ["Answer", "Lane", "observing_send", "serve_observed"]
 
 
 class Answer:
@@ -33,6 +37,44 @@ class Answer:
         self.status = 500  # until an answer starts, for the access log
         self.seconds = 0.0  # from the start until the last body part was sent
         self.answered = False  # the answer started: an error can no longer be answered
+
+
+class Lane(abc.ABC):
+    """Wraps the app's handler (request id middleware included) and answers the requests it
+    takes itself; the others go to ``app``."""
+
+    app: ASGIApp
+
+    @abc.abstractmethod
+    def take(self, scope: Scope) -> tuple[str, str | None] | None:
+        """The route template Litestar would have matched and the caller's ``X-Request-ID``,
+        or None to leave the request to Litestar. Decided from the request's head alone."""
+
+    @abc.abstractmethod
+    async def serve(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        template: str,
+        request_id: str,
+        answer: Answer,
+        started: float,
+    ) -> None:
+        """Answer one request taken by :meth:`take` (through :func:`serve_observed`); ``send``
+        sets the request id on the answer and keeps ``answer`` up to date."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        taken = self.take(scope)
+        if taken is None:
+            await self.app(scope, receive, send)
+            return
+        template, incoming = taken
+        request_id = accept_request_id(incoming)
+        answer = Answer()
+        started = time.perf_counter()
+        send_observed = observing_send(send, answer, request_id.encode(), started)
+        await self.serve(scope, receive, send_observed, template, request_id, answer, started)
 
 
 def observing_send(send: Send, answer: Answer, request_id: bytes, started: float) -> Send:

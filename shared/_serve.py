@@ -41,8 +41,9 @@ def run_service(
             start-up in one line instead of a traceback per worker.
         commands: the service's other commands by name (e.g. facturation's ``worker``), each
             run after logging is configured; its return value is the exit status.
-        protocol: the HTTP/1.1 protocol uvicorn runs (a subclass of the coalescing one; the
-            gateway's runs proxied requests without uvicorn's ASGI cycle).
+        protocol: the HTTP/1.1 protocol uvicorn runs (a subclass of the coalescing one;
+            ``LaneProtocol`` runs what the app's lane takes without uvicorn's ASGI cycle: the
+            gateway's proxied requests, facturation's webhook deliveries).
     """
     parser = argparse.ArgumentParser(prog=f"python -m {service}")
     extra = dict(commands or {})

@@ -1,7 +1,7 @@
-"""The gateway's own HTTP/1.1 protocol, over real sockets: proxied requests bypass uvicorn's
-ASGI cycle and keep every behaviour a client can see (framing, pipelining, ``Expect``, body
-deadline, keep-alive, per-address budget, request ids, metrics); other requests still take
-uvicorn's cycle and Litestar."""
+"""The services' HTTP/1.1 protocol serving the gateway, over real sockets: proxied requests
+bypass uvicorn's ASGI cycle and keep every behaviour a client can see (framing, pipelining,
+``Expect``, body deadline, keep-alive, per-address budget, request ids, metrics); other requests
+still take uvicorn's cycle and Litestar."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ import pytest_asyncio
 import uvicorn
 
 from gateway.app import create_app
-from gateway.protocol import GatewayProtocol, ProxiedExchange
 from gateway.settings import GatewaySettings
-from shared import PROBLEM_MEDIA_TYPE
+from shared import PROBLEM_MEDIA_TYPE, LaneProtocol
+from shared._lane_protocol import LaneExchange
 
 TOKEN = b"eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ1In0.dmFsaWQ"
 LARGE = bytes(range(256)) * 1200  # 300 KiB: more than one read, more than the flush size
@@ -107,7 +107,7 @@ SERVERS: list[uvicorn.Server] = []  # the last one is the gateway being served
 
 @asynccontextmanager
 async def gateway(upstream: Upstream, **changes: object) -> AsyncIterator[int]:
-    """The gateway app served by uvicorn with :class:`GatewayProtocol`; yields its port."""
+    """The gateway app served by uvicorn with :class:`LaneProtocol`; yields its port."""
     url = f"http://127.0.0.1:{upstream.port}"
     values: dict[str, object] = {
         "internal_token": "internal",
@@ -124,7 +124,7 @@ async def gateway(upstream: Upstream, **changes: object) -> AsyncIterator[int]:
         app,
         host="127.0.0.1",
         port=0,
-        http=GatewayProtocol,
+        http=LaneProtocol,
         log_config=None,
         access_log=False,
         # As python -m gateway does: trusted proxies only with FORWARDED_ALLOW_IPS.
@@ -194,15 +194,15 @@ def get(path: str, *extra: str, method: str = "GET", version: str = "1.1") -> by
 
 @pytest.fixture
 def exchanges(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The paths served by a :class:`ProxiedExchange` (not by uvicorn's cycle)."""
+    """The paths served by a :class:`LaneExchange` (not by uvicorn's cycle)."""
     served: list[str] = []
-    run = ProxiedExchange.run_asgi
+    run = LaneExchange.run_asgi
 
-    async def counted(self: ProxiedExchange, app: Any) -> None:
+    async def counted(self: LaneExchange, app: Any) -> None:
         served.append(self.scope["path"])
         await run(self, app)
 
-    monkeypatch.setattr(ProxiedExchange, "run_asgi", counted)
+    monkeypatch.setattr(LaneExchange, "run_asgi", counted)
     return served
 
 

@@ -1,30 +1,31 @@
-"""The gateway's HTTP/1.1 server protocol: proxied requests skip the generic ASGI cycle.
+"""The services' HTTP/1.1 server protocol: requests a lane takes skip the generic ASGI cycle.
 
 uvicorn's per-request machinery (a request-response cycle object with an ``asyncio.Event``,
 an ASGI send that validates every response header with two regular expressions and re-reads
-them for framing, the fast lane's send wrapper on top) cost more CPU than the proxying itself.
-:class:`GatewayProtocol` is uvicorn's httptools protocol (the coalescing one of
-``shared._coalesce``) with one change: when a request's head is complete and the proxy lane
-(``gateway.fast_lane``) would take it, it runs a :class:`ProxiedExchange` instead of uvicorn's
+them for framing, the lane's send wrapper on top) cost more CPU than the gateway's proxying
+itself, and a good share of facturation's webhook intake. :class:`LaneProtocol` is uvicorn's
+httptools protocol (the coalescing one of ``shared._coalesce``) with one change: when a
+request's head is complete and the app's :class:`~shared._lane.Lane` (the gateway's proxy lane,
+facturation's webhook lane) would take it, it runs a :class:`LaneExchange` instead of uvicorn's
 cycle. The exchange calls the lane directly and writes the answer's head and body itself; the
 head and a small body leave in one write.
 
 Everything at the connection level stays uvicorn's: parsing, pipelining (an exchange is queued
 like any cycle), keep-alive timeouts, flow control, a malformed request's 400, graceful
-shutdown. Every other request (health, metrics, the API document, preflights, requests with an
-``Origin``, a Host-less HTTP/1.1 request, ...) takes uvicorn's cycle and the whole Litestar app,
-as before. With ``FORWARDED_ALLOW_IPS`` set, uvicorn's proxy-headers middleware still decides
-the client address of a proxied request (the exchange runs a copy of it on the scope). Should
-anything else wrap the app, or a ``root_path`` or a concurrency limit be configured, every
-request takes uvicorn's cycle.
+shutdown. Every other request (health, metrics, the API document, preflights, what the lane
+leaves to Litestar, ...) takes uvicorn's cycle and the whole Litestar app, as before. With
+``FORWARDED_ALLOW_IPS`` set, uvicorn's proxy-headers middleware still decides the client
+address of a request a lane takes (the exchange runs a copy of it on the scope). Should the app
+have no lane, anything else wrap it, or a ``root_path`` or a concurrency limit be configured,
+every request takes uvicorn's cycle.
 
-What the exchange keeps of the ASGI contract, for the lane and the proxy: ``receive`` gives the
-body as it arrives (``Expect: 100-continue`` answered on the first read, reading resumed for
-the body), ``send`` takes ``http.response.start`` and ``http.response.body`` messages; an
-answer without ``Content-Length`` is sent chunked; ``HEAD``, 1xx, 204 and 304 answers carry no
-body; ``Connection: close`` from the client (or HTTP/1.0 without keep-alive) or on the answer
-closes the connection after it. Header names and values come from the upstream's parser or
-from our own code; one check on the whole head still refuses a line break inside a header.
+What the exchange keeps of the ASGI contract, for the lane: ``receive`` gives the body as it
+arrives (``Expect: 100-continue`` answered on the first read, reading resumed for the body),
+``send`` takes ``http.response.start`` and ``http.response.body`` messages; an answer without
+``Content-Length`` is sent chunked; ``HEAD``, 1xx, 204 and 304 answers carry no body;
+``Connection: close`` from the client (or HTTP/1.0 without keep-alive) or on the answer closes
+the connection after it. Header names and values come from an upstream's parser or from our own
+code; one check on the whole head still refuses a line break inside a header.
 """
 
 from __future__ import annotations
@@ -40,18 +41,18 @@ import httptools
 from litestar import Litestar
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from gateway.fast_lane import ProxyLane
-from shared import Answer, accept_request_id
 from shared._coalesce import CoalescingHttpToolsProtocol, CoalescingTransport
+from shared._lane import Answer, Lane
+from shared._request_id import accept_request_id
 
 if TYPE_CHECKING:
     from litestar.types import HTTPScope, Message, ReceiveMessage, Scope
     from uvicorn.config import Config
     from uvicorn.server import ServerState
 
-__all__ = ["GatewayProtocol", "ProxiedExchange"]
+__all__ = ["LaneExchange", "LaneProtocol"]
 
-logger = logging.getLogger("gateway.protocol")
+logger = logging.getLogger("shared.lane_protocol")
 
 _NO_BODY_STATUSES = frozenset({204, 304})
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -104,8 +105,8 @@ class _Signal:
             self._waiter = None
 
 
-class ProxiedExchange(Answer):
-    """One request the proxy lane takes, in place of uvicorn's request-response cycle.
+class LaneExchange(Answer):
+    """One request a lane takes, in place of uvicorn's request-response cycle.
 
     The connection protocol drives it through the same attributes it drives a cycle with:
     ``body``, ``more_body`` and ``message_event`` as the request body arrives, ``disconnected``,
@@ -136,8 +137,8 @@ class ProxiedExchange(Answer):
 
     def __init__(
         self,
-        protocol: GatewayProtocol,
-        lane: ProxyLane,
+        protocol: LaneProtocol,
+        lane: Lane,
         scope: HTTPScope,
         template: str,
         request_id: str,
@@ -182,7 +183,7 @@ class ProxiedExchange(Answer):
                 self._started,
             )
         except BaseException as exc:
-            logger.error("unexpected error while proxying", exc_info=exc)
+            logger.error("unexpected error in the lane", exc_info=exc)
             if not self.answered:
                 await self._server_error()
             else:
@@ -190,10 +191,10 @@ class ProxiedExchange(Answer):
         else:
             if not self.disconnected:
                 if not self.answered:
-                    logger.error("the proxy lane returned without an answer")
+                    logger.error("the lane returned without an answer")
                     await self._server_error()
                 elif not self.response_complete:
-                    logger.error("the proxy lane returned before the end of its answer")
+                    logger.error("the lane returned before the end of its answer")
                     self.protocol.transport.close()
         finally:
             self.on_response = _nothing
@@ -212,7 +213,7 @@ class ProxiedExchange(Answer):
         )
         await self.send({"type": "http.response.body", "body": _SERVER_ERROR, "more_body": False})
 
-    # -- the ASGI callables the lane and the proxy are given ------------------------------------
+    # -- the ASGI callables the lane is given -----------------------------------------------------
     async def receive(self) -> ReceiveMessage:
         protocol = self.protocol
         if self._expect_continue:
@@ -252,7 +253,8 @@ class ProxiedExchange(Answer):
         for name, value in self.protocol.server_state.default_headers:  # Date
             lines += (name, b": ", value, b"\r\n")
         length = -1
-        # Names arrive lower-cased: shared.ConnectionPool lowers the upstream's, Litestar its own.
+        # Names arrive lower-cased: shared.ConnectionPool lowers an upstream's, Litestar and the
+        # lanes write their own so.
         for name, value in headers:
             if name == b"content-length":
                 length = int(value)
@@ -330,10 +332,10 @@ async def _no_send(_message: Any) -> None:  # pragma: no cover - never called by
 
 
 def _served_app(config: Config) -> tuple[Litestar, ProxyHeadersMiddleware | None] | None:
-    """The gateway's Litestar app uvicorn runs, and uvicorn's proxy-headers middleware when it
-    wraps the app (``FORWARDED_ALLOW_IPS``); None when anything else wraps it or an option
-    changes the scope (``root_path``, a concurrency limit): then every request takes uvicorn's
-    cycle."""
+    """The Litestar app uvicorn runs, and uvicorn's proxy-headers middleware when it wraps the
+    app (``FORWARDED_ALLOW_IPS``); None when the app has no lane in front, anything else wraps
+    it or an option changes the scope (``root_path``, a concurrency limit): then every request
+    takes uvicorn's cycle."""
     app = config.loaded_app
     forwarded = None
     if isinstance(app, ProxyHeadersMiddleware):
@@ -344,15 +346,15 @@ def _served_app(config: Config) -> tuple[Litestar, ProxyHeadersMiddleware | None
         not isinstance(app, Litestar)
         or config.root_path
         or config.limit_concurrency is not None
-        or not isinstance(app.asgi_handler, ProxyLane)
+        or not isinstance(app.asgi_handler, Lane)
     ):
         return None
     return app, forwarded
 
 
-class GatewayProtocol(CoalescingHttpToolsProtocol):
-    """uvicorn's httptools protocol (coalescing writes) running proxied requests as
-    :class:`ProxiedExchange` objects."""
+class LaneProtocol(CoalescingHttpToolsProtocol):
+    """uvicorn's httptools protocol (coalescing writes) running the requests the app's lane
+    takes as :class:`LaneExchange` objects."""
 
     def __init__(
         self,
@@ -364,11 +366,11 @@ class GatewayProtocol(CoalescingHttpToolsProtocol):
         super().__init__(config, server_state, app_state, _loop)
         served = _served_app(config)
         self.litestar: Litestar | None = None
-        self.lane: ProxyLane | None = None
+        self.lane: Lane | None = None
         self.forwarded: ProxyHeadersMiddleware | None = None
         if served is not None:
             self.litestar, self.forwarded = served
-            self.lane = cast("ProxyLane", self.litestar.asgi_handler)
+            self.lane = cast("Lane", self.litestar.asgi_handler)
         # When the connection, idle since its last answer, is to be closed; None while a
         # request is on its way or being answered.
         self.idle_until: float | None = None
@@ -396,7 +398,7 @@ class GatewayProtocol(CoalescingHttpToolsProtocol):
             return
         template, incoming = taken
         scope["app"] = scope["litestar_app"] = self.litestar  # what Litestar's __call__ sets
-        exchange = ProxiedExchange(
+        exchange = LaneExchange(
             self,
             lane,
             cast("HTTPScope", scope),
