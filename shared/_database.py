@@ -86,11 +86,18 @@ def database_url(variable: str, default: str, environ: Mapping[str, str] | None 
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """Every new SQLite connection: the busy timeout first, so that the statements after it wait
+    for a lock another connection holds; WAL only when the file is not in it yet (the mode is
+    kept in the file). Switching the mode on every new connection once failed a test of a
+    ``make test`` run with "database is locked" on that very statement."""
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA journal_mode")
+    (mode,) = cursor.fetchone()
+    if str(mode).lower() != "wal":
+        cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
 
 
