@@ -33,13 +33,11 @@ from facturation_service.webhooks import SIGNATURE_HEADER, WEBHOOK_PATH
 from shared import (
     INTERNAL_TOKEN_HEADER,
     REQUEST_ID_HEADER,
-    Answer,
     ContentTooLargeError,
     Lane,
     RequestMetrics,
     check_json_depth,
     internal_token_matches,
-    serve_observed,
 )
 
 if TYPE_CHECKING:
@@ -131,51 +129,26 @@ class WebhookLane(Lane):
             return None
         return WEBHOOK_PATH, request_id
 
-    async def serve(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        template: str,
-        request_id: str,
-        answer: Answer,
-        started: float,
-    ) -> None:
-        """Verify, journal and acknowledge one delivery taken by :meth:`take`; ``send`` sets the
-        request id on the answer and keeps ``answer`` up to date."""
-        signature = _signature(scope)
-
-        async def deliver(scope: Scope, receive: Receive, send: Send) -> None:
-            body = await self._read_body(receive)
-            if body is None:
-                return  # the client left: nobody to answer
-            check_json_depth(body, self.max_json_depth)
-            ack = await self.intake.receive(body, signature)
-            content = msgspec.json.encode(ack)
-            start: HTTPResponseStartEvent = {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [*_JSON_HEADERS, (b"content-length", str(len(content)).encode())],
-            }
-            await send(start)
-            whole: HTTPResponseBodyEvent = {
-                "type": "http.response.body",
-                "body": content,
-                "more_body": False,
-            }
-            await send(whole)
-
-        await serve_observed(
-            scope,
-            receive,
-            send,
-            deliver,
-            metrics=self.metrics,
-            template=template,
-            request_id=request_id,
-            answer=answer,
-            started=started,
-        )
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Verify, journal and acknowledge one delivery taken by :meth:`take`."""
+        body = await self._read_body(receive)
+        if body is None:
+            return  # the client left: nobody to answer
+        check_json_depth(body, self.max_json_depth)
+        ack = await self.intake.receive(body, _signature(scope))
+        content = msgspec.json.encode(ack)
+        start: HTTPResponseStartEvent = {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [*_JSON_HEADERS, (b"content-length", str(len(content)).encode())],
+        }
+        await send(start)
+        whole: HTTPResponseBodyEvent = {
+            "type": "http.response.body",
+            "body": content,
+            "more_body": False,
+        }
+        await send(whole)
 
     async def _read_body(self, receive: Receive) -> bytes | None:
         chunks: list[bytes] = []

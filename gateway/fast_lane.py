@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from litestar.enums import ScopeType
 
-from shared import REQUEST_ID_HEADER, Answer, Lane, RequestMetrics, serve_observed
+from shared import REQUEST_ID_HEADER, Lane, RequestMetrics
 
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Receive, Scope, Send
@@ -84,26 +84,6 @@ class ProxyLane(Lane):
             return None
         return template, incoming
 
-    async def serve(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        template: str,
-        request_id: str,
-        answer: Answer,
-        started: float,
-    ) -> None:
-        """Proxy one request taken by :meth:`take`; ``send`` sets the request id on the answer
-        and keeps ``answer`` up to date."""
-        await serve_observed(
-            scope,
-            receive,
-            send,
-            self.proxy,
-            metrics=self.metrics,
-            template=template,
-            request_id=request_id,
-            answer=answer,
-            started=started,
-        )
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Proxy one request taken by :meth:`take`."""
+        await self.proxy(scope, receive, send)

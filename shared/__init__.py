@@ -51,7 +51,7 @@ from shared._internal import (
     provide_identity,
 )
 from shared._json_policy import DEFAULT_MAX_BODY_BYTES, MAX_JSON_DEPTH, check_json_depth
-from shared._lane import Answer, Lane, observing_send, serve_observed
+from shared._lane import Answer, Lane, observing_send
 from shared._lane_protocol import LaneProtocol
 from shared._logging import configure_logging, get_logger
 from shared._metrics import RequestMetrics, metrics_config
@@ -158,7 +158,6 @@ __all__ = [
     "run_alembic_env",
     "run_service",
     "send_problem",
-    "serve_observed",
     "upgrade_database",
     "with_request_id",
 ]

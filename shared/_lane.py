@@ -5,7 +5,8 @@ log line, and problem+json for an error raised before the answer started.
 A lane (the gateway's proxy lane, facturation's webhook lane) answers a hot route straight from
 the ASGI server when Litestar's layers would pass the request through unchanged; these are the
 parts of those layers it must still do. Every lane is a :class:`Lane`: :meth:`Lane.take` says
-which requests it answers, :meth:`Lane.serve` answers one; ``shared._lane_protocol`` calls both
+which requests it answers, :meth:`Lane.handle` answers one and :meth:`Lane.serve` runs it with
+those parts; ``shared._lane_protocol`` calls both
 itself, with no ASGI cycle in between, and any other ASGI server reaches them through
 :meth:`Lane.__call__`.
 """
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
     from shared._metrics import RequestMetrics
 
-__all__ = ["Answer", "Lane", "observing_send", "serve_observed"]
+__all__ = ["Answer", "Lane", "observing_send"]
 
 
 class Answer:
@@ -41,9 +42,11 @@ class Answer:
 
 class Lane(abc.ABC):
     """Wraps the app's handler (request id middleware included) and answers the requests it
-    takes itself; the others go to ``app``."""
+    takes itself; the others go to ``app``. A lane says which requests it takes
+    (:meth:`take`) and how it answers one (:meth:`handle`); :meth:`serve` does the rest."""
 
     app: ASGIApp
+    metrics: RequestMetrics
 
     @abc.abstractmethod
     def take(self, scope: Scope) -> tuple[str, str | None] | None:
@@ -51,6 +54,10 @@ class Lane(abc.ABC):
         or None to leave the request to Litestar. Decided from the request's head alone."""
 
     @abc.abstractmethod
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer one request :meth:`take` took (an error raised before the answer started is
+        answered as problem+json by :meth:`serve`)."""
+
     async def serve(
         self,
         scope: Scope,
@@ -61,8 +68,29 @@ class Lane(abc.ABC):
         answer: Answer,
         started: float,
     ) -> None:
-        """Answer one request taken by :meth:`take` (through :func:`serve_observed`); ``send``
-        sets the request id on the answer and keeps ``answer`` up to date."""
+        """Run :meth:`handle` for one exchange taken by :meth:`take`, with the request id in
+        the context, the Prometheus series and the access log line; ``send`` sets the request
+        id on the answer and keeps ``answer`` up to date (see :func:`observing_send`)."""
+        token = request_id_var.set(request_id)
+        method = scope["method"]  # type: ignore[typeddict-item]
+        scope["path_template"] = template
+        metrics = self.metrics
+        running = metrics.started(method, template)
+        try:
+            try:
+                await self.handle(scope, receive, send)
+            except Exception as exc:
+                if answer.answered:
+                    raise
+                await send_problem(scope, receive, send, exc)
+        finally:
+            status = answer.status
+            # Litestar's metrics count an exchange that never answered as a 200.
+            metrics.finished(
+                running, method, template, status if answer.answered else 200, answer.seconds
+            )
+            log_exchange(scope, status, started)
+            request_id_var.reset(token)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         taken = self.take(scope)
@@ -90,38 +118,3 @@ def observing_send(send: Send, answer: Answer, request_id: bytes, started: float
         await send(message)
 
     return send_observed
-
-
-async def serve_observed(
-    scope: Scope,
-    receive: Receive,
-    send: Send,
-    handler: ASGIApp,
-    *,
-    metrics: RequestMetrics,
-    template: str,
-    request_id: str,
-    answer: Answer,
-    started: float,
-) -> None:
-    """Run ``handler`` for one exchange a lane took; ``send`` keeps ``answer`` up to date (see
-    :func:`observing_send`)."""
-    token = request_id_var.set(request_id)
-    method = scope["method"]  # type: ignore[typeddict-item]
-    scope["path_template"] = template
-    running = metrics.started(method, template)
-    try:
-        try:
-            await handler(scope, receive, send)
-        except Exception as exc:
-            if answer.answered:
-                raise
-            await send_problem(scope, receive, send, exc)
-    finally:
-        status = answer.status
-        # Litestar's metrics count an exchange that never answered as a 200.
-        metrics.finished(
-            running, method, template, status if answer.answered else 200, answer.seconds
-        )
-        log_exchange(scope, status, started)
-        request_id_var.reset(token)
