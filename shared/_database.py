@@ -7,7 +7,10 @@ so the dev stack tolerates a writer and readers at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import sqlite3
+import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -32,6 +35,8 @@ __all__ = [
     "named_metadata",
     "provide_db_session",
 ]
+
+_SQLITE_BUSY_SECONDS = 10
 
 
 def async_database_url(url: str) -> str:
@@ -85,17 +90,41 @@ def database_url(variable: str, default: str, environ: Mapping[str, str] | None 
     return url
 
 
+def _put_sqlite_file_in_wal(url: str) -> None:
+    """WAL is kept in the file: put it there once, before the engine opens any connection.
+
+    Switching takes an exclusive lock, and SQLite refuses a switch that loses a race at once
+    ("database is locked") rather than waiting out the busy timeout. Switching on each new
+    connection let two engines opening the same new file at once fail that way (1 test in
+    2,000 of a ``make test`` run), so the switch is done here, waiting for a lock a migration
+    or another process may hold, and the connections only read what the file says.
+    """
+    path = make_url(url).database
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    deadline = time.monotonic() + _SQLITE_BUSY_SECONDS
+    with contextlib.closing(sqlite3.connect(path, timeout=_SQLITE_BUSY_SECONDS)) as connection:
+        while True:
+            try:
+                if _journal_mode(connection) == "wal":
+                    return
+                connection.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+
+
+def _journal_mode(connection: sqlite3.Connection) -> str:
+    (mode,) = connection.execute("PRAGMA journal_mode").fetchone()
+    return str(mode).lower()
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    """Every new SQLite connection: the busy timeout first, so that the statements after it wait
-    for a lock another connection holds; WAL only when the file is not in it yet (the mode is
-    kept in the file). Switching the mode on every new connection once failed a test of a
-    ``make test`` run with "database is locked" on that very statement."""
+    """Every new SQLite connection waits for a lock another one holds (WAL is already in the
+    file, ``_put_sqlite_file_in_wal``)."""
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.execute("PRAGMA journal_mode")
-    (mode,) = cursor.fetchone()
-    if str(mode).lower() != "wal":
-        cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_SECONDS * 1000}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
@@ -113,9 +142,11 @@ class Database:
     def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int = 10) -> None:
         _create_sqlite_folder(url)
         self.url = async_database_url(url)
+        if is_sqlite(self.url):
+            _put_sqlite_file_in_wal(self.url)
         kwargs: dict[str, Any] = {"pool_pre_ping": True}
         if is_sqlite(self.url):
-            kwargs = {"connect_args": {"timeout": 10}}
+            kwargs = {"connect_args": {"timeout": _SQLITE_BUSY_SECONDS}}
         else:
             kwargs.update(pool_size=pool_size, max_overflow=max_overflow, pool_recycle=1800)
         kwargs["json_serializer"] = _json_text
