@@ -4,6 +4,7 @@ metrics, the database, and — for private services — the internal-credential 
 from __future__ import annotations
 
 import gc
+import inspect
 import os
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -11,8 +12,10 @@ from typing import Any
 
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
+from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.handlers import BaseRouteHandler
 from litestar.middleware import DefineMiddleware
 from litestar.openapi.config import OpenAPIConfig
 from litestar.types import ASGIApp, ControllerRouterHandler, Guard, Middleware
@@ -114,7 +117,7 @@ def create_service_app(
         ],
         state=State(app_state),
         dependencies=app_dependencies,
-        guards=app_guards,
+        guards=_as_one_guard(app_guards),
         middleware=app_middleware,
         exception_handlers=exception_handlers,
         lifespan=list(lifespan),
@@ -140,3 +143,21 @@ def create_service_app(
     if front is not None:
         app.asgi_handler = front(app.asgi_handler)
     return app
+
+
+def _as_one_guard(guards: Sequence[Guard]) -> list[Guard]:
+    """The app's guards as one guard that runs them in turn. Litestar hands every guard its own
+    ``copy()`` of the route handler: with two app guards, that copying cost facturation 6 % of
+    its CPU per Checkout Session (py-spy, docs/benchmarks.md); one guard pays it once."""
+    if len(guards) <= 1:
+        return list(guards)
+
+    async def app_guards(
+        connection: ASGIConnection[Any, Any, Any, Any], route_handler: BaseRouteHandler
+    ) -> None:
+        for guard in guards:
+            checked = guard(connection, route_handler)
+            if inspect.isawaitable(checked):
+                await checked
+
+    return [app_guards]

@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from litestar import Litestar, get
+from litestar.connection import ASGIConnection
+from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath
 from litestar.testing import AsyncTestClient
 
@@ -11,6 +15,7 @@ from shared import (
     REQUEST_ID_HEADER,
     Database,
     NotFoundError,
+    ServiceUnavailableError,
     create_service_app,
 )
 
@@ -141,3 +146,43 @@ async def test_every_service_answers_an_http11_request_without_host_400(
     if status == 400:
         content_type = dict(sent[0]["headers"])[b"content-type"]  # type: ignore[call-overload]
         assert content_type == PROBLEM_MEDIA_TYPE.encode()
+
+
+async def test_the_app_guards_run_in_turn_after_the_credential_each_on_the_route(
+    database_url: str,
+) -> None:
+    """The app's guards run as one (Litestar copies the route handler once per guard it runs):
+    still after the credential check, in the order given, each seeing the route's handler, and
+    a refusal stops the ones after it."""
+    seen: list[tuple[str, str]] = []
+
+    async def first(_: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+        seen.append(("first", handler.handler_name))
+        if handler.opt.get("closed"):
+            raise ServiceUnavailableError("Closed for maintenance.")
+
+    def second(_: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+        seen.append(("second", handler.handler_name))
+
+    @get("/closed", opt={"closed": True})
+    async def closed() -> None: ...
+
+    app = create_service_app(
+        service="test",
+        route_handlers=[get_thing, closed],
+        internal_token="s3cret-token",
+        database=Database(database_url),
+        guards=[first, second],
+    )
+    assert len(app.guards) == 1
+    async with AsyncTestClient(app) as client:
+        refused = await client.get("/things/1")
+        assert refused.status_code == 401
+        assert seen == []
+        answered = await client.get("/things/1", headers={INTERNAL_TOKEN_HEADER: "s3cret-token"})
+        assert answered.status_code == 200
+        assert seen == [("first", "get_thing"), ("second", "get_thing")]
+        seen.clear()
+        closed_answer = await client.get("/closed", headers={INTERNAL_TOKEN_HEADER: "s3cret-token"})
+        assert closed_answer.status_code == 503
+        assert seen == [("first", "closed")]
