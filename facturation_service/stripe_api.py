@@ -16,6 +16,7 @@ import msgspec
 import stripe
 
 from facturation_service.stripe_http import stripe_http_client
+from facturation_service.stripe_logs import log_stripe_requests_only_when_enabled
 from shared import (
     BadGatewayError,
     ConflictError,
@@ -62,6 +63,7 @@ class StripeApi:
         http_client: what carries the requests (tests hand one over an in-process sandbox);
             by default ``stripe_http_client(timeout_seconds)``.
         """
+        log_stripe_requests_only_when_enabled()
         self.http_client = http_client or stripe_http_client(timeout_seconds)
         self.client = stripe.StripeClient(
             secret_key,
