@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import json
 import os
 import statistics
 import tempfile
@@ -36,6 +37,7 @@ from pathlib import Path
 import httpx
 
 from tests.bench.processes import cpu_seconds
+from tests.bench.raw_http import RawConnection, build_request
 from tests.support.databases import using_postgres
 from tests.support.processes import ServiceProcess
 from tests.support.stack import Stack, start_stack
@@ -102,63 +104,66 @@ async def stripe_calls(stripe: ServiceProcess) -> str:
     return f"{len(log)} Stripe calls, {len(keys) - len(set(keys))} retried, {errors} not 2xx"
 
 
-async def checkout(http: httpx.AsyncClient, path: str, headers: dict[str, str]) -> float:
+async def checkout(connection: RawConnection, request: bytes) -> float:
     started = time.perf_counter()
-    response = await http.post(path, json={"items": ITEMS}, headers=headers)
+    status, body = await connection.exchange(request)
     elapsed = time.perf_counter() - started
-    if response.status_code != 201:
-        raise RuntimeError(f"checkout answered {response.status_code}: {response.text}")
+    if status != 201:
+        raise RuntimeError(f"checkout answered {status}: {body.decode(errors='replace')}")
     return elapsed
 
 
-async def concurrent_round(
-    clients: list[httpx.AsyncClient], path: str, headers: list[dict[str, str]]
-) -> float:
-    """One checkout per user at once, each user on its own client (its own connection).
+async def warm_up(http: httpx.AsyncClient, path: str, headers: dict[str, str]) -> None:
+    response = await http.post(path, json={"items": ITEMS}, headers=headers)
+    response.raise_for_status()
 
-    Not one shared client: httpcore's pool checks every connection it holds on each request
-    it queues and each one it releases (a ``poll()`` per idle connection, and a list of all of
-    them per idle one), so a burst of 100 over 100 kept-alive connections cost the bench ~1.1 s
-    of its own CPU and it sent the requests one after another, ~13 ms apart: every round that
-    reused the last round's connections was slow (docs/benchmarks.md, "Checkout sessions")."""
+
+async def concurrent_round(connections: list[RawConnection], requests: list[bytes]) -> float:
+    """One checkout per user at once, each user on its own connection (``raw_http``: the bench's
+    own CPU stays out of the round; with httpx it took 75 ms of the two cores a round).
+
+    Each user has its own connection, as 100 browsers would: with one shared httpx client,
+    httpcore's pool checked every connection it held on each request it queued and each one it
+    released, and sent the requests ~13 ms apart (docs/benchmarks.md, "Checkout sessions")."""
     started = time.perf_counter()
-    await asyncio.gather(*(checkout(c, path, h) for c, h in zip(clients, headers, strict=True)))
+    await asyncio.gather(*map(checkout, connections, requests))
     return time.perf_counter() - started
 
 
-def user_clients(
-    stack: contextlib.AsyncExitStack, base_url: str, count: int
-) -> list[httpx.AsyncClient]:
-    """A client per bench user, as 100 browsers would be, closed with ``stack``."""
-    limits = httpx.Limits(max_connections=1, keepalive_expiry=2)
-    clients = [
-        httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) for _ in range(count)
+def checkout_requests(base_url: str, path: str, headers: list[dict[str, str]]) -> list[bytes]:
+    """Each user's checkout, built once."""
+    body = json.dumps({"items": ITEMS}).encode()
+    return [
+        build_request("POST", base_url, path, {**h, "Content-Type": "application/json"}, body)
+        for h in headers
     ]
-    for client in clients:
-        stack.push_async_callback(client.aclose)
-    return clients
 
 
-async def open_connections(stack: Stack, clients: list[httpx.AsyncClient]) -> str:
-    """Each user's client opens its connection before the rounds, with a ``GET /healthz``; what
-    that costs is printed apart. In the first round each client otherwise connected on its
-    way: 100 connects in the bench and 100 accepts in facturation, 20-30 ms of that round
-    that the next rounds, on the kept connections, did not pay (docs/benchmarks.md)."""
+async def open_connections(
+    stack: Stack, base_url: str, count: int, per_user: contextlib.AsyncExitStack
+) -> tuple[list[RawConnection], str]:
+    """Each user opens its connection before the rounds, with a ``GET /healthz``; what that
+    costs is printed apart. In the first round each user otherwise connected on its way: 100
+    connects in the bench and 100 accepts in facturation, 20-30 ms of that round that the next
+    rounds, on the kept connections, did not pay (docs/benchmarks.md)."""
     cpu_before = service_cpu_seconds(stack.facturation)
     started = time.perf_counter()
-    answers = await asyncio.gather(*(client.get("/healthz") for client in clients))
+    connections = await asyncio.gather(*(RawConnection.open(base_url) for _ in range(count)))
+    for connection in connections:
+        per_user.push_async_callback(connection.close)
+    health = build_request("GET", base_url, "/healthz", {})
+    answers = await asyncio.gather(*(c.exchange(health) for c in connections))
     wall = time.perf_counter() - started
     cpu_after = service_cpu_seconds(stack.facturation)
-    for answer in answers:
-        answer.raise_for_status()
+    if any(status != 200 for status, _ in answers):
+        raise RuntimeError("GET /healthz did not answer 200 on every connection")
     cpu = (
         f", facturation CPU {(cpu_after - cpu_before) * 1000:.0f} ms"
         if cpu_before is not None and cpu_after is not None
         else ""
     )
-    return (
-        f"{len(clients)} connections opened before the rounds (GET /healthz): "
-        f"{wall * 1000:.0f} ms{cpu}"
+    return list(connections), (
+        f"{count} connections opened before the rounds (GET /healthz): {wall * 1000:.0f} ms{cpu}"
     )
 
 
@@ -246,41 +251,44 @@ async def run(
             created = await direct.post("/billing/customer", headers=direct_headers(stack, user))
             created.raise_for_status()
         for user in users[:20]:  # warm the pools and the gateway's token cache
-            await checkout(direct, "/billing/checkout-sessions", direct_headers(stack, user))
-            await checkout(gateway, "/api/v1/billing/checkout-sessions", gateway_headers(user))
+            await warm_up(direct, "/billing/checkout-sessions", direct_headers(stack, user))
+            await warm_up(gateway, "/api/v1/billing/checkout-sessions", gateway_headers(user))
 
         database = "PostgreSQL" if using_postgres() else "SQLite"
         print(
             f"bench_checkout: {database}, facturation workers {workers}, {users_count} users, "
             f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
         )
-        targets: list[
-            tuple[str, httpx.AsyncClient, list[httpx.AsyncClient], str, list[dict[str, str]]]
-        ] = [
+        targets = [
             (
                 "facturation",
-                direct,
-                user_clients(per_user, stack.facturation_url, users_count),
-                "/billing/checkout-sessions",
-                [direct_headers(stack, u) for u in users],
+                stack.facturation_url,
+                checkout_requests(
+                    stack.facturation_url,
+                    "/billing/checkout-sessions",
+                    [direct_headers(stack, u) for u in users],
+                ),
             ),
         ]
         if via_gateway:
             targets.append(
                 (
                     "via gateway",
-                    gateway,
-                    user_clients(per_user, stack.url, users_count),
-                    "/api/v1/billing/checkout-sessions",
-                    [gateway_headers(u) for u in users],
+                    stack.url,
+                    checkout_requests(
+                        stack.url,
+                        "/api/v1/billing/checkout-sessions",
+                        [gateway_headers(u) for u in users],
+                    ),
                 )
             )
         # The bench's own objects (its stack, its clients) out of its collector's sight: a full
         # collection walked 120,000 of them (65 ms) and landed in a round now and then.
         gc.collect()
         gc.freeze()
-        for label, http, clients, path, headers in targets:
-            print(f"  {label}: {await open_connections(stack, clients)}")
+        for label, base_url, requests in targets:
+            connections, opened = await open_connections(stack, base_url, users_count, per_user)
+            print(f"  {label}: {opened}")
             medians, rounds = {}, {}
             for delay in (latency, 0.0):
                 await set_latency(stripe, delay)
@@ -289,7 +297,7 @@ async def run(
                 walls, cpus = [], []
                 for _ in range(runs):
                     round_before = service_cpu_seconds(stack.facturation)
-                    walls.append(await concurrent_round(clients, path, headers))
+                    walls.append(await concurrent_round(connections, requests))
                     round_after = service_cpu_seconds(stack.facturation)
                     if round_before is not None and round_after is not None:
                         cpus.append(f"{(round_after - round_before) * 1000:.0f}")
@@ -323,7 +331,7 @@ async def run(
             await set_latency(stripe, 0)
             cpu_before = service_cpu_seconds(stack.facturation)
             stripe_before = service_cpu_seconds(stripe)
-            times = [await checkout(http, path, headers[i % len(headers)]) for i in range(n)]
+            times = [await checkout(connections[0], requests[i % len(requests)]) for i in range(n)]
             cpu_after = service_cpu_seconds(stack.facturation)
             stripe_after = service_cpu_seconds(stripe)
             print(
