@@ -68,13 +68,21 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
+def _sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL; None for another database, ``:memory:`` or a ``file:`` URI."""
+    if not is_sqlite(url):
+        return None
+    path = make_url(url).database
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return None
+    return Path(path)
+
+
 def _create_sqlite_folder(url: str) -> None:
     """SQLite creates its file but not the file's folder (``unable to open database file``)."""
-    if not is_sqlite(url):
-        return
-    path = make_url(url).database
-    if path and path != ":memory:" and not path.startswith("file:"):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    path = _sqlite_file(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
 
 
 def database_url(variable: str, default: str, environ: Mapping[str, str] | None = None) -> str:
@@ -99,8 +107,8 @@ def _put_sqlite_file_in_wal(url: str) -> None:
     2,000 of a ``make test`` run), so the switch is done here, waiting for a lock a migration
     or another process may hold, and the connections only read what the file says.
     """
-    path = make_url(url).database
-    if not path or path == ":memory:" or path.startswith("file:"):
+    path = _sqlite_file(url)
+    if path is None:
         return
     deadline = time.monotonic() + _SQLITE_BUSY_SECONDS
     with contextlib.closing(sqlite3.connect(path, timeout=_SQLITE_BUSY_SECONDS)) as connection:
@@ -121,10 +129,10 @@ def _journal_mode(connection: sqlite3.Connection) -> str:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    """Every new SQLite connection waits for a lock another one holds (WAL is already in the
-    file, ``_put_sqlite_file_in_wal``)."""
+    """Every new SQLite connection's settings. Its busy timeout, to wait for a lock another
+    connection holds, is the driver's ``timeout`` (``connect_args``); WAL is already in the file
+    (``_put_sqlite_file_in_wal``)."""
     cursor = dbapi_connection.cursor()
-    cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_SECONDS * 1000}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
@@ -142,10 +150,9 @@ class Database:
     def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int = 10) -> None:
         _create_sqlite_folder(url)
         self.url = async_database_url(url)
-        if is_sqlite(self.url):
-            _put_sqlite_file_in_wal(self.url)
         kwargs: dict[str, Any] = {"pool_pre_ping": True}
         if is_sqlite(self.url):
+            _put_sqlite_file_in_wal(self.url)
             kwargs = {"connect_args": {"timeout": _SQLITE_BUSY_SECONDS}}
         else:
             kwargs.update(pool_size=pool_size, max_overflow=max_overflow, pool_recycle=1800)

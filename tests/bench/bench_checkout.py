@@ -174,10 +174,13 @@ def service_cpu_seconds(process: ServiceProcess | None) -> float | None:
     return cpu_seconds([process.process.pid])
 
 
-def per_round(name: str, before: float | None, after: float | None, runs: int) -> str:
+def cpu_each(
+    name: str, before: float | None, after: float | None, count: int, each: str, digits: int = 0
+) -> str:
+    """``name``'s CPU between two readings, shared out over ``count`` rounds or sessions."""
     if before is None or after is None:
         return ""
-    return f"; {name} CPU {(after - before) * 1000 / runs:.0f} ms a round"
+    return f"; {name} CPU {(after - before) * 1000 / count:.{digits}f} ms {each}"
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -319,9 +322,9 @@ async def run(
                     + f"{(max(walls) - min(walls)) * 1000:.0f} ms); at most "
                     + f"{await max_in_flight(stripe)} Stripe calls in flight at once "
                     + f"({await stripe_calls(stripe)})"
-                    + per_round("facturation", cpu_before, cpu_after, runs)
+                    + cpu_each("facturation", cpu_before, cpu_after, runs, "a round")
                     + (f" ({', '.join(cpus)})" if cpus else "")
-                    + per_round("sandbox", stripe_before, stripe_after, runs)
+                    + cpu_each("sandbox", stripe_before, stripe_after, runs, "a round")
                 )
             target = 1.5 * latency
             verdict = "met" if medians[latency] <= target else "NOT met"
@@ -353,14 +356,8 @@ async def run(
                 print(
                     f"  {label}: "
                     + cpu_per_session(cpu_after - cpu_before, idle * elapsed, n)
-                    + per_call("the sandbox's own CPU", stripe_before, stripe_after, n)
+                    + cpu_each("the sandbox's own", stripe_before, stripe_after, n, "a session", 1)
                 )
-
-
-def per_call(name: str, before: float | None, after: float | None, calls: int) -> str:
-    if before is None or after is None:
-        return ""
-    return f"; {name} {(after - before) * 1000 / calls:.1f} ms"
 
 
 async def idle_cpu_per_second(process: ServiceProcess | None, seconds: float = 2.0) -> float | None:

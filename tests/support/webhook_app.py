@@ -4,6 +4,7 @@ start it, post signed events and read the journal."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -24,6 +25,16 @@ from tests.support import stripe_events
 
 INTERNAL_TOKEN = "unit-internal-token"
 OLD_WEBHOOK_SECRET = "whsec_test_rotated_out_0123456789abcdef"
+
+
+def counted_deliveries(metrics: str, status: int) -> float:
+    """``POST /webhooks/stripe`` answered with ``status``, as the app's ``/metrics`` counts it."""
+    pattern = (
+        r'^http_requests_total{app_name="facturation",method="POST",path="/webhooks/stripe",'
+        rf'status_code="{status}"}} ([\d.]+)$'
+    )
+    match = re.search(pattern, metrics, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
 
 
 def webhook_settings(database_url: str, **overrides: Any) -> FacturationSettings:

@@ -14,17 +14,9 @@ from litestar.testing import AsyncTestClient
 from facturation_service import webhook_lane
 from shared import PROBLEM_MEDIA_TYPE, REQUEST_ID_HEADER, check_json_depth
 from tests.support import stripe_events
+from tests.support.webhook_app import counted_deliveries
 
 THROUGH_LITESTAR = {"Content-Type": "application/x-www-form-urlencoded"}
-
-
-def _count(metrics: str, status: int) -> float:
-    pattern = (
-        r'^http_requests_total{app_name="facturation",method="POST",path="/webhooks/stripe",'
-        rf'status_code="{status}"}} ([\d.]+)$'
-    )
-    match = re.search(pattern, metrics, re.MULTILINE)
-    return float(match.group(1)) if match else 0.0
 
 
 @pytest.fixture
@@ -91,8 +83,8 @@ async def test_deliveries_in_either_lane_are_counted_in_the_same_prometheus_seri
     after = (await webhook_client.get("/metrics")).text
 
     assert len(lane_calls) == 2
-    assert _count(after, 200) - _count(before, 200) == 2
-    assert _count(after, 400) - _count(before, 400) == 2
+    assert counted_deliveries(after, 200) - counted_deliveries(before, 200) == 2
+    assert counted_deliveries(after, 400) - counted_deliveries(before, 400) == 2
 
 
 async def test_both_lanes_mint_the_request_id_and_write_the_same_access_log_line(

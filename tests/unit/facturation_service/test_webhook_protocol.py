@@ -26,7 +26,12 @@ from shared import (
 )
 from shared._lane_protocol import LaneExchange
 from tests.support import stripe_events
-from tests.support.webhook_app import INTERNAL_TOKEN, get_event, webhook_settings
+from tests.support.webhook_app import (
+    INTERNAL_TOKEN,
+    counted_deliveries,
+    get_event,
+    webhook_settings,
+)
 
 THROUGH_LITESTAR = {"Content-Type": "application/x-www-form-urlencoded"}
 # Set by the server or per exchange: the rest of the head must be the same in either lane.
@@ -88,15 +93,6 @@ def _head(response: httpx.Response) -> dict[str, str]:
     return {name: value for name, value in response.headers.items() if name not in _VARYING}
 
 
-def _count(metrics: str, status: int) -> float:
-    pattern = (
-        r'^http_requests_total{app_name="facturation",method="POST",path="/webhooks/stripe",'
-        rf'status_code="{status}"}} ([\d.]+)$'
-    )
-    match = re.search(pattern, metrics, re.MULTILINE)
-    return float(match.group(1)) if match else 0.0
-
-
 async def test_a_delivery_through_the_protocol_is_answered_journaled_and_counted_as_litestar_does(
     facturation_url: str, db: Database, exchanges: list[str], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -125,7 +121,7 @@ async def test_a_delivery_through_the_protocol_is_answered_journaled_and_counted
     assert litestar.json()["id"] == litestar_id
     for event_id in (lane_id, litestar_id):
         assert await get_event(db, event_id) is not None
-    assert _count(after, 200) - _count(before, 200) == 3
+    assert counted_deliveries(after, 200) - counted_deliveries(before, 200) == 3
     lines = [
         (record.method, record.path, record.status)  # type: ignore[attr-defined]
         for record in caplog.records
@@ -153,7 +149,7 @@ async def test_a_refused_delivery_through_the_protocol_is_the_same_problem_as_li
     assert lane.headers[REQUEST_ID_HEADER] == "rid-1"
     assert {**lane.json(), "request_id": "rid-2"} == litestar.json()
     assert await get_event(db, lane_id) is None
-    assert _count(after, 400) - _count(before, 400) == 2
+    assert counted_deliveries(after, 400) - counted_deliveries(before, 400) == 2
 
 
 @pytest.mark.parametrize(
