@@ -1,0 +1,118 @@
+"""The worker's claim reads as many journal rows as it takes, whatever the backlog: a claim that
+sorted every pending event got slower the further the worker fell behind."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import insert
+
+from facturation_service import journal
+from facturation_service.journal import EventStatus
+from facturation_service.models import WebhookEvent, utcnow
+from shared import Database
+
+BACKLOG = 2000
+LIMIT = 16
+
+
+async def _journal_backlog(db: Database, count: int) -> None:
+    now = utcnow()
+    rows = [
+        {
+            "id": f"evt_backlog_{index:05d}",
+            "type": "invoice.paid",
+            "api_version": None,
+            "created": 1_700_000_000 + index,
+            "livemode": False,
+            "payload": "{}",
+            "received_at": now,
+            "status": EventStatus.PENDING,
+            "attempts": 0,
+            "next_attempt_at": now - timedelta(seconds=count - index),
+        }
+        for index in range(count)
+    ]
+    async with db.sessionmaker() as session:
+        await session.execute(insert(WebhookEvent), rows)
+        await session.commit()
+
+
+async def _plan(db: Database, *, analyze: bool) -> Any:
+    """The claim's plan, with its parameters bound; an analyzed claim is rolled back."""
+    async with db.engine.connect() as connection:
+        compiled = journal._CLAIMS[connection.dialect.name].compile(dialect=connection.dialect)
+        now = utcnow()
+        bound = compiled.construct_params(
+            {"now": now, "limit": LIMIT, "locked_until": now + timedelta(seconds=30), "token": "t"}
+        )
+        parameters = tuple(bound[name] for name in compiled.positiontup or ())
+        if connection.dialect.name == "postgresql":
+            await connection.exec_driver_sql("ANALYZE webhook_events")
+            explain = "EXPLAIN (ANALYZE, FORMAT JSON) " if analyze else "EXPLAIN (FORMAT JSON) "
+            result = await connection.exec_driver_sql(explain + str(compiled), parameters)
+            plan = result.scalar_one()
+            await connection.rollback()
+            return json.loads(plan) if isinstance(plan, str) else plan
+        result = await connection.exec_driver_sql("EXPLAIN QUERY PLAN " + str(compiled), parameters)
+        return [str(step) for *_, step in result.all()]
+
+
+def _nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
+    return [node, *(child for plan in node.get("Plans", []) for child in _nodes(plan))]
+
+
+async def test_a_claim_reads_about_as_many_rows_as_it_takes_from_a_large_backlog(
+    db: Database,
+) -> None:
+    await _journal_backlog(db, BACKLOG)
+
+    if db.engine.dialect.name == "postgresql":
+        (explained,) = await _plan(db, analyze=True)
+        scans = [
+            node
+            for node in _nodes(explained["Plan"])
+            if node.get("Relation Name") == WebhookEvent.__tablename__
+            and node["Node Type"] != "ModifyTable"
+        ]
+        assert scans, explained
+        # The candidate scans stop near the limit (an incremental sort reads rows in groups of
+        # at least 32); the update finds each taken row by its key.
+        assert all(node["Node Type"] == "Index Scan" for node in scans), scans
+        assert max(node["Actual Rows"] * node["Actual Loops"] for node in scans) <= 4 * LIMIT
+        assert explained["Plan"]["Actual Rows"] == LIMIT
+    else:
+        steps = await _plan(db, analyze=False)
+        # SQLite sorts in full only the merged candidates (at most twice the limit); on the
+        # journal itself it sorts within equal next_attempt_at, from the index.
+        full_sorts = [step for step in steps if step == "USE TEMP B-TREE FOR ORDER BY"]
+        assert len(full_sorts) == 1, steps
+        assert steps[steps.index(full_sorts[0]) - 1] == "SCAN candidates", steps
+        assert not any(step.startswith("SCAN webhook_events") for step in steps), steps
+
+
+async def test_claims_take_at_most_their_limit_oldest_first_expired_leases_among_them(
+    db: Database,
+) -> None:
+    await _journal_backlog(db, 40)
+    async with db.sessionmaker() as session:
+        crashed = await journal.claim_events(session, limit=3, lease=timedelta(seconds=-1))
+    async with db.sessionmaker() as session:
+        first = await journal.claim_events(session, limit=5, lease=timedelta(seconds=30))
+    async with db.sessionmaker() as session:
+        second = await journal.claim_events(session, limit=5, lease=timedelta(seconds=30))
+
+    # The old claim, ``id IN (... LIMIT n FOR UPDATE SKIP LOCKED)``, took all 40 here on
+    # PostgreSQL: the planner ran the subquery again for each row, and each run skipped the rows
+    # the statement had just updated and returned the next ones.
+    def ids(claimed: list[journal.ClaimedEvent]) -> list[str]:
+        return sorted(event.id for event in claimed)
+
+    assert ids(crashed) == [f"evt_backlog_{index:05d}" for index in range(3)]
+    # The expired leases are the oldest due events: taken again first, as a second attempt.
+    assert ids(first) == [f"evt_backlog_{index:05d}" for index in range(5)]
+    attempts = {event.id: event.attempts for event in first}
+    assert [attempts[event_id] for event_id in ids(first)] == [2, 2, 2, 1, 1]
+    assert ids(second) == [f"evt_backlog_{index:05d}" for index in range(5, 10)]
