@@ -1,9 +1,16 @@
-"""One send per answer: uvicorn writes a response's head and each body part to the socket as it
-gets them, so a small answer costs two ``send`` system calls, each also waking the peer. Here
-the writes made in one turn of the event loop leave together, at the end of that turn (or at
-once past 64 KiB, so flow control still sees a large body).
+"""One send per connection per turn of the event loop: uvicorn writes a response's head and each
+body part to the socket as it gets them, so a small answer costs two ``send`` system calls, each
+also waking the peer. Here the writes made in one turn leave together, at the end of that turn
+(or at once past 64 KiB, so flow control still sees a large body).
 
-Measured on the gateway: the socket writes were the largest share of its per-request CPU.
+The end of an answer waits for the end of the turn too, and so do the requests the gateway and
+the Stripe client write upstream (``shared._http1`` wraps its connections' transports): the
+answers and requests of one turn then leave back to back. On a loopback socket the kernel wakes
+the reader inside the writer's ``send``; a peer that the first write woke is still awake for the
+next ones, where writes spread over the turn woke it again each time. With the end of an answer
+written at once, ``perf`` put a fifth of the gateway's CPU in those wake-ups
+(``sock_def_readable``), and the gateway cost 69 to 77 µs a proxied request against 59 to 62 µs with
+every write held to the end of its turn (``docs/benchmarks.md``).
 """
 
 from __future__ import annotations
@@ -36,16 +43,6 @@ class CoalescingTransport:
         self._pending_bytes += len(data)
         if self._pending_bytes >= _FLUSH_AT:
             self.flush()
-
-    def send_now(self, data: bytes) -> None:
-        """Write ``data`` behind anything pending, at once: for the end of an answer, which
-        nothing else written in this loop turn would join."""
-        if self._pending:
-            self._pending.append(data)
-            self._pending_bytes += len(data)
-            self.flush()
-        elif data:
-            self._transport.write(data)
 
     def writelines(self, lines: Any) -> None:
         for data in lines:

@@ -23,6 +23,8 @@ from typing import cast
 
 import httptools
 
+from shared._coalesce import CoalescingTransport
+
 __all__ = [
     "ConnectionPool",
     "UpstreamConnectError",
@@ -170,7 +172,9 @@ class _Connection(asyncio.Protocol):
 
     # -- asyncio.Protocol --------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast("asyncio.Transport", transport)  # uvloop's is not a subclass
+        # A request leaves at the end of the loop turn, beside the others written in it.
+        coalescing = CoalescingTransport(cast("asyncio.Transport", transport), self.loop)
+        self.transport = cast("asyncio.Transport", coalescing)
 
     def data_received(self, data: bytes) -> None:
         if self.done:

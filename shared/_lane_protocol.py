@@ -309,7 +309,7 @@ class LaneExchange(Answer):
             transport.write(body)
             self.seconds = time.perf_counter() - self._started
             return
-        transport.send_now(body)
+        transport.write(body)
         self.seconds = time.perf_counter() - self._started
         self.response_complete = True
         self.message_event.set()

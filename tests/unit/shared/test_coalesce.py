@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from shared._coalesce import CoalescingTransport
+from shared._http1 import _Connection
 
 
 class RecordingTransport:
@@ -76,3 +77,38 @@ async def test_a_large_body_is_sent_at_once_so_flow_control_sees_it() -> None:
 async def test_everything_else_is_the_real_transports() -> None:
     transport = coalescing(RecordingTransport())
     assert transport.get_extra_info("sockname") == ("127.0.0.1", 8000)
+
+
+async def test_the_writes_of_one_turn_on_several_connections_leave_back_to_back_after_it() -> None:
+    """The answers (or upstream requests) of one turn leave together at its end: a peer woken
+    by the first is still awake for the next ones."""
+    log: list[bytes] = []
+
+    class Logged(RecordingTransport):
+        def write(self, data: bytes) -> None:
+            super().write(data)
+            log.append(data)
+
+    first, second = coalescing(Logged()), coalescing(Logged())
+    first.write(b"answer 1")
+    await asyncio.sleep(0)
+    assert log == [b"answer 1"]
+    second.write(b"answer 2")
+    first.write(b"answer 3")
+    second.write(b" end")
+    assert log == [b"answer 1"]
+    await asyncio.sleep(0)
+    assert log == [b"answer 1", b"answer 2 end", b"answer 3"]
+
+
+async def test_an_upstream_connection_sends_its_request_at_the_end_of_the_turn() -> None:
+    raw = RecordingTransport()
+    connection = _Connection()
+    connection.connection_made(raw)  # type: ignore[arg-type]
+    connection.write(b"GET / HTTP/1.1\r\nhost: upstream\r\n\r\n")
+    assert raw.writes == []
+    await asyncio.sleep(0)
+    assert raw.writes == [b"GET / HTTP/1.1\r\nhost: upstream\r\n\r\n"]
+    connection.write(b"POST / HTTP/1.1\r\n")
+    connection.close()
+    assert raw.events == ["write", "write", "close"]
