@@ -86,7 +86,7 @@ def main() -> int:
         await run_worker(settings, stop)
 
     # The event loop the app's uvicorn runs on: the stdlib loop's selector and socket transport
-    # cost the worker a fifth more CPU per event.
+    # cost the worker a sixth more CPU per event.
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(serve())
     return 0

@@ -41,7 +41,7 @@ import httptools
 from litestar import Litestar
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from shared._coalesce import CoalescingHttpToolsProtocol, CoalescingTransport
+from shared._coalesce import CoalescingHttpToolsProtocol
 from shared._lane import Answer, Lane
 from shared._request_id import accept_request_id
 
@@ -298,19 +298,17 @@ class LaneExchange(Answer):
             if self._remaining < 0 or (not more_body and self._remaining):
                 raise RuntimeError("the answer's body does not match its Content-Length")
         head = self._head
-        transport = cast("CoalescingTransport", self.protocol.transport)
+        transport = self.protocol.transport  # a CoalescingTransport: sent at the turn's end
         if head:
             self._head = b""
             if len(body) < _JOIN_BELOW:
                 body = head + body
             else:
                 transport.write(head)
-        if more_body:
-            transport.write(body)
-            self.seconds = time.perf_counter() - self._started
-            return
         transport.write(body)
         self.seconds = time.perf_counter() - self._started
+        if more_body:
+            return
         self.response_complete = True
         self.message_event.set()
         if not self.keep_alive:
