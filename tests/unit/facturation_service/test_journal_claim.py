@@ -79,8 +79,9 @@ async def test_a_claim_reads_about_as_many_rows_as_it_takes_from_a_large_backlog
         ]
         assert scans, explained
         # The candidate scans stop near the limit (an incremental sort reads rows in groups of
-        # at least 32); the update finds each taken row by its key.
-        assert all(node["Node Type"] == "Index Scan" for node in scans), scans
+        # at least 32); the update finds each taken row by its key (an index or bitmap scan,
+        # as the planner likes).
+        assert all(node["Node Type"] != "Seq Scan" for node in scans), scans
         assert max(node["Actual Rows"] * node["Actual Loops"] for node in scans) <= 4 * LIMIT
         assert explained["Plan"]["Actual Rows"] == LIMIT
     else:
