@@ -54,7 +54,10 @@ class CoalescingTransport:
         pending = self._pending
         self._pending = []
         self._pending_bytes = 0
-        self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+        # The peer may have gone within the turn: what was for it is dropped, as the transport
+        # would (uvloop's raises instead, in a callback nobody awaits).
+        if not self._transport.is_closing():
+            self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
 
     def get_write_buffer_size(self) -> int:
         return self._transport.get_write_buffer_size() + self._pending_bytes
