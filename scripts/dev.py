@@ -1,8 +1,8 @@
 """`make dev`: the whole stack on one machine, offline, on SQLite.
 
 Generates the dev secrets once into .dev/, migrates each service, starts the Stripe sandbox
-(unless real Stripe keys are in the environment), auth, facturation and the gateway, registers the
-demo user, prints the URLs, and stops everything on Ctrl-C.
+(unless real Stripe keys are in the environment), auth (and registers the demo user with it),
+facturation and the gateway, prints the URLs, and stops everything on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -123,8 +123,16 @@ def stop_all(processes: list[tuple[str, subprocess.Popen[bytes]]]) -> None:
             process.kill()
 
 
-def register_demo_user() -> None:
-    response = httpx.post(f"{GATEWAY}/api/v1/auth/register", json=DEMO_USER, timeout=10)
+def register_demo_user(env: dict[str, str]) -> None:
+    """Straight at auth, with the internal credential, as soon as auth is up: by the time the
+    gateway answers the app's first page, the demo user can log in (registered through the
+    gateway once everything was up, a quick first login got a 401)."""
+    response = httpx.post(
+        f"{env['AUTH_URL']}/auth/register",
+        json=DEMO_USER,
+        headers={"X-Internal-Token": env["INTERNAL_TOKEN"]},
+        timeout=10,
+    )
     if response.status_code not in (201, 409):
         print(f"demo user not created: {response.status_code} {response.text}", file=sys.stderr)
 
@@ -162,7 +170,8 @@ def main() -> int:
             )
             processes.append((module, process))
             wait_healthy(module, f"http://127.0.0.1:{port}", process)
-        register_demo_user()
+            if module == "auth_service":
+                register_demo_user(env)
         print(
             "\n"
             f"  app (SPA)        {GATEWAY}/\n"

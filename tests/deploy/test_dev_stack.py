@@ -6,6 +6,10 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 from types import ModuleType
+from typing import Any
+
+import httpx
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,3 +31,60 @@ def test_the_offline_stack_starts_the_sandbox_first_then_auth_facturation_and_th
 def test_with_real_stripe_keys_the_sandbox_is_not_started() -> None:
     services = [name for name, _, _ in _dev_script().available_services(real_stripe=True)]
     assert services == ["auth_service", "facturation_service", "gateway"]
+
+
+class _Process:
+    """A started service that stops right after the stack is up, so ``main`` returns."""
+
+    def __init__(self, args: list[str], **_: object) -> None:
+        self.module = args[2]
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def send_signal(self, _signal: int) -> None:
+        self.returncode = 0
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        return self.returncode
+
+
+def test_the_demo_user_is_registered_with_auth_before_the_gateway_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A first login as soon as the gateway answers finds the demo user."""
+    dev = _dev_script()
+    steps: list[str] = []
+
+    def popen(args: list[str], **options: object) -> _Process:
+        process = _Process(args, **options)
+        steps.append(f"start {process.module}")
+        return process
+
+    def post(url: str, **options: Any) -> httpx.Response:
+        steps.append(f"post {url}")
+        assert options["headers"] == {"X-Internal-Token": "internal-token"}
+        assert options["json"]["email"] == "demo@example.com"
+        return httpx.Response(201)
+
+    def stop_when_up(name: str, url: str, process: _Process) -> None:
+        if name == "gateway":  # the stack is up: its first look at the processes ends it
+            process.returncode = 1
+
+    env = {"AUTH_URL": "http://127.0.0.1:8001", "INTERNAL_TOKEN": "internal-token"}
+    monkeypatch.setattr(dev, "build_environment", lambda: (dict(env), False))
+    monkeypatch.setattr(dev.subprocess, "run", lambda *args, **kwargs: None)
+    monkeypatch.setattr(dev.subprocess, "Popen", popen)
+    monkeypatch.setattr(dev, "wait_healthy", stop_when_up)
+    monkeypatch.setattr(dev.httpx, "post", post)
+    monkeypatch.setattr(dev.signal, "signal", lambda *args: None)
+
+    assert dev.main() == 1
+    assert steps == [
+        "start stripe_sandbox",
+        "start auth_service",
+        "post http://127.0.0.1:8001/auth/register",
+        "start facturation_service",
+        "start gateway",
+    ]
