@@ -215,8 +215,9 @@ class JournalWriter:
             self._waiting_flusher = flusher
             self._flushers.add(flusher)
             flusher.add_done_callback(self._flushers.discard)
-        # Shielded: a client that hangs up must not cancel the write of the others' events.
-        return await asyncio.shield(future)
+        # A request cancelled here (its client left) cancels only its own future: the batch
+        # still holds its row, and the flusher skips an answer nobody waits for.
+        return await future
 
     async def drain(self) -> None:
         """Wait for the flushers still writing or closing their connection (at shutdown, before

@@ -42,6 +42,32 @@ async def test_concurrent_deliveries_with_repeats_store_each_event_once(
     assert stored.status == "pending"
 
 
+async def test_a_delivery_whose_client_left_is_still_stored_and_its_batch_answered(
+    db: Database, new_writer: NewWriter
+) -> None:
+    """The request task of a client that hung up may be cancelled while it waits for its batch:
+    its event was accepted into the batch and is stored, and the others in the batch are
+    answered as if nothing happened."""
+    writer = new_writer()
+    deliveries = [
+        delivery(stripe_events.event("invoice.paid", stripe_events.invoice("paid")))
+        for _ in range(3)
+    ]
+    tasks = [
+        asyncio.create_task(writer.record(envelope, payload, handled=True))
+        for envelope, payload in deliveries
+    ]
+    await asyncio.sleep(0)  # each has joined the pending batch; no flusher has taken it yet
+    tasks[1].cancel()
+
+    await asyncio.wait(tasks)
+
+    assert tasks[1].cancelled()
+    assert [task.result() for task in (tasks[0], tasks[2])] == [True, True]
+    assert await count_events(db) == 3
+    assert await get_event(db, deliveries[1][0].id) is not None
+
+
 async def test_a_failed_batch_fails_every_delivery_in_it_and_stores_nothing(
     db: Database, new_writer: NewWriter
 ) -> None:
