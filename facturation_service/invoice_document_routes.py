@@ -16,8 +16,7 @@ from litestar.params import PathParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_304_NOT_MODIFIED
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from facturation_service.invoice_documents import current_document
-from facturation_service.invoice_pdf import Seller
+from facturation_service.invoice_documents import Seller, current_document
 from shared import Identity, provide_identity
 
 __all__ = ["ROUTE_HANDLERS", "matches_etag"]

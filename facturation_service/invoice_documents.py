@@ -20,17 +20,42 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from facturation_service.invoice_pdf import Seller, render_invoice_pdf
 from facturation_service.invoices import owned_by
 from facturation_service.models import Invoice, InvoiceDocument, utcnow
 from facturation_service.settings import FacturationSettings
 from shared import ConflictError, NotFoundError, ServerError
 
-__all__ = ["Renderer", "StoredDocument", "current_document", "seller_from_settings"]
+__all__ = [
+    "Renderer",
+    "Seller",
+    "StoredDocument",
+    "current_document",
+    "render_document",
+    "seller_from_settings",
+]
 
 logger = logging.getLogger(__name__)
 
+
+@dataclass(frozen=True, slots=True)
+class Seller:
+    """Who issues the invoices (``SELLER_NAME``, ``SELLER_ADDRESS``, ``SELLER_TAX_ID``)."""
+
+    name: str
+    address: tuple[str, ...] = ()
+    tax_id: str = ""
+
+
 Renderer = Callable[[dict[str, Any], Seller], bytes]
+
+
+def render_document(raw: dict[str, Any], seller: Seller) -> bytes:
+    """fpdf2's rendering of ``invoice_pdf.py``, imported by the first document rendered: the
+    library holds about 30 MB of memory, which a process that renders no document (the
+    intake, the worker process, a replica nobody asks for a PDF) does not need."""
+    from facturation_service.invoice_pdf import render_invoice_pdf
+
+    return render_invoice_pdf(raw, seller)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +95,7 @@ async def current_document(
     invoice_id: str,
     seller: Seller,
     *,
-    render: Renderer = render_invoice_pdf,
+    render: Renderer = render_document,
 ) -> StoredDocument:
     """The document of the user's invoice in its current state, rendered and stored if new.
 

@@ -10,18 +10,20 @@ always renders the same bytes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from fpdf import FPDF
 from fpdf.enums import TableBordersLayout, XPos, YPos
 from fpdf.fonts import FontFace
 
-__all__ = ["Seller", "format_amount", "render_invoice_pdf"]
+if TYPE_CHECKING:
+    from facturation_service.invoice_documents import Seller
+
+__all__ = ["format_amount", "render_invoice_pdf"]
 
 FONTS = Path(__file__).resolve().parent / "fonts"
 
@@ -67,15 +69,6 @@ def format_amount(amount: int, currency: str) -> str:
     if symbol:
         return f"{sign}{symbol}{digits}"
     return f"{sign}{digits} {currency.upper()}"
-
-
-@dataclass(frozen=True, slots=True)
-class Seller:
-    """Who issues the invoices (``SELLER_NAME``, ``SELLER_ADDRESS``, ``SELLER_TAX_ID``)."""
-
-    name: str
-    address: tuple[str, ...] = ()
-    tax_id: str = ""
 
 
 # --- what the document reads from the snapshot (unknown fields are ignored) ---

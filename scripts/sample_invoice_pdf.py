@@ -9,7 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from facturation_service.invoice_pdf import Seller, render_invoice_pdf
+from facturation_service.invoice_documents import Seller
+from facturation_service.invoice_pdf import render_invoice_pdf
 from stripe_sandbox import objects
 
 ISSUED = 1_764_547_200  # 1 Dec 2025 00:00 UTC
