@@ -196,6 +196,10 @@ def main() -> int:
                     return 1
             time.sleep(0.5)
     except KeyboardInterrupt:
+        # Stopping once is enough: a second Ctrl-C, or the SIGTERM that make passes on to its
+        # child after the one sent to the whole group, must not cut the stop short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         print("\nstopping...", flush=True)
         return 0
     finally:

@@ -4,6 +4,7 @@ production install leaves it out."""
 from __future__ import annotations
 
 import importlib.util
+import signal
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -88,3 +89,45 @@ def test_the_demo_user_is_registered_with_auth_before_the_gateway_starts(
         "start facturation_service",
         "start gateway",
     ]
+
+
+def test_once_stopping_a_second_interrupt_is_ignored_and_every_service_is_stopped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``kill`` on make's process group reaches the script twice (make passes SIGTERM on to
+    its child); a second Ctrl-C is as common. Neither may cut the stop short."""
+    dev = _dev_script()
+    started: list[_Process] = []
+    handlers: dict[int, Any] = {}
+
+    def popen(args: list[str], **options: object) -> _Process:
+        started.append(_Process(args, **options))
+        return started[-1]
+
+    def interrupted(_seconds: float) -> None:
+        handlers[signal.SIGTERM](signal.SIGTERM, None)  # the first SIGTERM, while waiting
+
+    def print_stopping(*args: object, **_options: object) -> None:
+        # The second one arrives as the script says it is stopping.
+        handler = handlers[signal.SIGTERM]
+        if "stopping" in str(args) and callable(handler):
+            try:
+                handler(signal.SIGTERM, None)
+            except KeyboardInterrupt:
+                pytest.fail("a second SIGTERM interrupted the stop")
+
+    env = {"AUTH_URL": "http://127.0.0.1:8001", "INTERNAL_TOKEN": "internal-token"}
+    monkeypatch.setattr(dev, "build_environment", lambda: (dict(env), False))
+    monkeypatch.setattr(dev.subprocess, "run", lambda *args, **kwargs: None)
+    monkeypatch.setattr(dev.subprocess, "Popen", popen)
+    monkeypatch.setattr(dev, "wait_healthy", lambda *args: None)
+    monkeypatch.setattr(dev.httpx, "post", lambda *args, **kwargs: httpx.Response(201))
+    monkeypatch.setattr(dev.signal, "signal", handlers.__setitem__)
+    monkeypatch.setattr(dev.time, "sleep", interrupted)
+    monkeypatch.setattr("builtins.print", print_stopping)
+
+    assert dev.main() == 0
+    assert handlers[signal.SIGTERM] == signal.SIG_IGN
+    assert handlers[signal.SIGINT] == signal.SIG_IGN
+    assert len(started) == 4
+    assert all(process.returncode == 0 for process in started)  # each was sent SIGTERM
