@@ -19,6 +19,8 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from shared import INTERNAL_TOKEN_HEADER
+
 ROOT = Path(__file__).resolve().parents[1]
 DEV = ROOT / ".dev"
 SECRETS = DEV / "secrets.env"
@@ -130,7 +132,7 @@ def register_demo_user(env: dict[str, str]) -> None:
     response = httpx.post(
         f"{env['AUTH_URL']}/auth/register",
         json=DEMO_USER,
-        headers={"X-Internal-Token": env["INTERNAL_TOKEN"]},
+        headers={INTERNAL_TOKEN_HEADER: env["INTERNAL_TOKEN"]},
         timeout=10,
     )
     if response.status_code not in (201, 409):

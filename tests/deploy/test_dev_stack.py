@@ -51,6 +51,26 @@ class _Process:
         return self.returncode
 
 
+def _fake_stack(
+    monkeypatch: pytest.MonkeyPatch,
+    dev: ModuleType,
+    *,
+    popen: Any,
+    wait_healthy: Any,
+    post: Any,
+    signal_handler: Any,
+) -> None:
+    """``main`` with its environment, migrations, processes, health checks, HTTP calls and
+    signal handlers replaced."""
+    env = {"AUTH_URL": "http://127.0.0.1:8001", "INTERNAL_TOKEN": "internal-token"}
+    monkeypatch.setattr(dev, "build_environment", lambda: (dict(env), False))
+    monkeypatch.setattr(dev.subprocess, "run", lambda *args, **kwargs: None)
+    monkeypatch.setattr(dev.subprocess, "Popen", popen)
+    monkeypatch.setattr(dev, "wait_healthy", wait_healthy)
+    monkeypatch.setattr(dev.httpx, "post", post)
+    monkeypatch.setattr(dev.signal, "signal", signal_handler)
+
+
 def test_the_demo_user_is_registered_with_auth_before_the_gateway_starts(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -73,13 +93,14 @@ def test_the_demo_user_is_registered_with_auth_before_the_gateway_starts(
         if name == "gateway":  # the stack is up: its first look at the processes ends it
             process.returncode = 1
 
-    env = {"AUTH_URL": "http://127.0.0.1:8001", "INTERNAL_TOKEN": "internal-token"}
-    monkeypatch.setattr(dev, "build_environment", lambda: (dict(env), False))
-    monkeypatch.setattr(dev.subprocess, "run", lambda *args, **kwargs: None)
-    monkeypatch.setattr(dev.subprocess, "Popen", popen)
-    monkeypatch.setattr(dev, "wait_healthy", stop_when_up)
-    monkeypatch.setattr(dev.httpx, "post", post)
-    monkeypatch.setattr(dev.signal, "signal", lambda *args: None)
+    _fake_stack(
+        monkeypatch,
+        dev,
+        popen=popen,
+        wait_healthy=stop_when_up,
+        post=post,
+        signal_handler=lambda *args: None,
+    )
 
     assert dev.main() == 1
     assert steps == [
@@ -116,13 +137,14 @@ def test_once_stopping_a_second_interrupt_is_ignored_and_every_service_is_stoppe
             except KeyboardInterrupt:
                 pytest.fail("a second SIGTERM interrupted the stop")
 
-    env = {"AUTH_URL": "http://127.0.0.1:8001", "INTERNAL_TOKEN": "internal-token"}
-    monkeypatch.setattr(dev, "build_environment", lambda: (dict(env), False))
-    monkeypatch.setattr(dev.subprocess, "run", lambda *args, **kwargs: None)
-    monkeypatch.setattr(dev.subprocess, "Popen", popen)
-    monkeypatch.setattr(dev, "wait_healthy", lambda *args: None)
-    monkeypatch.setattr(dev.httpx, "post", lambda *args, **kwargs: httpx.Response(201))
-    monkeypatch.setattr(dev.signal, "signal", handlers.__setitem__)
+    _fake_stack(
+        monkeypatch,
+        dev,
+        popen=popen,
+        wait_healthy=lambda *args: None,
+        post=lambda *args, **kwargs: httpx.Response(201),
+        signal_handler=handlers.__setitem__,
+    )
     monkeypatch.setattr(dev.time, "sleep", interrupted)
     monkeypatch.setattr("builtins.print", print_stopping)
 

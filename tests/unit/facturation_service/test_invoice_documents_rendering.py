@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 from pypdf import PdfReader
 
-from facturation_service.invoice_documents import Seller
+from facturation_service.invoice_documents import Seller, render_document
 from facturation_service.invoice_pdf import format_amount, render_invoice_pdf
 from tests.support import stripe_events
-
-ROOT = Path(__file__).resolve().parents[3]
 
 SELLER = Seller(
     name="Facturation Demo SAS",
@@ -174,20 +169,9 @@ def test_a_snapshot_without_a_number_has_no_document() -> None:
         render_invoice_pdf(draft, SELLER)
 
 
-def test_the_service_loads_the_pdf_library_only_for_its_first_document() -> None:
-    """fpdf2 holds about 30 MB: the app, and the worker process, start without it."""
-    probe = (
-        "import sys\n"
-        "import facturation_service.app, facturation_service.worker_process\n"
-        "from facturation_service.invoice_documents import Seller, render_document\n"
-        "from tests.support import stripe_events\n"
-        "print('fpdf' in sys.modules)\n"
-        "invoice = stripe_events.invoice('paid')\n"
-        "pdf = render_document(invoice, Seller(name='Demo SAS'))\n"
-        "print('fpdf' in sys.modules, pdf[:5].decode())\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT
-    )
+def test_the_default_renderer_renders_with_the_pdf_library_it_imports() -> None:
+    """``render_document`` imports fpdf2 when called (that serving does not load it is
+    ``tests/unit/test_service_imports.py``)."""
+    pdf = render_document(stripe_events.invoice("paid"), SELLER)
 
-    assert result.stdout.split() == ["False", "True", "%PDF-"]
+    assert pdf.startswith(b"%PDF-")
