@@ -13,7 +13,9 @@ one worker per process, printing requests/s, p50, p99, the CPU each proxy spent 
 service at the end.
 
     .venv/bin/python -m tests.bench.bench_gateway [--duration 10] [--connections 50]
-        [--gateway-workers 1] [--no-single]
+        [--gateway-workers 1] [--no-single] [--rounds 3]
+
+``--rounds N`` measures every target N times in turn and judges the median round's ratios.
 
 Needs Debian's ``nginx`` (or nginx-light) and ``wrk``: ``apt-get install -y nginx-light wrk``.
 Everything listens on loopback, on free ports; every process is stopped at the end.
@@ -266,36 +268,60 @@ def _verdict(ok: bool) -> str:
     return "meets" if ok else "misses"
 
 
-def report(results: list[Result]) -> None:
+def report(rounds: list[list[Result]]) -> None:
+    """The table of every round, then at each concurrency the ratios of each round and the
+    verdict on their median (a shared machine's speed drifts between measurements)."""
+    several = len(rounds) > 1
     print(
         f"\n{'target':<30}{'conns':>6}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
         f"{'CPU us/req':>12}  errors"
     )
-    for r in results:
-        print(
-            f"{r.name:<30}{r.connections:>6}{r.requests_per_second:>10.0f}"
-            f"{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{r.cpu_us_per_request:>12.0f}  {r.errors}"
-        )
+    for number, results in enumerate(rounds, 1):
+        if several:
+            print(f"round {number}")
+        for r in results:
+            print(
+                f"{r.name:<30}{r.connections:>6}{r.requests_per_second:>10.0f}"
+                f"{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{r.cpu_us_per_request:>12.0f}  {r.errors}"
+            )
     print("(CPU us/req: the proxy's own processes, auth included; none for direct)")
-    for connections in sorted({r.connections for r in results}, reverse=True):
-        rows = {r.name: r for r in results if r.connections == connections}
-        direct, gateway = rows.get(DIRECT), rows.get(GATEWAY)
-        cached, uncached = rows.get(NGINX_CACHED), rows.get(NGINX)
-        if direct is None or gateway is None or cached is None or uncached is None:
+    for connections in sorted({r.connections for r in rounds[0]}, reverse=True):
+        figures = [_figures(results, connections) for results in rounds]
+        if any(figure is None for figure in figures):
             continue
-        ratio = gateway.requests_per_second / cached.requests_per_second
-        uncached_rps = uncached.requests_per_second
+        by_ratio = sorted((f for f in figures if f is not None), key=lambda f: f[0])
+        ratio, uncached_ratio, added = by_ratio[len(by_ratio) // 2]
+        every = ", ".join(f"{f[0]:.2f}x" for f in figures if f is not None)
         print(
             f"\nat {connections} connection(s): gateway/nginx cached throughput {ratio:.2f}x"
+            + (f" (rounds {every}; median)" if several else "")
             + (f" ({_verdict(ratio >= 0.5)} >= 0.5x)" if connections > 1 else "")
-            + f"; gateway/nginx uncached {gateway.requests_per_second / uncached_rps:.2f}x"
+            + f"; gateway/nginx uncached {uncached_ratio:.2f}x"
         )
-        for row in (gateway, cached, uncached):
-            added = row.p50_ms - direct.p50_ms
+        for name, extra in added.items():
             note = (
-                f" ({_verdict(added <= 1)} <= +1 ms)" if row is gateway and connections == 1 else ""
+                f" ({_verdict(extra <= 1)} <= +1 ms)"
+                if name == GATEWAY and connections == 1
+                else ""
             )
-            print(f"  p50 added by {row.name}: {added:+.2f} ms{note}")
+            print(f"  p50 added by {name}: {extra:+.2f} ms{note}")
+
+
+def _figures(
+    results: list[Result], connections: int
+) -> tuple[float, float, dict[str, float]] | None:
+    """At one concurrency: gateway/nginx cached and gateway/nginx uncached throughput, and the
+    p50 each proxy adds to the direct one."""
+    rows = {r.name: r for r in results if r.connections == connections}
+    direct, gateway = rows.get(DIRECT), rows.get(GATEWAY)
+    cached, uncached = rows.get(NGINX_CACHED), rows.get(NGINX)
+    if direct is None or gateway is None or cached is None or uncached is None:
+        return None
+    return (
+        gateway.requests_per_second / cached.requests_per_second,
+        gateway.requests_per_second / uncached.requests_per_second,
+        {row.name: row.p50_ms - direct.p50_ms for row in (gateway, cached, uncached)},
+    )
 
 
 async def main() -> None:
@@ -304,6 +330,9 @@ async def main() -> None:
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--gateway-workers", type=int, default=1)
     parser.add_argument("--no-single", action="store_true", help="skip the 1-connection runs")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="measure every target this many times, in turn"
+    )
     args = parser.parse_args()
     check_tools()
     levels = [args.connections] if args.no_single else [args.connections, 1]
@@ -337,14 +366,17 @@ async def main() -> None:
                     (NGINX, f"{uncached_url}/api/v1{PATH}", [proxies.pid, auth_pid]),
                     (NGINX_CACHED, f"{cached_url}/api/v1{PATH}", [proxies.pid, auth_pid]),
                 ]
-                results: list[Result] = []
-                for connections in levels:
-                    for name, url, pids in targets:
-                        results.append(
-                            await asyncio.to_thread(
-                                wrk, name, url, token, connections, args.duration, pids
+                rounds: list[list[Result]] = []
+                for _ in range(args.rounds):
+                    results: list[Result] = []
+                    for connections in levels:
+                        for name, url, pids in targets:
+                            results.append(
+                                await asyncio.to_thread(
+                                    wrk, name, url, token, connections, args.duration, pids
+                                )
                             )
-                        )
+                    rounds.append(results)
                 memory = {
                     "auth": rss_mb(auth_pid),
                     "gateway": rss_mb(gateway_pid),
@@ -355,7 +387,7 @@ async def main() -> None:
                 if process is not None:
                     process.terminate()
                     process.wait(timeout=10)
-    report(results)
+    report(rounds)
     print("\nRSS after the loads: " + ", ".join(f"{k} {v:.0f} MB" for k, v in memory.items()))
     print(f"load average at the end: {os.getloadavg()[0]:.2f}")
 
