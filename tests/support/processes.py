@@ -37,6 +37,38 @@ def free_port() -> int:
             return port
 
 
+_TCP_TABLES = (Path("/proc/net/tcp"), Path("/proc/net/tcp6"))
+_LISTEN = "0A"
+
+
+def listens_on(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds a TCP socket listening on ``port``, read from Linux's
+    ``/proc`` (elsewhere, where there is no ``/proc/net/tcp``, it is taken on trust)."""
+    if not _TCP_TABLES[0].exists():
+        return True
+    sockets = set()
+    for table in _TCP_TABLES:
+        if not table.exists():
+            continue
+        for line in table.read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == _LISTEN and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                sockets.add(f"socket:[{fields[9]}]")
+    if not sockets:
+        return False
+    try:
+        descriptors = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:  # the process is gone
+        return False
+    for descriptor in descriptors:
+        try:
+            if os.readlink(descriptor) in sockets:
+                return True
+        except OSError:  # closed meanwhile
+            continue
+    return False
+
+
 def run_module(
     module: str, *args: str, env: Mapping[str, str], cwd: Path = ROOT, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
@@ -110,15 +142,19 @@ class ServiceProcess:
         return self
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
+        """Until the process answers ``/healthz`` with 200 on its port. An answer counts only
+        from a port this process listens on: another server on it (a port someone else took)
+        would pass the check, and the process, which could not listen, would exit."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"{self.module} exited early:\n{self.logs()}")
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200:
-                    return
+                healthy = httpx.get(f"{self.url}/healthz", timeout=1.0).status_code == 200
             except httpx.HTTPError:
-                pass
+                healthy = False
+            if healthy and (self.process is None or listens_on(self.process.pid, self.port)):
+                return
             time.sleep(0.1)
         raise RuntimeError(f"{self.module} did not become healthy:\n{self.logs()}")
 
