@@ -14,7 +14,7 @@ p99 acknowledgement < 50 ms.
 
 ``--rounds N`` posts N fresh sets of events through the same stack, each followed by pgbench once
 every event is applied, and prints each round's ratio, then the figures of the median round: on
-a shared machine whose speed drifts, one round's ratio moves by a tenth of itself.
+a shared machine whose speed drifts, rounds of one run gave 0.17x to 0.25x.
 
 Needs Debian's ``wrk`` and ``pgbench`` (postgresql-contrib / postgresql-client).
 """
