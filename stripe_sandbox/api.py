@@ -8,6 +8,7 @@ import asyncio
 import base64
 import json
 import random
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -142,15 +143,18 @@ async def run_api_call(request: Request[Any, Any, Any], action: Action) -> Respo
     entry = state.requests.record(
         request.method, request.url.path, raw, request.headers, request_id
     )
+    # Stripe's latency is the whole call as the client sees it: the answer leaves
+    # ``latency_ms`` after the request arrived, however long working it out took here.
+    answer_at = time.monotonic() + state.latency_ms / 1000
     with state.requests.holding():
-        if state.latency_ms > 0:
-            await asyncio.sleep(state.latency_ms / 1000)
         fault = state.faults.take(request.method, request.url.path)
         if fault is not None:
             entry.fault = fault.kind
             response = await _fault_response(fault, request_id)
         else:
             response = _answer(request, state, action, raw, request_id)
+        if (wait := answer_at - time.monotonic()) > 0:
+            await asyncio.sleep(wait)
     if not isinstance(response, Stream):
         entry.status = response.status_code
     return response

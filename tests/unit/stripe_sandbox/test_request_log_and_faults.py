@@ -9,6 +9,7 @@ import httpx
 import pytest
 import stripe
 
+from stripe_sandbox import api
 from stripe_sandbox.faults import FaultKind
 from tests.support.sandbox import SANDBOX_URL, InProcessSandbox
 from tests.unit.stripe_sandbox.conftest import API_KEY
@@ -251,6 +252,31 @@ async def test_latency_changed_at_run_time_applies_to_the_next_call() -> None:
 
     assert slow >= 0.3
     assert fast < 0.3
+
+
+async def test_latency_counts_from_arrival_the_sandbox_own_work_included(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Stripe at 300 ms answers 300 ms after the request arrived: the stand-in's own work (here
+    a slow 0.25 s answer) is done within the latency, not added after it (0.55 s)."""
+    working = api._answer
+
+    def slow_answer(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.25)
+        return working(*args, **kwargs)
+
+    monkeypatch.setattr(api, "_answer", slow_answer)
+    sandbox = InProcessSandbox()
+    async with httpx.AsyncClient(
+        transport=sandbox.transport(), base_url=SANDBOX_URL, headers=AUTH
+    ) as http:
+        await http.post("/sandbox/config", json={"latency_ms": 300})
+        started = time.perf_counter()
+        answered = await http.get("/v1/invoices")
+        took = time.perf_counter() - started
+
+    assert answered.status_code == 200
+    assert 0.3 <= took < 0.5
 
 
 @pytest.mark.parametrize(
