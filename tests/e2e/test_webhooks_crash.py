@@ -12,7 +12,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,8 @@ import pytest
 from shared import INTERNAL_TOKEN_HEADER, Database
 from tests.support import stripe_events
 from tests.support.databases import fresh_database
-from tests.support.processes import ServiceProcess, free_port
+from tests.support.processes import ServiceProcess
+from tests.support.threaded_server import serving
 from tests.support.webhook_app import get_invoice
 
 INTERNAL_TOKEN = "e2e-crash-internal-token"
@@ -35,7 +36,7 @@ class HeldStripe:
         self.invoice = invoice
         self.gate = threading.Event()
         self.requests = 0
-        self.port = free_port()
+        self.port = 0
         stand_in = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -56,28 +57,22 @@ class HeldStripe:
             def log_message(self, *_: object) -> None:
                 return None
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.server.daemon_threads = True
+        self.handler = Handler
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> HeldStripe:
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.gate.set()
-        self.server.shutdown()
-        self.server.server_close()
-
 
 @pytest.fixture
 def held_invoice() -> Iterator[tuple[HeldStripe, dict[str, Any]]]:
     invoice = stripe_events.invoice("paid")
-    with HeldStripe(invoice) as stand_in:
-        yield stand_in, invoice
+    stand_in = HeldStripe(invoice)
+    with serving(stand_in.handler) as stand_in.port:
+        try:
+            yield stand_in, invoice
+        finally:
+            stand_in.gate.set()  # a request still held ends before the server shuts down
 
 
 async def journal_entry(process: ServiceProcess, event_id: str) -> dict[str, Any] | None:

@@ -7,14 +7,14 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
 from tests.support.processes import ServiceProcess, free_port, listens_on
+from tests.support.threaded_server import serving
 
 
 def test_free_port_never_hands_out_the_same_port_twice() -> None:
@@ -60,14 +60,8 @@ class _Healthy(BaseHTTPRequestHandler):
 @pytest.fixture
 def stranger() -> Iterator[int]:
     """Another server answering 200 to everything, on a port of the harness."""
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), _Healthy)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(_Healthy) as port:
+        yield port
 
 
 def test_a_stranger_answering_on_the_port_does_not_make_a_service_healthy(
