@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import re
 import shutil
@@ -194,13 +195,15 @@ async def _intake_round(
     stack_url: str,
     requests: Path,
     total: int,
+    measured: int,
     pids: dict[str, int],
     database: Database,
     database_name: str,
     connections: int,
-) -> tuple[Posted, dict[str, float], dict[str, float], float]:
-    """Post the file's events, wait until the journal holds ``total`` processed events; the CPU
-    spent while accepting, and until everything was applied."""
+    pgbench: Callable[[], float],
+) -> Round:
+    """Post the file's events, wait until the journal holds ``total`` processed events (the CPU
+    spent while accepting, and until everything was applied), then run ``pgbench``."""
     marks: dict[str, dict[str, float]] = {}
 
     def mark(event: str, generator: int) -> None:
@@ -216,7 +219,8 @@ async def _intake_round(
     processed_in = time.perf_counter() - posted.first
     done = _counters(pids, database_name)
     cpu = {name: done[name] - marks["started"][name] for name in done}
-    return posted, cpu_intake, cpu, processed_in
+    tps = await asyncio.to_thread(pgbench)
+    return Round(posted, measured, processed_in, cpu_intake, cpu, tps)
 
 
 async def main(
@@ -298,22 +302,23 @@ async def main(
             for number in range(rounds):
                 first = warmup + number * measured
                 batch = _requests_file(stack.url, requests[first : first + measured], tmp)
-                posted, cpu_intake, cpu, processed_in = await _intake_round(
+                result = await _intake_round(
                     stack.url,
                     batch,
                     first + measured,
+                    measured,
                     pids,
                     database,
                     database_name,
                     connections,
+                    functools.partial(_pgbench, bench_url, connections, pgbench_seconds),
                 )
-                tps = await asyncio.to_thread(_pgbench, bench_url, connections, pgbench_seconds)
-                results.append(Round(posted, measured, processed_in, cpu_intake, cpu, tps))
+                results.append(result)
                 if rounds > 1:
                     print(
-                        f"round {number + 1}: accepted {results[-1].rate:.0f} events/s, "
-                        f"pgbench {tps:.0f} tps, {results[-1].ratio:.2f}x; "
-                        f"ack p99 {posted.p99_ms:.1f} ms",
+                        f"round {number + 1}: accepted {result.rate:.0f} events/s, "
+                        f"pgbench {result.tps:.0f} tps, {result.ratio:.2f}x; "
+                        f"ack p99 {result.posted.p99_ms:.1f} ms",
                         flush=True,
                     )
             assert stack.auth.process is not None
