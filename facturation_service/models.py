@@ -74,6 +74,11 @@ class StripeCustomer(Base):
     stored_in_auth_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     """When auth confirmed it holds ``user_stripe_id``; null means the next call must finish."""
 
+    __table_args__ = (
+        # The worker's sweep finds the customers mapped lately by it (``invoices.py``).
+        Index("ix_stripe_customers_created_at", "created_at"),
+    )
+
 
 class OrderStatus(enum.StrEnum):
     PENDING_PAYMENT = "pending_payment"

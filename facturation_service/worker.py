@@ -44,6 +44,7 @@ from shared import ClientError, Database, ProblemError, UnprocessableError
 __all__ = [
     "EVENTS_PROCESSED",
     "HANDLED_EVENT_TYPES",
+    "LINK_WINDOW",
     "OLDEST_PENDING_AGE",
     "BatchHandler",
     "StripeEvent",
@@ -193,6 +194,11 @@ class _InvoiceEvents:
         return [True] * len(events)
 
 
+LINK_WINDOW = timedelta(hours=1)
+"""How far back the housekeeping's sweep looks for customers mapped to a user, after its first
+sweep (which looks at every invoice nobody owns). A mapping is committed a moment after its
+``created_at``; the hour also covers the clocks of two replicas disagreeing."""
+
 _CHECKOUT_ENDED = frozenset({"checkout.session.expired", "checkout.session.async_payment_failed"})
 
 
@@ -229,6 +235,7 @@ class WebhookWorker:
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._last_housekeeping = 0.0
+        self._first_sweep = True
         self._last_batch_at = 0.0
         self._stopping = False
 
@@ -388,9 +395,14 @@ class WebhookWorker:
         if now - self._last_housekeeping < self.config.poll_interval:
             return
         self._last_housekeeping = now
+        # The first sweep looks at every invoice nobody owns; the next ones only at those of
+        # customers mapped within LINK_WINDOW (an invoice stored while its customer's mapping
+        # was being committed is linked within a poll; the rest were linked when stored).
+        mapped_since = None if self._first_sweep else utcnow() - LINK_WINDOW
         async with self.database.sessionmaker() as session:
             async with session.begin():
-                await link_invoices_to_users(session)
+                await link_invoices_to_users(session, mapped_since=mapped_since)
+            self._first_sweep = False
             async with session.begin():
                 await refunds.link_orphans(session)  # issue 10
             _oldest_pending[0] = await journal.oldest_unprocessed_received_at(session)

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import itertools
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
 from facturation_service import journal
-from facturation_service.models import InvoiceLine, StripeCustomer
-from facturation_service.worker import WebhookWorker, WorkerConfig
+from facturation_service.models import InvoiceLine, StripeCustomer, utcnow
+from facturation_service.worker import LINK_WINDOW, WebhookWorker, WorkerConfig
 from shared import Database
 from tests.support import stripe_events
 from tests.support.webhook_app import count_invoices, get_event, get_invoice, journal_event
@@ -129,6 +129,50 @@ async def test_an_invoice_of_an_unknown_customer_is_kept_then_linked_when_the_ma
     stored = await get_invoice(db, invoice["id"])
     assert stored is not None
     assert stored.user_id == "11111111-2222-4333-8444-555555555555"
+
+
+async def test_after_its_first_sweep_the_worker_links_only_customers_mapped_within_the_window(
+    db: Database,
+) -> None:
+    """The first sweep looks at every invoice nobody owns; the next ones only at the invoices
+    of customers mapped within ``LINK_WINDOW``, so the invoices of customers that are nobody's
+    here are not looked at again every poll."""
+    worker = WebhookWorker(db, WorkerConfig(poll_interval=0.0))
+    long_ago = utcnow() - LINK_WINDOW - timedelta(minutes=5)
+    early, late, recent = (
+        stripe_events.invoice("paid", customer=f"cus_Sweep{name}")
+        for name in ("Early", "Late", "New")
+    )
+    await journal_event(db, stripe_events.event("invoice.paid", early))
+    await worker.drain()
+    await map_customer(db, "cus_SweepEarly", "11111111-2222-4333-8444-00000000000a", long_ago)
+    await worker.housekeeping()  # the first sweep: every invoice nobody owns
+
+    await journal_event(db, stripe_events.event("invoice.paid", late))
+    await journal_event(db, stripe_events.event("invoice.paid", recent))
+    await worker.drain()
+    await map_customer(db, "cus_SweepLate", "11111111-2222-4333-8444-00000000000b", long_ago)
+    await map_customer(db, "cus_SweepNew", "11111111-2222-4333-8444-00000000000c", utcnow())
+    await worker.housekeeping()  # a later sweep: customers mapped within the window
+
+    owners = [(await get_invoice(db, invoice["id"])) for invoice in (early, late, recent)]
+    assert [owner.user_id if owner else "missing" for owner in owners] == [
+        "11111111-2222-4333-8444-00000000000a",
+        None,
+        "11111111-2222-4333-8444-00000000000c",
+    ]
+
+
+async def map_customer(db: Database, customer: str, user_id: str, created_at: datetime) -> None:
+    async with db.sessionmaker() as session, session.begin():
+        session.add(
+            StripeCustomer(
+                user_id=user_id,
+                user_stripe_id=customer,
+                email="ada@example.com",
+                created_at=created_at,
+            )
+        )
 
 
 async def test_an_invoice_of_a_known_customer_is_linked_when_stored(db: Database) -> None:
