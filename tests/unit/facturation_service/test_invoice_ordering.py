@@ -116,14 +116,7 @@ async def test_an_invoice_of_an_unknown_customer_is_kept_then_linked_when_the_ma
     assert stored is not None
     assert stored.user_id is None
 
-    async with db.sessionmaker() as session, session.begin():
-        session.add(
-            StripeCustomer(
-                user_id="11111111-2222-4333-8444-555555555555",
-                user_stripe_id="cus_NotMappedYet01",
-                email="ada@example.com",
-            )
-        )
+    await map_customer(db, "cus_NotMappedYet01", "11111111-2222-4333-8444-555555555555")
     await worker.housekeeping()
 
     stored = await get_invoice(db, invoice["id"])
@@ -163,27 +156,24 @@ async def test_after_its_first_sweep_the_worker_links_only_customers_mapped_with
     ]
 
 
-async def map_customer(db: Database, customer: str, user_id: str, created_at: datetime) -> None:
+async def map_customer(
+    db: Database, customer: str, user_id: str, created_at: datetime | None = None
+) -> None:
+    """The user's Stripe customer, as ``customers.py`` stores it (``created_at`` now unless
+    given)."""
     async with db.sessionmaker() as session, session.begin():
         session.add(
             StripeCustomer(
                 user_id=user_id,
                 user_stripe_id=customer,
                 email="ada@example.com",
-                created_at=created_at,
+                created_at=created_at or utcnow(),
             )
         )
 
 
 async def test_an_invoice_of_a_known_customer_is_linked_when_stored(db: Database) -> None:
-    async with db.sessionmaker() as session, session.begin():
-        session.add(
-            StripeCustomer(
-                user_id="11111111-2222-4333-8444-000000000001",
-                user_stripe_id="cus_KnownCustomer1",
-                email="ada@example.com",
-            )
-        )
+    await map_customer(db, "cus_KnownCustomer1", "11111111-2222-4333-8444-000000000001")
     invoice = stripe_events.invoice("open", customer="cus_KnownCustomer1")
 
     await journal_event(db, stripe_events.event("invoice.finalized", invoice))
