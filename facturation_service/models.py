@@ -75,7 +75,7 @@ class StripeCustomer(Base):
     """When auth confirmed it holds ``user_stripe_id``; null means the next call must finish."""
 
     __table_args__ = (
-        # The worker's sweep finds the customers mapped lately by it (``invoices.py``).
+        # The worker's sweep finds the customers mapped lately through it (``invoices.py``).
         Index("ix_stripe_customers_created_at", "created_at"),
     )
 
