@@ -302,7 +302,8 @@ class _PaymentSnapshot:
     snapshot_created: Mapped[int] = mapped_column(BigInteger)
     status_rank: Mapped[int] = mapped_column(SmallInteger)
     raw: Mapped[dict[str, Any]] = mapped_column(JSON)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    """Indexed for the worker's sweep, which looks at the ones stored lately (``refunds.py``)."""
 
 
 class Refund(_PaymentSnapshot, Base):

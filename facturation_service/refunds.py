@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from datetime import datetime
 from typing import Any, Literal
 
 import msgspec
@@ -219,12 +220,19 @@ async def apply_charge_refunded(
     return True
 
 
-async def link_orphans(session: AsyncSession, payment_intent: str | None = None) -> list[str]:
+async def link_orphans(
+    session: AsyncSession,
+    payment_intent: str | None = None,
+    *,
+    stored_since: datetime | None = None,
+) -> list[str]:
     """Give refunds and disputes that arrived before their order's payment intent was known
     their order, and bring those orders up to date; the orders' ids.
 
     Run when an order learns its payment intent (``fulfilment``) and by the worker's
-    housekeeping, which catches a refund committed while that order was being paid.
+    housekeeping, which catches a refund committed while that order was being paid; with
+    ``stored_since``, only refunds and disputes stored since then are looked at (those of
+    payments that are no order of ours stay orphans forever).
     """
     found: set[tuple[str, str]] = set()
     for table in (Refund, Dispute):
@@ -235,6 +243,8 @@ async def link_orphans(session: AsyncSession, payment_intent: str | None = None)
         )
         if payment_intent is not None:
             orphans = orphans.where(table.payment_intent == payment_intent)
+        if stored_since is not None:
+            orphans = orphans.where(table.updated_at >= stored_since)
         found.update((str(row[0]), str(row[1])) for row in (await session.execute(orphans)).all())
     linked: set[str] = set()
     # The order's row lock first, then the refunds' rows: the order every other path takes.

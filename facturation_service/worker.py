@@ -195,9 +195,10 @@ class _InvoiceEvents:
 
 
 LINK_WINDOW = timedelta(hours=1)
-"""How far back the housekeeping's sweep looks for customers mapped to a user, after its first
-sweep (which looks at every invoice nobody owns). A mapping is committed a moment after its
-``created_at``; the hour also covers the clocks of two replicas disagreeing."""
+"""How far back the housekeeping's sweep looks for customers mapped to a user, and for refunds
+and disputes stored with no order, after its first sweep (which looks at all of them). A row is
+committed a moment after its ``created_at`` or ``updated_at``; the hour also covers the clocks
+of two replicas disagreeing."""
 
 _CHECKOUT_ENDED = frozenset({"checkout.session.expired", "checkout.session.async_payment_failed"})
 
@@ -395,16 +396,17 @@ class WebhookWorker:
         if now - self._last_housekeeping < self.config.poll_interval:
             return
         self._last_housekeeping = now
-        # The first sweep looks at every invoice nobody owns; the next ones only at those of
-        # customers mapped within LINK_WINDOW (an invoice stored while its customer's mapping
-        # was being committed is linked within a poll; the rest were linked when stored).
-        mapped_since = None if self._first_sweep else utcnow() - LINK_WINDOW
+        # The first sweep looks at every invoice nobody owns and every orphan refund and
+        # dispute; the next ones only at those of customers mapped, or stored, within
+        # LINK_WINDOW (one stored while its mapping or its order's payment was being committed
+        # is linked within a poll; the others were linked when stored).
+        since = None if self._first_sweep else utcnow() - LINK_WINDOW
         async with self.database.sessionmaker() as session:
             async with session.begin():
-                await link_invoices_to_users(session, mapped_since=mapped_since)
-            self._first_sweep = False
+                await link_invoices_to_users(session, mapped_since=since)
             async with session.begin():
-                await refunds.link_orphans(session)  # issue 10
+                await refunds.link_orphans(session, stored_since=since)  # issue 10
+            self._first_sweep = False
             _oldest_pending[0] = await journal.oldest_unprocessed_received_at(session)
 
     def _start(self, claimed: list[ClaimedEvent]) -> None:

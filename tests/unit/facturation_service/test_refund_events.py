@@ -4,6 +4,7 @@ sum of the refunds that succeeded: duplicated, reordered or concurrent deliverie
 from __future__ import annotations
 
 import itertools
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ from sqlalchemy import insert
 
 from facturation_service.models import Refund, utcnow
 from facturation_service.refunds import refund_left
-from facturation_service.worker import WebhookWorker
+from facturation_service.worker import LINK_WINDOW, WebhookWorker
 from shared import Database
 from tests.support import stripe_events
 from tests.support.webhook_app import get_event
@@ -183,21 +184,19 @@ async def test_a_refund_that_comes_before_its_orders_payment_is_applied_once_it_
     assert await entitlements_of(db, order_id) == dict.fromkeys(PRODUCTS, "revoked")
 
 
-async def test_the_worker_links_a_refund_committed_while_its_order_was_being_paid(
-    db: Database,
+async def store_orphan_refund(
+    db: Database, name: str, amount: int, stored_at: datetime | None = None
 ) -> None:
-    order_id = await store_order(
-        db, status="paid", session_id="cs_test_orphan", payment_intent="pi_Orphan0001"
-    )
+    """A refund of ``pi_<name>`` with no order, as if stored by a transaction that did not yet
+    see the order's payment intent (``stored_at`` now unless given)."""
     async with db.sessionmaker() as session, session.begin():
-        # As if stored by a transaction that did not yet see the order's payment intent.
         await session.execute(
             insert(Refund).values(
-                id="re_Orphan0001",
+                id=f"re_{name}",
                 order_id=None,
-                payment_intent="pi_Orphan0001",
-                charge="ch_Orphan0001",
-                amount=500,
+                payment_intent=f"pi_{name}",
+                charge=f"ch_{name}",
+                amount=amount,
                 currency="eur",
                 status="succeeded",
                 reason=None,
@@ -205,14 +204,47 @@ async def test_the_worker_links_a_refund_committed_while_its_order_was_being_pai
                 snapshot_created=1,
                 status_rank=2,
                 raw={},
-                updated_at=utcnow(),
+                updated_at=stored_at or utcnow(),
             )
         )
+
+
+async def test_the_worker_links_a_refund_committed_while_its_order_was_being_paid(
+    db: Database,
+) -> None:
+    order_id = await store_order(
+        db, status="paid", session_id="cs_test_orphan", payment_intent="pi_Orphan0001"
+    )
+    await store_orphan_refund(db, "Orphan0001", 500)
 
     await WebhookWorker(db, FAST).housekeeping()
 
     stored = await get_order(db, order_id)
     assert (stored.status, stored.amount_refunded) == ("partially_refunded", 500)
+
+
+async def test_after_its_first_sweep_the_worker_looks_only_at_orphans_stored_within_the_window(
+    db: Database,
+) -> None:
+    """The first sweep looks at every refund with no order; the next ones only at those stored
+    within ``LINK_WINDOW``, so the refunds of payments that are no order of ours are not looked
+    at again every poll."""
+    worker = WebhookWorker(db, FAST)
+    long_ago = utcnow() - LINK_WINDOW - timedelta(minutes=5)
+    early = await store_order(db, status="paid", session_id="cs_test_e", payment_intent="pi_Early1")
+    await store_orphan_refund(db, "Early1", 100, long_ago)
+    await worker.housekeeping()  # the first sweep: every orphan
+
+    late = await store_order(db, status="paid", session_id="cs_test_l", payment_intent="pi_Late1")
+    fresh = await store_order(db, status="paid", session_id="cs_test_f", payment_intent="pi_New1")
+    await store_orphan_refund(db, "Late1", 200, long_ago)
+    await store_orphan_refund(db, "New1", 300)
+    await worker.housekeeping()  # a later sweep: orphans stored within the window
+
+    refunded = [
+        (await get_order(db, order_id)).amount_refunded for order_id in (early, late, fresh)
+    ]
+    assert refunded == [100, 0, 300]
 
 
 async def test_a_refund_event_without_a_payment_intent_is_ignored(db: Database) -> None:
