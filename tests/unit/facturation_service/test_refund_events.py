@@ -12,7 +12,7 @@ from sqlalchemy import insert
 
 from facturation_service.models import Refund, utcnow
 from facturation_service.refunds import refund_left
-from facturation_service.worker import LINK_WINDOW, WebhookWorker
+from facturation_service.worker import LINK_WINDOW, WebhookWorker, WorkerConfig
 from shared import Database
 from tests.support import stripe_events
 from tests.support.webhook_app import get_event
@@ -229,7 +229,7 @@ async def test_after_its_first_sweep_the_worker_looks_only_at_orphans_stored_wit
     """The first sweep looks at every refund with no order; the next ones only at those stored
     within ``LINK_WINDOW``, so the refunds of payments that are no order of ours are not looked
     at again every poll."""
-    worker = WebhookWorker(db, FAST)
+    worker = WebhookWorker(db, WorkerConfig(poll_interval=0.0))  # each call sweeps
     long_ago = utcnow() - LINK_WINDOW - timedelta(minutes=5)
     early = await store_order(db, status="paid", session_id="cs_test_e", payment_intent="pi_Early1")
     await store_orphan_refund(db, "Early1", 100, long_ago)
