@@ -40,6 +40,7 @@ from pathlib import Path
 import httpx
 
 from tests.bench.processes import cpu_seconds, rss_mb
+from tests.bench.rounds import median_round
 from tests.support.processes import free_port
 from tests.support.stack import Stack, start_stack
 
@@ -289,8 +290,7 @@ def report(rounds: list[list[Result]]) -> None:
         figures = [f for results in rounds if (f := _figures(results, connections)) is not None]
         if len(figures) < len(rounds):
             continue
-        # The median; of an even number of rounds, the lower middle one (a verdict not to flatter).
-        ratio, uncached_ratio, added = sorted(figures, key=lambda f: f[0])[(len(figures) - 1) // 2]
+        ratio, uncached_ratio, added = median_round(figures, lambda f: f[0])
         every = ", ".join(f"{f[0]:.2f}x" for f in figures)
         print(
             f"\nat {connections} connection(s): gateway/nginx cached throughput {ratio:.2f}x"

@@ -43,6 +43,7 @@ from sqlalchemy.engine import make_url
 from facturation_service.models import WebhookEvent
 from shared import Database
 from tests.bench.processes import cpu_seconds, machine_cpu_seconds, postgres_cpu_seconds, rss_mb
+from tests.bench.rounds import median_round
 from tests.support import stripe_events
 from tests.support.databases import fresh_database
 from tests.support.processes import ServiceProcess
@@ -342,8 +343,7 @@ def _report(
     rss: dict[str, float],
 ) -> None:
     """The figures of the median round (by its ratio to pgbench), and of all rounds."""
-    # Of an even number of rounds, the lower middle one: a verdict not to flatter.
-    middle = sorted(results, key=lambda result: result.ratio)[(len(results) - 1) // 2]
+    middle = median_round(results, lambda result: result.ratio)
     posted, measured = middle.posted, middle.measured
     if len(results) > 1:
         print(f"median round of {len(results)} (by accepted/pgbench):")
