@@ -24,7 +24,8 @@ takes skips uvicorn's request-response cycle as well.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+from typing import TYPE_CHECKING, cast
 
 import msgspec
 from litestar.enums import ScopeType
@@ -32,19 +33,30 @@ from litestar.enums import ScopeType
 from facturation_service.webhooks import SIGNATURE_HEADER, WEBHOOK_PATH
 from shared import (
     INTERNAL_TOKEN_HEADER,
+    RELAY_MEDIA_TYPE,
+    RELAY_PATH,
     REQUEST_ID_HEADER,
+    BadRequestError,
     ContentTooLargeError,
     Lane,
+    RelayedAnswer,
+    RelayedDelivery,
     RequestMetrics,
     check_json_depth,
+    decode_deliveries,
+    encode_relay,
     internal_token_matches,
 )
 
 if TYPE_CHECKING:
     from litestar.types import (
         ASGIApp,
+        HTTPDisconnectEvent,
+        HTTPRequestEvent,
         HTTPResponseBodyEvent,
         HTTPResponseStartEvent,
+        HTTPScope,
+        Message,
         Receive,
         Scope,
         Send,
@@ -55,6 +67,9 @@ if TYPE_CHECKING:
 __all__ = ["WebhookLane"]
 
 _METHOD = "POST"
+_PATHS = frozenset({WEBHOOK_PATH, RELAY_PATH})
+MAX_RELAY_BYTES = 4 * 1024 * 1024
+"""A relay request's bodies beyond its first delivery's (the gateway sends no more)."""
 _REQUEST_ID = REQUEST_ID_HEADER.lower().encode()
 _INTERNAL_TOKEN = INTERNAL_TOKEN_HEADER.lower().encode()
 _SIGNATURE = SIGNATURE_HEADER.lower().encode()
@@ -97,7 +112,8 @@ class WebhookLane(Lane):
         Litestar."""
         if scope["type"] != ScopeType.HTTP:
             return None
-        if scope["path"] != WEBHOOK_PATH or scope["method"] != _METHOD or scope.get("root_path"):
+        path = scope["path"]
+        if path not in _PATHS or scope["method"] != _METHOD or scope.get("root_path"):
             return None
         has_host = False
         length: bytes | None = None
@@ -123,17 +139,24 @@ class WebhookLane(Lane):
             (not has_host and scope.get("http_version") == "1.1")
             or length is None
             or not length.isdigit()
-            or int(length) > self.max_body_bytes
+            or int(length) > self._body_limit(path)
             or not internal_token_matches(token, self.internal_token)
         ):
             return None
-        return WEBHOOK_PATH, request_id
+        return path, request_id
+
+    def _body_limit(self, path: str) -> int:
+        return self.max_body_bytes + MAX_RELAY_BYTES if path == RELAY_PATH else self.max_body_bytes
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Verify, journal and acknowledge one delivery taken by :meth:`take`."""
-        body = await self._read_body(receive)
+        """Verify, journal and acknowledge one delivery taken by :meth:`take` (or the several
+        deliveries of one relay request)."""
+        body = await self._read_body(receive, self._body_limit(scope["path"]))
         if body is None:
             return  # the client left: nobody to answer
+        if scope["path"] == RELAY_PATH:
+            await self._relayed(scope, body, send)
+            return
         check_json_depth(body, self.max_json_depth)
         ack = await self.intake.receive(body, _signature(scope))
         content = msgspec.json.encode(ack)
@@ -150,7 +173,71 @@ class WebhookLane(Lane):
         }
         await send(whole)
 
-    async def _read_body(self, receive: Receive) -> bytes | None:
+    async def _relayed(self, scope: Scope, body: bytes, send: Send) -> None:
+        """Each delivery of a relay request answered as if it had come alone, all at once (their
+        events share the journal's batches); the answers in their order."""
+        try:
+            deliveries = decode_deliveries(body)
+        except msgspec.DecodeError as exc:
+            raise BadRequestError(f"The relayed deliveries cannot be read: {exc}") from None
+        host = [(name, value) for name, value in scope["headers"] if name == b"host"][:1]
+        answers = await asyncio.gather(
+            *(self._answer_alone(scope, host, delivery) for delivery in deliveries)
+        )
+        content = encode_relay(answers)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", RELAY_MEDIA_TYPE.encode()),
+                    (b"content-length", str(len(content)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": content, "more_body": False})
+
+    async def _answer_alone(
+        self, relay_scope: Scope, host: list[tuple[bytes, bytes]], delivery: RelayedDelivery
+    ) -> RelayedAnswer:
+        """One relayed delivery through this app as a request of its own: this lane, or
+        Litestar for what the lane leaves to it, with its own request id, log line and
+        metrics."""
+        scope = cast(
+            "HTTPScope",
+            {
+                **relay_scope,
+                "path": WEBHOOK_PATH,
+                "raw_path": WEBHOOK_PATH.encode(),
+                "query_string": b"",
+                "headers": [*host, *delivery.headers],
+                "state": {},
+            },
+        )
+        sent = False
+        status = 500
+        headers: list[tuple[bytes, bytes]] = []
+        chunks: list[bytes] = []
+
+        async def receive() -> HTTPRequestEvent | HTTPDisconnectEvent:
+            nonlocal sent
+            if sent:
+                return {"type": "http.disconnect"}
+            sent = True
+            return {"type": "http.request", "body": delivery.body, "more_body": False}
+
+        async def capture(message: Message) -> None:
+            nonlocal status, headers
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await self(scope, receive, capture)
+        return RelayedAnswer(status, headers, b"".join(chunks))
+
+    async def _read_body(self, receive: Receive, limit: int) -> bytes | None:
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -159,7 +246,7 @@ class WebhookLane(Lane):
                 return None
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body_bytes:  # the server holds it to Content-Length already
+            if size > limit:  # the server holds it to Content-Length already
                 raise ContentTooLargeError("The request body is larger than this server accepts.")
             chunks.append(chunk)
             if not message.get("more_body", False):

@@ -24,6 +24,7 @@ from gateway.proxy import ClientBudget, Proxy, Upstream
 from gateway.routes import API_PREFIX
 from gateway.settings import GatewaySettings, load_gateway_settings
 from gateway.token_check import DecisionCache, TokenChecker
+from gateway.webhook_relay import WebhookRelay
 from shared import (
     REQUEST_ID_HEADER,
     RequestMetrics,
@@ -100,6 +101,15 @@ def create_app(settings: GatewaySettings | None = None) -> Litestar:
             settings.gateway_token_cache_seconds, settings.gateway_token_cache_max_entries
         ),
     )
+    relay = (
+        WebhookRelay(
+            upstreams["facturation"],
+            settings.internal_token.encode(),
+            max_in_flight=settings.gateway_webhook_relay_in_flight,
+        )
+        if settings.gateway_webhook_relay_in_flight
+        else None
+    )
     proxy = Proxy(
         upstreams,
         token_checker,
@@ -107,6 +117,7 @@ def create_app(settings: GatewaySettings | None = None) -> Litestar:
         max_body_bytes=settings.gateway_max_body_bytes,
         body_timeout=settings.gateway_body_timeout_seconds,
         client_budget=ClientBudget(settings.gateway_max_requests_per_client),
+        relay=relay,
     )
 
     public_document = PublicApiDocument(upstreams, internal_token=settings.internal_token)
@@ -122,6 +133,8 @@ def create_app(settings: GatewaySettings | None = None) -> Litestar:
         try:
             yield
         finally:
+            if relay is not None:
+                await relay.close()
             for upstream in pools:
                 upstream.close()
 

@@ -44,6 +44,8 @@ from shared import (
 if TYPE_CHECKING:
     from litestar.types import HTTPScope, Receive, Scope, Send
 
+    from gateway.webhook_relay import WebhookRelay
+
 __all__ = ["ClientBudget", "Proxy", "Upstream"]
 
 logger = get_logger("gateway.proxy")
@@ -252,8 +254,10 @@ class Proxy:
         max_body_bytes: int,
         body_timeout: float,
         client_budget: ClientBudget,
+        relay: WebhookRelay | None = None,
     ) -> None:
         self.upstreams = upstreams
+        self.relay = relay
         self.token_checker = token_checker
         self.internal_token = internal_token.encode()
         self.max_body_bytes = max_body_bytes
@@ -355,6 +359,17 @@ class Proxy:
         query: bytes = scope.get("query_string", b"")
         if query:
             target += "?" + query.decode("latin-1")
+        if route.relayed and self.relay is not None and content is not None and content_length >= 0:
+            answer = await self.relay.deliver(target, headers, content)
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": answer.status,
+                    "headers": response_headers(answer.headers, lowered=True),
+                }
+            )
+            await send({"type": "http.response.body", "body": answer.body, "more_body": False})
+            return
         response = await upstream.send(
             method, target, headers, content, content_length=content_length >= 0
         )

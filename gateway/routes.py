@@ -28,6 +28,9 @@ class Route:
     limited_per_address: bool = False
     """The upstream limits this route per client address: its 429s are repeated from memory
     (``Retry-After`` long) without forwarding, so a client that keeps knocking costs it nothing."""
+    relayed: bool = False
+    """Its requests go through the webhook relay (``webhook_relay.py``): several in one request
+    to the upstream when they arrive faster than it answers."""
 
     @property
     def allow(self) -> str:
@@ -86,7 +89,7 @@ ROUTES: tuple[Route, ...] = (
     _billing("/subscriptions/{id}/cancel", "POST"),
     _billing("/subscriptions/{id}/resume", "POST"),
     _billing("/portal-sessions", "POST"),
-    Route("/webhooks/stripe", _methods("POST"), "facturation", needs_token=False),
+    Route("/webhooks/stripe", _methods("POST"), "facturation", needs_token=False, relayed=True),
 )
 
 _EXACT = {route.path: route for route in ROUTES if "{" not in route.path}

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import msgspec
 
-from shared import Positive, PositiveSeconds, Seconds, SettingsError, load_settings
+from shared import NonNegative, Positive, PositiveSeconds, Seconds, SettingsError, load_settings
 
 __all__ = ["GatewaySettings", "load_gateway_settings"]
 
@@ -23,7 +23,10 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True):
     request body (408 past it); ``gateway_max_requests_per_client`` caps one client address's
     requests in flight (429 past it); ``gateway_token_check_max_connections`` are auth
     connections only token checks use, so forwarded ``/api/v1/auth/*`` traffic can never take
-    them. ``STRIPE_JS_URL`` and ``STRIPE_PUBLISHABLE_KEY`` reach the SPA through ``/config.js``.
+    them. ``gateway_webhook_relay_in_flight`` bounds the requests to facturation under way for
+    Stripe's deliveries: those that arrive while all of them are under way travel together in the
+    next (``webhook_relay.py``); 0 forwards every delivery alone. ``STRIPE_JS_URL`` and
+    ``STRIPE_PUBLISHABLE_KEY`` reach the SPA through ``/config.js``.
     """
 
     internal_token: str
@@ -40,6 +43,7 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True):
     gateway_token_check_max_connections: Positive = 64
     gateway_body_timeout_seconds: PositiveSeconds = 15.0
     gateway_max_requests_per_client: Positive = 64
+    gateway_webhook_relay_in_flight: NonNegative = 2
     gateway_spa_dir: str | None = None
     stripe_js_url: str = "https://js.stripe.com/v3/"
     stripe_publishable_key: str = ""

@@ -65,6 +65,15 @@ from shared._openapi import (
     problem_response_object,
 )
 from shared._problems import PROBLEM_MEDIA_TYPE, problem_response, send_problem
+from shared._relay import (
+    RELAY_MEDIA_TYPE,
+    RELAY_PATH,
+    RelayedAnswer,
+    RelayedDelivery,
+    decode_answers,
+    decode_deliveries,
+    encode_relay,
+)
 from shared._request_id import (
     REQUEST_ID_HEADER,
     accept_request_id,
@@ -90,6 +99,8 @@ __all__ = [
     "PROBLEM_MEDIA_TYPE",
     "PROBLEM_SCHEMA",
     "PUBLIC_ROUTE",
+    "RELAY_MEDIA_TYPE",
+    "RELAY_PATH",
     "REQUEST_ID_HEADER",
     "USER_EMAIL_HEADER",
     "USER_ID_HEADER",
@@ -115,6 +126,8 @@ __all__ = [
     "PositiveSeconds",
     "ProblemError",
     "ReadinessCheck",
+    "RelayedAnswer",
+    "RelayedDelivery",
     "RememberedRefusals",
     "RequestMetrics",
     "RequestTimeoutError",
@@ -139,7 +152,10 @@ __all__ = [
     "create_service_app",
     "current_request_id",
     "database_url",
+    "decode_answers",
+    "decode_deliveries",
     "documented",
+    "encode_relay",
     "freeze_startup_objects",
     "get_logger",
     "internal_client",

@@ -15,7 +15,7 @@ import pytest_asyncio
 from sqlalchemy import select
 
 from facturation_service.models import Order
-from shared import INTERNAL_TOKEN_HEADER, Database
+from shared import INTERNAL_TOKEN_HEADER, RELAY_PATH, Database
 from tests.e2e.conftest import AUTH_ENV, User, new_user
 from tests.support import stripe_events
 from tests.support.processes import ServiceProcess
@@ -204,3 +204,59 @@ async def test_a_checkout_paid_in_the_sandbox_is_delivered_signed_and_applied(
     assert (order.status, order.stripe_invoice_id) == ("paid", invoice_id)
     assert [(item["id"], item["status"]) for item in listed] == [(invoice_id, "paid")]
     assert listed[0]["amount_paid"] == created["amount_total"]
+
+
+def _relay_requests(metrics: str) -> float:
+    """Relay requests facturation answered 200, as its ``/metrics`` counts them."""
+    prefix = (
+        'http_requests_total{app_name="facturation",method="POST",'
+        f'path="{RELAY_PATH}",status_code="200"}} '
+    )
+    found = [line.removeprefix(prefix) for line in metrics.splitlines() if line.startswith(prefix)]
+    return float(found[0]) if found else 0.0
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_burst_of_deliveries_is_relayed_and_each_is_answered_as_if_it_came_alone(
+    stack: Stack,
+) -> None:
+    """60 deliveries at once through the gateway: 20 events, each sent twice, and 20 tampered
+    copies. The gateway carries most of them to facturation in relay requests; each still gets
+    its own answer: one acknowledgement per event, a duplicate for its copy, a 400 for a forgery."""
+    events = [
+        stripe_events.event("invoice.created", stripe_events.invoice("draft")) for _ in range(20)
+    ]
+    signed = [stripe_events.signed_request(event, WEBHOOK_SECRET) for event in events]
+    deliveries = [
+        *signed,
+        *signed,
+        *((body.replace(b"draft", b"paid"), headers) for body, headers in signed),
+    ]
+    private_headers = {INTERNAL_TOKEN_HEADER: stack.internal_token}
+    limits = httpx.Limits(max_connections=len(deliveries))
+    async with (
+        httpx.AsyncClient(base_url=stack.url, timeout=30, limits=limits) as http,
+        httpx.AsyncClient(base_url=stack.facturation_url, timeout=10) as private,
+    ):
+        before = _relay_requests((await private.get("/metrics", headers=private_headers)).text)
+        answers = await asyncio.gather(
+            *(http.post("/webhooks/stripe", content=b, headers=h) for b, h in deliveries)
+        )
+        after = _relay_requests((await private.get("/metrics", headers=private_headers)).text)
+        journal = await private.get(
+            "/internal/v1/webhook-events",
+            params={"type": "invoice.created", "limit": 500},
+            headers=private_headers,
+        )
+
+    assert after > before
+    assert [answer.status_code for answer in answers] == [200] * 40 + [400] * 20
+    for event, first, copy in zip(events, answers[:20], answers[20:40], strict=True):
+        assert {first.json()["id"], copy.json()["id"]} == {event["id"]}
+        assert sorted([first.json()["duplicate"], copy.json()["duplicate"]]) == [False, True]
+    assert all(
+        a.headers["content-type"].startswith("application/problem+json") for a in answers[40:]
+    )
+    assert len({answer.headers["x-request-id"] for answer in answers}) == len(answers)
+    stored = [entry["id"] for entry in journal.json()["data"]]
+    assert all(stored.count(event["id"]) == 1 for event in events)
