@@ -24,8 +24,8 @@ class GatewaySettings(msgspec.Struct, frozen=True, kw_only=True):
     requests in flight (429 past it); ``gateway_token_check_max_connections`` are auth
     connections only token checks use, so forwarded ``/api/v1/auth/*`` traffic can never take
     them. ``gateway_webhook_relay_in_flight`` bounds the requests to facturation under way for
-    Stripe's deliveries: those that arrive while all of them are under way travel together in the
-    next (``webhook_relay.py``); 0 forwards every delivery alone. ``STRIPE_JS_URL`` and
+    Stripe's deliveries: those read together, or while all of them are under way, travel in one
+    (``webhook_relay.py``); 0 forwards every delivery alone. ``STRIPE_JS_URL`` and
     ``STRIPE_PUBLISHABLE_KEY`` reach the SPA through ``/config.js``.
     """
 

@@ -1,14 +1,14 @@
-"""Stripe's deliveries to facturation: alone when facturation keeps up, several in one request
-when they arrive faster than it answers.
+"""Stripe's deliveries to facturation: alone when they come one at a time, several in one
+request when they arrive together or faster than facturation answers.
 
 Each delivery costs both services a request of its own otherwise: its parsing, its write, its
 wake-up on either side, all for a body facturation journals in a batch anyway. The relay keeps at
-most ``max_in_flight`` requests to facturation under way for deliveries. A delivery that finds a
-free one is forwarded at once, alone, exactly as any other request (nothing changes at low load).
-A delivery that arrives while they are all under way waits for the first of them to come back,
-and leaves then with every delivery that waited meanwhile, in one request to facturation's relay
-route (``shared/_relay.py``): each with the headers and the body it would have been forwarded
-with, answered one by one as facturation would have answered it alone.
+most ``max_in_flight`` requests to facturation under way for deliveries. The deliveries read in
+one turn of the event loop leave at its end if a request is free; those that arrive while they
+are all under way leave when the first comes back. A delivery that leaves alone is forwarded
+exactly as any other request (nothing changes at low load); several leave in one request to
+facturation's relay route (``shared/_relay.py``): each with the headers and the body it would
+have been forwarded with, answered one by one as facturation would have answered it alone.
 
 A relay request that fails (facturation unreachable, too slow, or answering something else than
 the answers) fails each of its deliveries as a lone forward would have: 502 or 504, and Stripe
@@ -49,7 +49,7 @@ MAX_RELAYED_DELIVERIES = 64
 MAX_RELAYED_BYTES = 4 * 1024 * 1024
 """Bodies in one relay request at most (its first delivery always goes, whatever its size)."""
 
-_Waiting = tuple[RelayedDelivery, "asyncio.Future[RelayedAnswer]"]
+_Waiting = tuple[str, RelayedDelivery, "asyncio.Future[RelayedAnswer]"]
 
 
 class WebhookRelay:
@@ -62,7 +62,8 @@ class WebhookRelay:
         ]
         self._in_flight = 0
         self._waiting: list[_Waiting] = []
-        self._relays: set[asyncio.Task[None]] = set()
+        self._flush_scheduled = False
+        self._requests: set[asyncio.Task[None]] = set()
 
     async def deliver(
         self, target: str, headers: Sequence[tuple[bytes, bytes]], body: bytes
@@ -72,60 +73,79 @@ class WebhookRelay:
         Raises:
             BadGatewayError | GatewayTimeoutError: as :meth:`Upstream.send` does.
         """
-        if self._in_flight < self.max_in_flight and not self._waiting:
-            self._in_flight += 1
-            try:
-                return await self._alone(target, headers, body)
-            finally:
-                self._finished()
         future: asyncio.Future[RelayedAnswer] = asyncio.get_running_loop().create_future()
-        self._waiting.append((RelayedDelivery(list(headers), body), future))
+        self._waiting.append((target, RelayedDelivery(list(headers), body), future))
+        if self._in_flight < self.max_in_flight:
+            self._schedule_flush()
         return await future
 
-    async def _alone(
-        self, target: str, headers: Sequence[tuple[bytes, bytes]], body: bytes
-    ) -> RelayedAnswer:
-        response = await self.upstream.send("POST", target, headers, body, content_length=True)
-        try:
-            content = await response.read()
-        except UpstreamError as exc:
-            raise BadGatewayError(f"The {self.upstream.name} service cut its answer.") from exc
-        return RelayedAnswer(response.status, list(response.headers), content)
+    def _schedule_flush(self) -> None:
+        """At the end of this turn of the loop, so the deliveries read in it leave together."""
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        while self._in_flight < self.max_in_flight and (batch := self._next_batch()):
+            self._in_flight += 1
+            request = self._alone(*batch[0]) if len(batch) == 1 else self._relay(batch)
+            task = asyncio.get_running_loop().create_task(request)
+            self._requests.add(task)
+            task.add_done_callback(self._requests.discard)
 
     def _finished(self) -> None:
         """One request to facturation came back: the deliveries that waited leave together."""
         self._in_flight -= 1
-        batch = self._next_batch()
-        if batch:
-            self._in_flight += 1
-            task = asyncio.get_running_loop().create_task(self._relay(batch))
-            self._relays.add(task)
-            task.add_done_callback(self._relays.discard)
+        if self._waiting:
+            self._schedule_flush()
 
     def _next_batch(self) -> list[_Waiting]:
         batch: list[_Waiting] = []
         size = 0
         while self._waiting and len(batch) < MAX_RELAYED_DELIVERIES:
-            delivery, future = self._waiting[0]
-            if batch and size + len(delivery.body) > MAX_RELAYED_BYTES:
+            waiting = self._waiting[0]
+            if batch and size + len(waiting[1].body) > MAX_RELAYED_BYTES:
                 break
             del self._waiting[0]
-            if future.done():  # its client left while it waited
+            if waiting[2].done():  # its client left while it waited
                 continue
-            batch.append((delivery, future))
-            size += len(delivery.body)
+            batch.append(waiting)
+            size += len(waiting[1].body)
         return batch
+
+    async def _alone(
+        self, target: str, delivery: RelayedDelivery, future: asyncio.Future[RelayedAnswer]
+    ) -> None:
+        """A delivery that left alone is forwarded as any other request."""
+        try:
+            response = await self.upstream.send(
+                "POST", target, delivery.headers, delivery.body, content_length=True
+            )
+            try:
+                content = await response.read()
+            except UpstreamError as exc:
+                raise BadGatewayError(f"The {self.upstream.name} service cut its answer.") from exc
+            answer = RelayedAnswer(response.status, list(response.headers), content)
+        except Exception as exc:  # the delivery's own request answers it
+            if not future.done():
+                future.set_exception(exc)
+        else:
+            if not future.done():
+                future.set_result(answer)
+        finally:
+            self._finished()
 
     async def _relay(self, batch: list[_Waiting]) -> None:
         try:
-            answers = await self._exchange([delivery for delivery, _ in batch])
+            answers = await self._exchange([delivery for _, delivery, _ in batch])
         except (BadGatewayError, GatewayTimeoutError) as exc:
             failure = type(exc)
-            for _, future in batch:
+            for _, _, future in batch:
                 if not future.done():
                     future.set_exception(failure(exc.detail))
         else:
-            for (_, future), answer in zip(batch, answers, strict=True):
+            for (_, _, future), answer in zip(batch, answers, strict=True):
                 if not future.done():
                     future.set_result(answer)
         finally:
@@ -155,6 +175,6 @@ class WebhookRelay:
         return answers
 
     async def close(self) -> None:
-        """Wait for the relay requests under way (at shutdown, before the pools close)."""
-        if self._relays:
-            await asyncio.gather(*self._relays, return_exceptions=True)
+        """Wait for the requests under way (at shutdown, before the pools close)."""
+        while self._requests:
+            await asyncio.gather(*self._requests, return_exceptions=True)

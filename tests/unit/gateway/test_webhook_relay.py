@@ -21,6 +21,7 @@ from shared import (
     encode_relay,
 )
 from tests.support.polling import eventually
+from tests.support.stream_server import listening
 
 TOKEN = b"relay-test-credential"
 
@@ -80,13 +81,11 @@ def _http(status: int, body: bytes) -> bytes:
 @pytest_asyncio.fixture
 async def facturation() -> AsyncIterator[Facturation]:
     fake = Facturation()
-    server = await asyncio.start_server(fake.handle, "127.0.0.1", 0)
-    fake.port = server.sockets[0].getsockname()[1]
-    try:
-        yield fake
-    finally:
-        fake.release.set()
-        server.close()
+    async with listening(fake.handle) as fake.port:
+        try:
+            yield fake
+        finally:
+            fake.release.set()
 
 
 @pytest_asyncio.fixture
@@ -197,11 +196,24 @@ async def test_a_delivery_whose_client_left_while_it_waited_is_not_relayed(
     first = _deliver(relay, "first", b"first")
     await _forwarding(facturation)
     gone = _deliver(relay, "gone", b"gone")
-    kept = _deliver(relay, "kept", b"kept")
+    kept = [_deliver(relay, f"kept{n}", b"kept%d" % n) for n in range(2)]
     await asyncio.sleep(0.02)
     gone.cancel()
     facturation.release.set()
     await first
 
-    assert (await kept).body == b"tpek"
-    assert [d.body for d in decode_deliveries(facturation.seen[1][2])] == [b"kept"]
+    assert [answer.body for answer in await asyncio.gather(*kept)] == [b"0tpek", b"1tpek"]
+    assert [d.body for d in decode_deliveries(facturation.seen[1][2])] == [b"kept0", b"kept1"]
+
+
+async def test_deliveries_read_in_one_turn_leave_together_and_a_lone_one_alone(
+    facturation: Facturation, relay: WebhookRelay
+) -> None:
+    """Nothing under way: what arrives in one turn of the loop leaves at its end, together."""
+    facturation.release.set()
+    together = await asyncio.gather(*(_deliver(relay, f"t{n}", b"t%d" % n) for n in range(3)))
+    alone = await _deliver(relay, "alone", b"alone")
+
+    assert [answer.body for answer in together] == [b"0t", b"1t", b"2t"]
+    assert alone.body == b"enola"
+    assert [target for target, _, _ in facturation.seen] == [RELAY_PATH, "/webhooks/stripe"]
