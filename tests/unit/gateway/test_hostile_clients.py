@@ -23,6 +23,7 @@ from gateway.app import create_app
 from gateway.proxy import ClientBudget
 from gateway.settings import GatewaySettings
 from shared import PROBLEM_MEDIA_TYPE, SettingsError, TooManyRequestsError, load_settings
+from tests.support.stream_server import listening
 
 VALID = b"eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ1In0.dmFsaWQ"
 FORGED = b"eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ1In0.Zm9yZ2Vk"
@@ -91,13 +92,11 @@ class FakeServices:
 @pytest_asyncio.fixture
 async def services() -> AsyncIterator[FakeServices]:
     fake = FakeServices()
-    server = await asyncio.start_server(fake.handle, "127.0.0.1", 0)
-    fake.port = server.sockets[0].getsockname()[1]
-    try:
-        yield fake
-    finally:
-        fake.release_logins.set()
-        server.close()
+    async with listening(fake.handle) as fake.port:
+        try:
+            yield fake
+        finally:
+            fake.release_logins.set()
 
 
 def settings(services: FakeServices, **changes: object) -> GatewaySettings:

@@ -21,6 +21,7 @@ from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from shared import PROBLEM_MEDIA_TYPE, LaneProtocol
 from shared._lane_protocol import LaneExchange
+from tests.support.stream_server import listening
 
 TOKEN = b"eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ1In0.dmFsaWQ"
 LARGE = bytes(range(256)) * 1200  # 300 KiB: more than one read, more than the flush size
@@ -93,13 +94,11 @@ def _answer(
 @pytest_asyncio.fixture
 async def upstream() -> AsyncIterator[Upstream]:
     fake = Upstream()
-    server = await asyncio.start_server(fake.handle, "127.0.0.1", 0)
-    fake.port = server.sockets[0].getsockname()[1]
-    try:
-        yield fake
-    finally:
-        fake.release.set()
-        server.close()
+    async with listening(fake.handle) as fake.port:
+        try:
+            yield fake
+        finally:
+            fake.release.set()
 
 
 SERVERS: list[uvicorn.Server] = []  # the last one is the gateway being served
