@@ -33,6 +33,7 @@ from litestar.enums import ScopeType
 from facturation_service.webhooks import SIGNATURE_HEADER, WEBHOOK_PATH
 from shared import (
     INTERNAL_TOKEN_HEADER,
+    MAX_RELAYED_BYTES,
     RELAY_MEDIA_TYPE,
     RELAY_PATH,
     REQUEST_ID_HEADER,
@@ -68,8 +69,6 @@ __all__ = ["WebhookLane"]
 
 _METHOD = "POST"
 _PATHS = frozenset({WEBHOOK_PATH, RELAY_PATH})
-MAX_RELAY_BYTES = 4 * 1024 * 1024
-"""A relay request's bodies beyond its first delivery's (the gateway sends no more)."""
 _REQUEST_ID = REQUEST_ID_HEADER.lower().encode()
 _INTERNAL_TOKEN = INTERNAL_TOKEN_HEADER.lower().encode()
 _SIGNATURE = SIGNATURE_HEADER.lower().encode()
@@ -146,7 +145,9 @@ class WebhookLane(Lane):
         return path, request_id
 
     def _body_limit(self, path: str) -> int:
-        return self.max_body_bytes + MAX_RELAY_BYTES if path == RELAY_PATH else self.max_body_bytes
+        return (
+            self.max_body_bytes + MAX_RELAYED_BYTES if path == RELAY_PATH else self.max_body_bytes
+        )
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Verify, journal and acknowledge one delivery taken by :meth:`take` (or the several

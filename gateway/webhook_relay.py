@@ -25,6 +25,7 @@ import msgspec
 
 from shared import (
     INTERNAL_TOKEN_HEADER,
+    MAX_RELAYED_BYTES,
     RELAY_MEDIA_TYPE,
     RELAY_PATH,
     BadGatewayError,
@@ -40,14 +41,12 @@ from shared import (
 if TYPE_CHECKING:
     from gateway.proxy import Upstream
 
-__all__ = ["MAX_RELAYED_BYTES", "MAX_RELAYED_DELIVERIES", "WebhookRelay"]
+__all__ = ["MAX_RELAYED_DELIVERIES", "WebhookRelay"]
 
 logger = get_logger("gateway.webhook_relay")
 
 MAX_RELAYED_DELIVERIES = 64
 """Deliveries in one relay request at most; the others wait for the next."""
-MAX_RELAYED_BYTES = 4 * 1024 * 1024
-"""Bodies in one relay request at most (its first delivery always goes, whatever its size)."""
 
 _Waiting = tuple[str, RelayedDelivery, "asyncio.Future[RelayedAnswer]"]
 

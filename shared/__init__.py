@@ -66,6 +66,7 @@ from shared._openapi import (
 )
 from shared._problems import PROBLEM_MEDIA_TYPE, problem_response, send_problem
 from shared._relay import (
+    MAX_RELAYED_BYTES,
     RELAY_MEDIA_TYPE,
     RELAY_PATH,
     RelayedAnswer,
@@ -96,6 +97,7 @@ __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "INTERNAL_TOKEN_HEADER",
     "MAX_JSON_DEPTH",
+    "MAX_RELAYED_BYTES",
     "PROBLEM_MEDIA_TYPE",
     "PROBLEM_SCHEMA",
     "PUBLIC_ROUTE",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import msgspec
 
 __all__ = [
+    "MAX_RELAYED_BYTES",
     "RELAY_MEDIA_TYPE",
     "RELAY_PATH",
     "RelayedAnswer",
@@ -26,6 +27,9 @@ __all__ = [
 
 RELAY_PATH = "/internal/v1/webhook-deliveries"
 RELAY_MEDIA_TYPE = "application/msgpack"
+MAX_RELAYED_BYTES = 4 * 1024 * 1024
+"""Bodies in one relay request at most, beyond its first delivery's (which always goes, whatever
+its size): what the gateway sends and facturation accepts."""
 
 Header = tuple[bytes, bytes]
 
