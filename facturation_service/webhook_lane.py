@@ -34,6 +34,7 @@ from facturation_service.webhooks import SIGNATURE_HEADER, WEBHOOK_PATH
 from shared import (
     INTERNAL_TOKEN_HEADER,
     MAX_RELAYED_BYTES,
+    MAX_RELAYED_DELIVERIES,
     RELAY_MEDIA_TYPE,
     RELAY_PATH,
     REQUEST_ID_HEADER,
@@ -181,6 +182,10 @@ class WebhookLane(Lane):
             deliveries = decode_deliveries(body)
         except msgspec.DecodeError as exc:
             raise BadRequestError(f"The relayed deliveries cannot be read: {exc}") from None
+        if len(deliveries) > MAX_RELAYED_DELIVERIES:
+            raise BadRequestError(
+                f"A relay request carries at most {MAX_RELAYED_DELIVERIES} deliveries."
+            )
         host = [(name, value) for name, value in scope["headers"] if name == b"host"][:1]
         answers = await asyncio.gather(
             *(self._answer_alone(scope, host, delivery) for delivery in deliveries)

@@ -26,6 +26,7 @@ import msgspec
 from shared import (
     INTERNAL_TOKEN_HEADER,
     MAX_RELAYED_BYTES,
+    MAX_RELAYED_DELIVERIES,
     RELAY_MEDIA_TYPE,
     RELAY_PATH,
     BadGatewayError,
@@ -41,12 +42,10 @@ from shared import (
 if TYPE_CHECKING:
     from gateway.proxy import Upstream
 
-__all__ = ["MAX_RELAYED_DELIVERIES", "WebhookRelay"]
+__all__ = ["WebhookRelay"]
 
 logger = get_logger("gateway.webhook_relay")
 
-MAX_RELAYED_DELIVERIES = 64
-"""Deliveries in one relay request at most; the others wait for the next."""
 
 _Waiting = tuple[str, RelayedDelivery, "asyncio.Future[RelayedAnswer]"]
 

@@ -67,6 +67,7 @@ from shared._openapi import (
 from shared._problems import PROBLEM_MEDIA_TYPE, problem_response, send_problem
 from shared._relay import (
     MAX_RELAYED_BYTES,
+    MAX_RELAYED_DELIVERIES,
     RELAY_MEDIA_TYPE,
     RELAY_PATH,
     RelayedAnswer,
@@ -98,6 +99,7 @@ __all__ = [
     "INTERNAL_TOKEN_HEADER",
     "MAX_JSON_DEPTH",
     "MAX_RELAYED_BYTES",
+    "MAX_RELAYED_DELIVERIES",
     "PROBLEM_MEDIA_TYPE",
     "PROBLEM_SCHEMA",
     "PUBLIC_ROUTE",

@@ -16,6 +16,7 @@ import msgspec
 
 __all__ = [
     "MAX_RELAYED_BYTES",
+    "MAX_RELAYED_DELIVERIES",
     "RELAY_MEDIA_TYPE",
     "RELAY_PATH",
     "RelayedAnswer",
@@ -27,6 +28,8 @@ __all__ = [
 
 RELAY_PATH = "/internal/v1/webhook-deliveries"
 RELAY_MEDIA_TYPE = "application/msgpack"
+MAX_RELAYED_DELIVERIES = 64
+"""Deliveries in one relay request at most: what the gateway sends and facturation accepts."""
 MAX_RELAYED_BYTES = 4 * 1024 * 1024
 """Bodies in one relay request at most, beyond its first delivery's (which always goes, whatever
 its size): what the gateway sends and facturation accepts."""

@@ -13,6 +13,7 @@ from litestar.testing import AsyncTestClient
 
 from shared import (
     INTERNAL_TOKEN_HEADER,
+    MAX_RELAYED_DELIVERIES,
     PROBLEM_MEDIA_TYPE,
     RELAY_MEDIA_TYPE,
     RELAY_PATH,
@@ -170,6 +171,13 @@ async def test_a_relayed_delivery_without_the_credential_is_refused_alone(
     [
         ({INTERNAL_TOKEN_HEADER: "not-the-credential"}, encode_relay([]), 404),
         ({}, b"\x93not a relay", 400),
+        (
+            {},
+            encode_relay(
+                [_delivery(_event_body(), request_id="rid")] * (MAX_RELAYED_DELIVERIES + 1)
+            ),
+            400,
+        ),
     ],
 )
 async def test_a_relay_request_it_cannot_trust_or_read_changes_nothing(

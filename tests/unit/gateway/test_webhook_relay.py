@@ -12,8 +12,9 @@ import pytest
 import pytest_asyncio
 
 from gateway.proxy import Upstream
-from gateway.webhook_relay import MAX_RELAYED_DELIVERIES, WebhookRelay
+from gateway.webhook_relay import WebhookRelay
 from shared import (
+    MAX_RELAYED_DELIVERIES,
     RELAY_PATH,
     BadGatewayError,
     RelayedAnswer,
