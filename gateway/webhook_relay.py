@@ -18,6 +18,7 @@ retries them.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -51,6 +52,8 @@ _Waiting = tuple[str, RelayedDelivery, "asyncio.Future[RelayedAnswer]"]
 
 
 class WebhookRelay:
+    """One per gateway process, for facturation's deliveries (see the module's docstring)."""
+
     def __init__(self, upstream: Upstream, internal_token: bytes, *, max_in_flight: int) -> None:
         self.upstream = upstream
         self.max_in_flight = max_in_flight
@@ -59,7 +62,7 @@ class WebhookRelay:
             (b"content-type", RELAY_MEDIA_TYPE.encode()),
         ]
         self._in_flight = 0
-        self._waiting: list[_Waiting] = []
+        self._waiting: deque[_Waiting] = deque()
         self._flush_scheduled = False
         self._requests: set[asyncio.Task[None]] = set()
 
@@ -105,7 +108,7 @@ class WebhookRelay:
             waiting = self._waiting[0]
             if batch and size + len(waiting[1].body) > MAX_RELAYED_BYTES:
                 break
-            del self._waiting[0]
+            self._waiting.popleft()
             if waiting[2].done():  # its client left while it waited
                 continue
             batch.append(waiting)
