@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -46,6 +46,13 @@ if TYPE_CHECKING:
 __all__ = ["WebhookRelay"]
 
 logger = get_logger("gateway.webhook_relay")
+
+
+def _each(exc: Exception) -> Exception:
+    """A failure to raise in one of several requests: a 502 or 504 of its own, else ``exc``."""
+    if isinstance(exc, BadGatewayError | GatewayTimeoutError):
+        return type(exc)(exc.detail)
+    return exc
 
 
 _Waiting = tuple[str, RelayedDelivery, "asyncio.Future[RelayedAnswer]"]
@@ -119,50 +126,47 @@ class WebhookRelay:
         self, target: str, delivery: RelayedDelivery, future: asyncio.Future[RelayedAnswer]
     ) -> None:
         """A delivery that left alone is forwarded as any other request."""
-        try:
-            response = await self.upstream.send(
-                "POST", target, delivery.headers, delivery.body, content_length=True
-            )
-            try:
-                content = await response.read()
-            except UpstreamError as exc:
-                raise BadGatewayError(f"The {self.upstream.name} service cut its answer.") from exc
-            answer = RelayedAnswer(response.status, list(response.headers), content)
-        except Exception as exc:  # the delivery's own request answers it
-            if not future.done():
-                future.set_exception(exc)
-        else:
-            if not future.done():
-                future.set_result(answer)
-        finally:
-            self._finished()
+        await self._settle([future], self._forward(target, delivery))
 
     async def _relay(self, batch: list[_Waiting]) -> None:
+        await self._settle(
+            [future for _, _, future in batch],
+            self._exchange([delivery for _, delivery, _ in batch]),
+        )
+
+    async def _settle(
+        self,
+        futures: list[asyncio.Future[RelayedAnswer]],
+        request: Awaitable[list[RelayedAnswer]],
+    ) -> None:
+        """Each delivery's answer, or the request's failure for each (a 502 or 504 as a lone
+        forward's; anything unexpected as it is), to the requests still waiting for them."""
         try:
-            answers = await self._exchange([delivery for _, delivery, _ in batch])
-        except (BadGatewayError, GatewayTimeoutError) as exc:
-            failure = type(exc)
-            for _, _, future in batch:
+            answers = await request
+        except Exception as exc:
+            for future in futures:
                 if not future.done():
-                    future.set_exception(failure(exc.detail))
+                    future.set_exception(_each(exc))
         else:
-            for (_, _, future), answer in zip(batch, answers, strict=True):
+            for future, answer in zip(futures, answers, strict=True):
                 if not future.done():
                     future.set_result(answer)
         finally:
             self._finished()
 
+    async def _forward(self, target: str, delivery: RelayedDelivery) -> list[RelayedAnswer]:
+        status, headers, content = await self._post(
+            target, delivery.headers, delivery.body, content_length=True
+        )
+        return [RelayedAnswer(status, headers, content)]
+
     async def _exchange(self, deliveries: list[RelayedDelivery]) -> list[RelayedAnswer]:
-        response = await self.upstream.send(
-            "POST", RELAY_PATH, self._relay_headers, encode_relay(deliveries), content_length=False
+        status, _, content = await self._post(
+            RELAY_PATH, self._relay_headers, encode_relay(deliveries), content_length=False
         )
         try:
-            content = await response.read()
-        except UpstreamError as exc:
-            raise BadGatewayError(f"The {self.upstream.name} service cut its answer.") from exc
-        try:
-            if response.status != 200:
-                raise ValueError(f"status {response.status}")
+            if status != 200:
+                raise ValueError(f"status {status}")
             answers = decode_answers(content)
             if len(answers) != len(deliveries):
                 raise ValueError(f"{len(answers)} answers to {len(deliveries)} deliveries")
@@ -174,6 +178,29 @@ class WebhookRelay:
                 f"The {self.upstream.name} service did not answer the relayed deliveries."
             ) from None
         return answers
+
+    async def _post(
+        self,
+        target: str,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        *,
+        content_length: bool,
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """One request to facturation and its whole answer (a webhook's answer is small).
+
+        Raises:
+            BadGatewayError | GatewayTimeoutError: as :meth:`Upstream.send` does, and when the
+                answer is cut short.
+        """
+        response = await self.upstream.send(
+            "POST", target, headers, body, content_length=content_length
+        )
+        try:
+            content = await response.read()
+        except UpstreamError as exc:
+            raise BadGatewayError(f"The {self.upstream.name} service cut its answer.") from exc
+        return response.status, list(response.headers), content
 
     async def close(self) -> None:
         """Wait for the requests under way (at shutdown, before the pools close)."""

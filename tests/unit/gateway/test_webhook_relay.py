@@ -218,3 +218,25 @@ async def test_deliveries_read_in_one_turn_leave_together_and_a_lone_one_alone(
     assert [answer.body for answer in together] == [b"0t", b"1t", b"2t"]
     assert alone.body == b"enola"
     assert [target for target, _, _ in facturation.seen] == [RELAY_PATH, "/webhooks/stripe"]
+
+
+async def test_an_unexpected_failure_of_a_relay_request_reaches_each_delivery(
+    facturation: Facturation, relay: WebhookRelay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No delivery is left waiting for an answer that will never come."""
+
+    async def broken(deliveries: list[object]) -> list[RelayedAnswer]:
+        raise RuntimeError("broken")
+
+    monkeypatch.setattr(relay, "_exchange", broken)
+    first = _deliver(relay, "first", b"first")
+    await _forwarding(facturation)
+    waiting = [_deliver(relay, f"w{n}", b"x") for n in range(2)]
+    await asyncio.sleep(0.02)
+    facturation.release.set()
+    await first
+
+    async with asyncio.timeout(5):
+        outcomes = await asyncio.gather(*waiting, return_exceptions=True)
+
+    assert [str(outcome) for outcome in outcomes] == ["broken", "broken"]
