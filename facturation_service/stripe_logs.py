@@ -20,7 +20,7 @@ from typing import Any
 
 from stripe import _api_requestor, _util
 
-__all__ = ["log_stripe_requests_only_when_enabled"]
+__all__ = ["log_sdk_info", "log_stripe_requests_only_when_enabled"]
 
 _LOG_FUNCTIONS = {"log_debug": logging.DEBUG, "log_info": logging.INFO}
 _GATED = "_written_only_when_enabled"
@@ -40,6 +40,12 @@ def log_stripe_requests_only_when_enabled() -> None:
             raise RuntimeError(f"stripe._api_requestor.{name} is gone: revisit stripe_logs.py")
         if not getattr(log, _GATED, False):
             setattr(_api_requestor, name, _written_only_when_enabled(log, level))
+
+
+def log_sdk_info(message: str, **params: Any) -> None:
+    """The requestor's ``log_info`` (gated), for a request sent without the requestor
+    (``stripe_api.StripeApi``'s Checkout Session): its lines are the SDK's own."""
+    _api_requestor.log_info(message, **params)  # type: ignore[attr-defined,no-untyped-call]
 
 
 def _written_only_when_enabled(log: Callable[..., None], level: int) -> Callable[..., None]:
