@@ -10,12 +10,16 @@ are few and always the same (``line_items[0][price_data][currency]``, ...): each
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 from urllib.parse import quote_plus
 
 __all__ = ["encode_form"]
+
+_LEFT_AS_IS = re.compile(r"[A-Za-z0-9_.~-]*")
+"""What ``quote_plus`` leaves as it is (ids, currencies, modes): such a value is sent unquoted."""
 
 
 def encode_form(params: Mapping[str, Any]) -> str:
@@ -26,29 +30,31 @@ def encode_form(params: Mapping[str, Any]) -> str:
         TypeError: a value the SDK would encode in a way of its own (a ``datetime``, a Stripe
             object, ``None`` or a boolean inside a list): the hot path sends none of them.
     """
-    return "&".join(f"{_key(key)}={_value(value)}" for key, value in _pairs("", params))
+    pairs: list[str] = []
+    _flatten("", params, pairs)
+    return "&".join(pairs)
 
 
-def _pairs(prefix: str, params: Mapping[str, Any]) -> Iterator[tuple[str, str | int]]:
+def _flatten(prefix: str, params: Mapping[str, Any], pairs: list[str]) -> None:
     for name, value in params.items():
         if value is None:
             continue
         key = f"{prefix}[{name}]" if prefix else name
-        if isinstance(value, Mapping):
-            yield from _pairs(key, value)
+        if isinstance(value, dict):
+            _flatten(key, value, pairs)
         elif isinstance(value, list | tuple):
             for index, item in enumerate(value):
                 item_key = f"{key}[{index}]"
-                if isinstance(item, Mapping):
-                    yield from _pairs(item_key, item)
+                if isinstance(item, dict):
+                    _flatten(item_key, item, pairs)
                 elif isinstance(item, str | int) and not isinstance(item, bool):
-                    yield item_key, item
+                    pairs.append(f"{_key(item_key)}={_value(item)}")
                 else:
                     raise TypeError(f"cannot form-encode {type(item).__name__} in {item_key}")
         elif isinstance(value, bool):
-            yield key, "true" if value else "false"
+            pairs.append(f"{_key(key)}={'true' if value else 'false'}")
         elif isinstance(value, str | int):
-            yield key, value
+            pairs.append(f"{_key(key)}={_value(value)}")
         else:
             raise TypeError(f"cannot form-encode {type(value).__name__} in {key}")
 
@@ -61,6 +67,8 @@ def _key(key: str) -> str:
 def _value(value: str | int) -> str:
     if isinstance(value, int):
         return str(value)
+    if _LEFT_AS_IS.fullmatch(value):
+        return value
     return _brackets(quote_plus(value))
 
 
