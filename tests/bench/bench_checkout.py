@@ -36,7 +36,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.bench.processes import cpu_seconds
+from tests.bench.processes import cpu_seconds, machine_speed
 from tests.bench.raw_http import RawConnection, build_request
 from tests.support.databases import using_postgres
 from tests.support.processes import ServiceProcess
@@ -260,7 +260,7 @@ async def run(
         database = "PostgreSQL" if using_postgres() else "SQLite"
         print(
             f"bench_checkout: {database}, facturation workers {workers}, {users_count} users, "
-            f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+            f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; {machine_speed()}"
         )
         targets = [
             (
@@ -358,6 +358,7 @@ async def run(
                     + cpu_per_session(cpu_after - cpu_before, idle * elapsed, n)
                     + cpu_each("the sandbox's own", stripe_before, stripe_after, n, "a session", 1)
                 )
+            print(f"  {label}: after the sessions one at a time, {machine_speed()}")
 
 
 async def idle_cpu_per_second(process: ServiceProcess | None, seconds: float = 2.0) -> float | None:

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.bench.processes import cpu_seconds, rss_mb
+from tests.bench.processes import cpu_seconds, machine_speed, rss_mb
 from tests.bench.rounds import median_round
 from tests.support.processes import free_port
 from tests.support.stack import Stack, start_stack
@@ -336,7 +336,7 @@ async def main() -> None:
     args = parser.parse_args()
     check_tools()
     levels = [args.connections] if args.no_single else [args.connections, 1]
-    print(f"cpus: {os.cpu_count()}, load average: {os.getloadavg()[0]:.2f}")
+    print(f"cpus: {os.cpu_count()}, load average: {os.getloadavg()[0]:.2f}; {machine_speed()}")
 
     with tempfile.TemporaryDirectory(prefix="bench-gateway-") as tmp:
         workdir = Path(tmp)
@@ -389,7 +389,7 @@ async def main() -> None:
                     process.wait(timeout=10)
     report(rounds)
     print("\nRSS after the loads: " + ", ".join(f"{k} {v:.0f} MB" for k, v in memory.items()))
-    print(f"load average at the end: {os.getloadavg()[0]:.2f}")
+    print(f"load average at the end: {os.getloadavg()[0]:.2f}; {machine_speed()}")
 
 
 if __name__ == "__main__":

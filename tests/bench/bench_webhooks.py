@@ -42,7 +42,13 @@ from sqlalchemy.engine import make_url
 
 from facturation_service.models import WebhookEvent
 from shared import Database
-from tests.bench.processes import cpu_seconds, machine_cpu_seconds, postgres_cpu_seconds, rss_mb
+from tests.bench.processes import (
+    cpu_seconds,
+    machine_cpu_seconds,
+    machine_speed,
+    postgres_cpu_seconds,
+    rss_mb,
+)
 from tests.bench.rounds import median_round
 from tests.support import stripe_events
 from tests.support.databases import fresh_database
@@ -384,7 +390,10 @@ def _report(
         if name.startswith("machine ") and seconds
     )
     print(f"the machine's CPU while accepting, by kind: {kinds}")
-    print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(
+        f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; "
+        + machine_speed()
+    )
     print(f"pgbench one-row INSERT, {connections} clients: {middle.tps:.0f} tps")
     ratio = middle.ratio
     print(f"accepted/pgbench: {ratio:.2f}x ({'met' if ratio >= 0.25 else 'MISSED'} >= 0.25x)")
