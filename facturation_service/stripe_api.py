@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 import httpx
 import msgspec
 import stripe
+from stripe._util import dashboard_link
 
 from facturation_service.stripe_form import encode_form
 from facturation_service.stripe_http import stripe_http_client
-from facturation_service.stripe_logs import log_sdk_info, log_stripe_requests_only_when_enabled
+from facturation_service.stripe_logs import log_stripe_requests_only_when_enabled, sdk_log
 from shared import (
     BadGatewayError,
     ConflictError,
@@ -110,15 +111,21 @@ class StripeApi:
         rebuilt, the answer parsed into ordered dicts) cost about 230 µs of CPU a session here
         (docs/benchmarks.md): the form is :func:`encode_form`'s, the headers are built once and
         the answer is read straight into an :class:`OpenedSession`."""
-        log_sdk_info("Request to Stripe api", method="post", url=self._sessions_url)
+        form = encode_form(params)
+        sdk_log("log_info", "Request to Stripe api", method="post", url=self._sessions_url)
+        sdk_log("log_debug", "Post details", post_data=form, api_version=stripe.api_version)
         content, status, headers = await self.http_client.request_with_retries_async(
             "post",
             self._sessions_url,
             {**self._post_headers, "Idempotency-Key": idempotency_key},
-            encode_form(params),
+            form,
             max_network_retries=self.max_network_retries,
         )
-        log_sdk_info("Stripe API response", path=self._sessions_url, response_code=status)
+        sdk_log("log_info", "Stripe API response", path=self._sessions_url, response_code=status)
+        sdk_log("log_debug", "API response body", body=content)
+        if "Request-Id" in headers:
+            link = dashboard_link(headers["Request-Id"])  # type: ignore[no-untyped-call]
+            sdk_log("log_debug", "Dashboard link for request", link=link)
         if not 200 <= status < 300:
             raise stripe_error(content, status, headers)
         try:

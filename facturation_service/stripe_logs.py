@@ -20,7 +20,7 @@ from typing import Any
 
 from stripe import _api_requestor, _util
 
-__all__ = ["log_sdk_info", "log_stripe_requests_only_when_enabled"]
+__all__ = ["log_stripe_requests_only_when_enabled", "sdk_log"]
 
 _LOG_FUNCTIONS = {"log_debug": logging.DEBUG, "log_info": logging.INFO}
 _GATED = "_written_only_when_enabled"
@@ -42,10 +42,12 @@ def log_stripe_requests_only_when_enabled() -> None:
             setattr(_api_requestor, name, _written_only_when_enabled(log, level))
 
 
-def log_sdk_info(message: str, **params: Any) -> None:
-    """The requestor's ``log_info`` (gated), for a request sent without the requestor
-    (``stripe_api.StripeApi``'s Checkout Session): its lines are the SDK's own."""
-    _api_requestor.log_info(message, **params)  # type: ignore[attr-defined,no-untyped-call]
+def sdk_log(function: str, message: str, **params: Any) -> None:
+    """The requestor's ``log_info`` or ``log_debug`` (gated), for a request sent without the
+    requestor (``stripe_api.StripeApi``'s Checkout Session): its lines are the SDK's own."""
+    if function not in _LOG_FUNCTIONS:
+        raise ValueError(f"not one of the SDK's log functions: {function}")
+    getattr(_api_requestor, function)(message, **params)
 
 
 def _written_only_when_enabled(log: Callable[..., None], level: int) -> Callable[..., None]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
@@ -103,6 +104,22 @@ def test_a_value_the_sdk_encodes_its_own_way_is_refused(value: object) -> None:
         encode_form({"key": value})
 
 
+class CaseInsensitive(dict[str, str]):
+    """Answer headers as HTTP clients hand them to the SDK: looked up whatever the case."""
+
+    def __init__(self, headers: Mapping[str, str]) -> None:
+        super().__init__({name.lower(): value for name, value in headers.items()})
+
+    def __getitem__(self, name: str) -> str:
+        return super().__getitem__(name.lower())
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and super().__contains__(name.lower())
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return super().get(name.lower(), default)
+
+
 class Recorded:
     def __init__(self, headers: Mapping[str, str], body: str) -> None:
         self.headers = dict(headers)
@@ -132,7 +149,7 @@ class CannedStripe(stripe.HTTPClient):
 
 def both_ways(status: int, body: bytes) -> tuple[CannedStripe, StripeApi, CannedStripe]:
     """The SDK's ``sessions.create_async`` and ``StripeApi``, each against the same answer."""
-    headers = {"request-id": "req_canned"}
+    headers = CaseInsensitive({"Request-Id": "req_canned"})
     sdk_http = CannedStripe(status, body, headers)
     ours_http = CannedStripe(status, body, headers)
     ours = StripeApi(
@@ -227,3 +244,19 @@ async def test_an_error_that_is_not_an_object_is_an_api_error() -> None:
 
     with pytest.raises(stripe.APIError, match="Invalid response object from API"):
         await ours._open_session(payment_params(), "k")
+
+
+async def test_the_request_writes_the_sdks_log_lines(caplog: pytest.LogCaptureFixture) -> None:
+    answer = json.dumps({"id": "cs_test_1", "client_secret": "secret"}).encode()
+    sdk_http, ours, _ = both_ways(200, answer)
+    params = payment_params()
+    caplog.set_level(logging.DEBUG, logger="stripe")
+
+    await sdk_client(sdk_http).v1.checkout.sessions.create_async(params, {"idempotency_key": "k"})
+    sdk_lines = [record.getMessage() for record in caplog.records]
+    caplog.clear()
+    await ours.create_checkout_session(params, idempotency_key="k")
+    ours_lines = [record.getMessage() for record in caplog.records]
+
+    assert len(ours_lines) == len(sdk_lines) >= 5
+    assert ours_lines == sdk_lines
