@@ -127,7 +127,7 @@ class StripeApi:
             link = dashboard_link(headers["Request-Id"])  # type: ignore[no-untyped-call]
             sdk_log("log_debug", "Dashboard link for request", link=link)
         if not 200 <= status < 300:
-            raise stripe_error(content, status, headers)
+            raise _error_from_answer(content, status, headers)
         try:
             return msgspec.json.decode(content, type=OpenedSession)
         except msgspec.DecodeError as exc:
@@ -268,7 +268,9 @@ def _post_headers(secret_key: str, http_library: str) -> dict[str, str]:
     }
 
 
-def stripe_error(content: bytes, status: int, headers: Mapping[str, str]) -> stripe.StripeError:
+def _error_from_answer(
+    content: bytes, status: int, headers: Mapping[str, str]
+) -> stripe.StripeError:
     """The SDK's error for a v1 answer that is not a 2xx (``handle_error_response`` and
     ``specific_v1_api_error`` of stripe-python's requestor, for the answers a v1 ``POST`` gets)."""
     body = content.decode("utf-8", errors="replace")
