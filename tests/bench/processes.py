@@ -20,9 +20,10 @@ __all__ = [
 
 
 def machine_speed() -> str:
-    """How fast this machine runs Python now: the CPU a 10-million-addition loop takes. A VM
-    whose host is busy runs the same code slower and its processes count more CPU for it
-    (0.66 to 1.5 s on the team's VM within one hour), so each CPU figure is printed with it."""
+    """How fast this machine runs Python now: the CPU a 10-million-addition loop (in a
+    function) takes. A VM whose host is busy runs the same code slower and its processes count
+    more CPU for it (the same loop's time doubled and halved again within an hour on the team's
+    VM), so each CPU figure is printed with it."""
     started = time.process_time()
     total = 0
     for number in range(10_000_000):
