@@ -5,6 +5,9 @@ robust to a shared machine where throughput is not. A process counts with its li
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -19,16 +22,49 @@ __all__ = [
 ]
 
 
+_ECHO = """
+import os, socket, sys
+peer = socket.socket(fileno=int(sys.argv[1]))
+while data := peer.recv(1):
+    peer.sendall(data)
+"""
+
+
 def machine_speed() -> str:
-    """How fast this machine runs Python now: the CPU a 10-million-addition loop (in a
-    function) takes. A VM whose host is busy runs the same code slower and its processes count
-    more CPU for it (the same loop's time doubled and halved again within an hour on the team's
-    VM), so each CPU figure is printed with it."""
+    """How fast this machine runs Python, and wakes a process, now: the CPU a 10-million-addition
+    loop (in a function) takes, and the round trip of one byte to another process and back over
+    a socket, as each request's hops between the services take.
+
+    A VM whose host is busy runs the same code slower and its processes count more CPU for it:
+    on the team's VM the loop's time doubled and halved again within an hour, and the round trip
+    (what the services' CPU per request is most sensitive to) moved on its own, so each CPU
+    figure is printed with both."""
     started = time.process_time()
     total = 0
     for number in range(10_000_000):
         total += number
-    return f"a 10-million-addition loop took {time.process_time() - started:.2f} s of CPU"
+    loop = time.process_time() - started
+    ours, theirs = socket.socketpair()
+    echo = subprocess.Popen(
+        [sys.executable, "-c", _ECHO, str(theirs.fileno())], pass_fds=[theirs.fileno()]
+    )
+    theirs.close()
+    try:
+        ours.sendall(b"x")
+        ours.recv(1)  # the echo is up
+        trips = 5000
+        started = time.perf_counter()
+        for _ in range(trips):
+            ours.sendall(b"x")
+            ours.recv(1)
+        trip = (time.perf_counter() - started) / trips
+    finally:
+        ours.close()
+        echo.wait(timeout=10)
+    return (
+        f"a 10-million-addition loop took {loop:.2f} s of CPU, a round trip to another "
+        f"process {trip * 1e6:.0f} µs"
+    )
 
 
 def _stat(pid: int) -> list[str]:
