@@ -343,7 +343,19 @@ async def run(
             cpu_before = service_cpu_seconds(stack.facturation)
             stripe_before = service_cpu_seconds(stripe)
             started = time.perf_counter()
-            times = [await checkout(connections[0], requests[i % len(requests)]) for i in range(n)]
+            times: list[float] = []
+            quarters: list[float] = []  # facturation's CPU a session in each quarter of the run
+            for quarter in range(4):
+                quarter_cpu = service_cpu_seconds(stack.facturation)
+                quarter_started = time.perf_counter()
+                count = n // 4 + (1 if quarter < n % 4 else 0)
+                for _ in range(count):
+                    request = requests[len(times) % len(requests)]
+                    times.append(await checkout(connections[0], request))
+                quarter_end = service_cpu_seconds(stack.facturation)
+                if count and quarter_cpu is not None and quarter_end is not None and idle:
+                    background = idle * (time.perf_counter() - quarter_started)
+                    quarters.append((quarter_end - quarter_cpu - background) * 1000 / count)
             elapsed = time.perf_counter() - started
             cpu_after = service_cpu_seconds(stack.facturation)
             stripe_after = service_cpu_seconds(stripe)
@@ -357,6 +369,13 @@ async def run(
                     f"  {label}: "
                     + cpu_per_session(cpu_after - cpu_before, idle * elapsed, n)
                     + cpu_each("the sandbox's own", stripe_before, stripe_after, n, "a session", 1)
+                )
+            if quarters:
+                # A VM's speed moves within a run: a quarter far from the others shows it did.
+                print(
+                    f"  {label}: facturation CPU per session in each quarter of the run: "
+                    + ", ".join(f"{q:.2f}" for q in quarters)
+                    + " ms"
                 )
             print(f"  {label}: after the sessions one at a time, {machine_speed()}")
 
