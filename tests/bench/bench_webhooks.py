@@ -37,7 +37,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import msgspec
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
 from facturation_service.models import WebhookEvent
@@ -179,10 +179,21 @@ async def _count_processed(database: Database) -> int:
         return int((await session.execute(query)).scalar_one())
 
 
+async def _checkpoints_begun(database: Database) -> int:
+    """PostgreSQL's checkpoints so far, timed or requested (a WAL-size checkpoint under load makes
+    each page's first change after it write the whole page to the WAL: the commits behind it
+    wait longer, which shows in the acknowledgements' tail)."""
+    async with database.sessionmaker() as session:
+        query = text("SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter")
+        return int((await session.execute(query)).scalar_one())
+
+
 class Round(msgspec.Struct, frozen=True):
     """One round: the events posted through the stack, then pgbench on the same server."""
 
     posted: Posted
+    checkpoints: int
+    """Checkpoints PostgreSQL began while the round's events were being accepted."""
     measured: int
     processed_in: float
     cpu_intake: dict[str, float]
@@ -216,7 +227,9 @@ async def _intake_round(
     def mark(event: str, generator: int) -> None:
         marks[event] = {**_counters(pids, database_name), "wrk": cpu_seconds([generator])}
 
+    checkpoints = await _checkpoints_begun(database)
     posted = await _post_all(stack_url, requests, connections, mark)
+    checkpoints = await _checkpoints_begun(database) - checkpoints
     # While accepting (the worker applies meanwhile, in the app or in its own process).
     cpu_intake = {
         name: marks["finished"][name] - marks["started"][name] for name in marks["started"]
@@ -227,7 +240,7 @@ async def _intake_round(
     done = _counters(pids, database_name)
     cpu = {name: done[name] - marks["started"][name] for name in done}
     tps = await asyncio.to_thread(pgbench)
-    return Round(posted, measured, processed_in, cpu_intake, cpu, tps)
+    return Round(posted, checkpoints, measured, processed_in, cpu_intake, cpu, tps)
 
 
 async def main(
@@ -325,7 +338,8 @@ async def main(
                     print(
                         f"round {number + 1}: accepted {result.rate:.0f} events/s, "
                         f"pgbench {result.tps:.0f} tps, {result.ratio:.2f}x; "
-                        f"ack p99 {result.posted.p99_ms:.1f} ms",
+                        f"ack p99 {result.posted.p99_ms:.1f} ms; PostgreSQL checkpoints begun "
+                        f"while accepting: {result.checkpoints}",
                         flush=True,
                     )
             assert stack.auth.process is not None
