@@ -4,9 +4,12 @@ from typing import Any
 
 import pytest
 from litestar import Litestar, get
+from litestar._kwargs import kwargs_model
 from litestar.connection import ASGIConnection
+from litestar.di import NamedDependency, Provide
 from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath
+from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
 
 from shared import (
@@ -186,3 +189,52 @@ async def test_the_app_guards_run_in_turn_after_the_credential_each_on_the_route
         closed_answer = await client.get("/closed", headers={INTERNAL_TOKEN_HEADER: "s3cret-token"})
         assert closed_answer.status_code == 503
         assert seen == [("first", "closed")]
+
+
+async def provide_caller(request: ASGIConnection[Any, Any, Any, Any]) -> str:
+    return request.headers.get("x-caller", "nobody")
+
+
+async def provide_greeting() -> str:
+    return "hello"
+
+
+async def provide_message(caller: NamedDependency[str], greeting: NamedDependency[str]) -> str:
+    """A dependency of the two others: resolved after both."""
+    return f"{greeting}, {caller}"
+
+
+@get(
+    "/greeting",
+    dependencies={
+        "caller": Provide(provide_caller),
+        "greeting": Provide(provide_greeting),
+        "message": Provide(provide_message),
+    },
+)
+async def greeting_route(
+    caller: NamedDependency[str], greeting: NamedDependency[str], message: NamedDependency[str]
+) -> dict[str, str]:
+    return {"caller": caller, "greeting": greeting, "message": message}
+
+
+async def test_a_routes_dependencies_are_resolved_in_turn_without_a_task_group(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app = create_service_app(service="test", route_handlers=[greeting_route], internal_token="t")
+
+    def no_task_group() -> None:
+        raise AssertionError("the dependencies were resolved in a task group")
+
+    monkeypatch.setattr(kwargs_model, "create_task_group", no_task_group)
+    [route] = [r for r in app.routes if isinstance(r, HTTPRoute) and r.path == "/greeting"]
+    _, model = route.route_handler_map["GET"]
+    async with AsyncTestClient(app) as client:
+        response = await client.get(
+            "/greeting", headers={INTERNAL_TOKEN_HEADER: "t", "x-caller": "ada"}
+        )
+
+    assert [len(batch) for batch in model.dependency_batches] == [1, 1, 1]
+    assert next(iter(model.dependency_batches[-1])).key == "message"
+    assert response.status_code == 200
+    assert response.json() == {"caller": "ada", "greeting": "hello", "message": "hello, ada"}
