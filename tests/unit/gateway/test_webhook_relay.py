@@ -124,6 +124,23 @@ async def _forwarding(facturation: Facturation) -> None:
     await eventually(reached, seconds=5)
 
 
+async def _waiting_behind_a_forward(
+    facturation: Facturation, relay: WebhookRelay, deliveries: list[tuple[str, bytes]]
+) -> tuple[asyncio.Task[RelayedAnswer], list[asyncio.Task[RelayedAnswer]]]:
+    """A first delivery forwarded alone (facturation holds its answer), and ``deliveries`` sent
+    meanwhile, which wait for it."""
+    first = _deliver(relay, "first", b"first")
+    await _forwarding(facturation)
+    waiting = [_deliver(relay, name, body) for name, body in deliveries]
+    await asyncio.sleep(0.02)
+    return first, waiting
+
+
+async def _answer_the_forward(facturation: Facturation, first: asyncio.Task[RelayedAnswer]) -> None:
+    facturation.release.set()
+    await first
+
+
 async def test_deliveries_that_wait_for_a_forward_travel_together_each_answered_as_its_own(
     facturation: Facturation, relay: WebhookRelay
 ) -> None:
@@ -156,13 +173,11 @@ async def test_deliveries_that_wait_for_a_forward_travel_together_each_answered_
 async def test_a_relay_request_carries_at_most_its_share_and_the_rest_follow(
     facturation: Facturation, relay: WebhookRelay
 ) -> None:
-    first = _deliver(relay, "first", b"first")
-    await _forwarding(facturation)
     count = MAX_RELAYED_DELIVERIES + 5
-    waiting = [_deliver(relay, f"w{n}", b"%d" % n) for n in range(count)]
-    await asyncio.sleep(0.02)
-    facturation.release.set()
-    await first
+    first, waiting = await _waiting_behind_a_forward(
+        facturation, relay, [(f"w{n}", b"%d" % n) for n in range(count)]
+    )
+    await _answer_the_forward(facturation, first)
     answers = await asyncio.gather(*waiting)
 
     assert [a.body for a in answers] == [(b"%d" % n)[::-1] for n in range(count)]
@@ -177,12 +192,10 @@ async def test_a_failed_relay_request_fails_each_delivery_and_the_relay_goes_on(
     facturation: Facturation, relay: WebhookRelay, answer: bytes
 ) -> None:
     facturation.relay_answer = answer
-    first = _deliver(relay, "first", b"first")
-    await _forwarding(facturation)
-    waiting = [_deliver(relay, f"w{n}", b"x") for n in range(3)]
-    await asyncio.sleep(0.02)
-    facturation.release.set()
-    await first
+    first, waiting = await _waiting_behind_a_forward(
+        facturation, relay, [(f"w{n}", b"x") for n in range(3)]
+    )
+    await _answer_the_forward(facturation, first)
 
     outcomes = await asyncio.gather(*waiting, return_exceptions=True)
 
@@ -194,14 +207,11 @@ async def test_a_failed_relay_request_fails_each_delivery_and_the_relay_goes_on(
 async def test_a_delivery_whose_client_left_while_it_waited_is_not_relayed(
     facturation: Facturation, relay: WebhookRelay
 ) -> None:
-    first = _deliver(relay, "first", b"first")
-    await _forwarding(facturation)
-    gone = _deliver(relay, "gone", b"gone")
-    kept = [_deliver(relay, f"kept{n}", b"kept%d" % n) for n in range(2)]
-    await asyncio.sleep(0.02)
+    first, (gone, *kept) = await _waiting_behind_a_forward(
+        facturation, relay, [("gone", b"gone"), *((f"kept{n}", b"kept%d" % n) for n in range(2))]
+    )
     gone.cancel()
-    facturation.release.set()
-    await first
+    await _answer_the_forward(facturation, first)
 
     assert [answer.body for answer in await asyncio.gather(*kept)] == [b"0tpek", b"1tpek"]
     assert [d.body for d in decode_deliveries(facturation.seen[1][2])] == [b"kept0", b"kept1"]
@@ -229,12 +239,10 @@ async def test_an_unexpected_failure_of_a_relay_request_reaches_each_delivery(
         raise RuntimeError("broken")
 
     monkeypatch.setattr(relay, "_exchange", broken)
-    first = _deliver(relay, "first", b"first")
-    await _forwarding(facturation)
-    waiting = [_deliver(relay, f"w{n}", b"x") for n in range(2)]
-    await asyncio.sleep(0.02)
-    facturation.release.set()
-    await first
+    first, waiting = await _waiting_behind_a_forward(
+        facturation, relay, [(f"w{n}", b"x") for n in range(2)]
+    )
+    await _answer_the_forward(facturation, first)
 
     async with asyncio.timeout(5):
         outcomes = await asyncio.gather(*waiting, return_exceptions=True)
