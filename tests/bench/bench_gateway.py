@@ -6,6 +6,8 @@
   (c) nginx ``auth_request`` to auth's ``GET /internal/v1/tokens/check`` on every request,
   (d) nginx ``auth_request`` with the auth decision cached by ``proxy_cache``, keyed by the
       ``Authorization`` header (what ingress-nginx's ``auth-cache-key`` sets up),
+  (e) the floor of a Python proxy on this machine: ``tests/bench/bare_forwarder.py`` (uvloop
+      and httptools, as the gateway, forwarding with no check at all),
 
 with wrk at 50 connections and at 1 connection (which shows the added latency without queueing),
 one worker per process, printing requests/s, p50, p99, the CPU each proxy spent per request
@@ -30,6 +32,7 @@ import asyncio
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -120,6 +123,7 @@ DIRECT = "direct (nginx return 200)"
 GATEWAY = "gateway"
 NGINX = "nginx auth_request"
 NGINX_CACHED = "nginx auth_request + cache"
+FLOOR = "bare Python forwarder (floor)"
 
 
 @dataclass
@@ -205,7 +209,7 @@ def _wait(url: str, process: subprocess.Popen[bytes]) -> None:
         except httpx.HTTPError:
             time.sleep(0.05)
     process.kill()
-    raise SystemExit(f"nginx did not start at {url}")
+    raise SystemExit(f"{process.args!r} did not start at {url}")
 
 
 def start_upstream(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -240,6 +244,19 @@ def start_nginx_proxies(
     uncached, cached = f"http://127.0.0.1:{uncached_port}", f"http://127.0.0.1:{cached_port}"
     _wait(uncached, process)
     return process, uncached, cached
+
+
+def start_bare_forwarder(upstream_url: str) -> tuple[subprocess.Popen[bytes], str]:
+    """``tests/bench/bare_forwarder.py`` in front of the upstream, one process."""
+    port = free_port()
+    upstream_port = upstream_url.rsplit(":", 1)[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.bench.bare_forwarder", upstream_port, str(port)],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    _wait(url, process)
+    return process, url
 
 
 def check_tools() -> None:
@@ -305,6 +322,26 @@ def report(rounds: list[list[Result]]) -> None:
                 else ""
             )
             print(f"  p50 added by {name}: {extra:+.2f} ms{note}")
+        _report_floor(rounds, connections)
+
+
+def _report_floor(rounds: list[list[Result]], connections: int) -> None:
+    """How far below the gateway a Python proxy can go here: the bare forwarder's throughput
+    against nginx cached, and its CPU per request against the gateway's (medians of rounds)."""
+    rows = [{r.name: r for r in results if r.connections == connections} for results in rounds]
+    if not all(FLOOR in row and GATEWAY in row and NGINX_CACHED in row for row in rows):
+        return
+    ratio = statistics.median(
+        row[FLOOR].requests_per_second / row[NGINX_CACHED].requests_per_second for row in rows
+    )
+    floor_cpu = statistics.median(row[FLOOR].cpu_us_per_request for row in rows)
+    gateway_cpu = statistics.median(row[GATEWAY].cpu_us_per_request for row in rows)
+    cached_cpu = statistics.median(row[NGINX_CACHED].cpu_us_per_request for row in rows)
+    print(
+        f"  floor: a Python forwarder with no check makes {ratio:.2f}x nginx cached's requests/s;"
+        f" CPU per request: floor {floor_cpu:.0f} us, gateway {gateway_cpu:.0f} us,"
+        f" nginx cached {cached_cpu:.0f} us (medians)"
+    )
 
 
 def _figures(
@@ -341,7 +378,7 @@ async def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-gateway-") as tmp:
         workdir = Path(tmp)
         upstream, upstream_url = start_upstream(workdir)
-        proxies = None
+        proxies = floor = None
         try:
             async with start_stack(
                 workdir,
@@ -357,6 +394,7 @@ async def main() -> None:
                 proxies, uncached_url, cached_url = start_nginx_proxies(
                     stack, workdir, upstream_url
                 )
+                floor, floor_url = start_bare_forwarder(upstream_url)
                 assert stack.auth.process is not None
                 assert stack.gateway.process is not None
                 auth_pid, gateway_pid = stack.auth.process.pid, stack.gateway.process.pid
@@ -365,6 +403,7 @@ async def main() -> None:
                     (GATEWAY, f"{stack.url}/api/v1{PATH}", [gateway_pid, auth_pid]),
                     (NGINX, f"{uncached_url}/api/v1{PATH}", [proxies.pid, auth_pid]),
                     (NGINX_CACHED, f"{cached_url}/api/v1{PATH}", [proxies.pid, auth_pid]),
+                    (FLOOR, f"{floor_url}/api/v1{PATH}", [floor.pid]),
                 ]
                 rounds: list[list[Result]] = []
                 for _ in range(args.rounds):
@@ -383,7 +422,7 @@ async def main() -> None:
                     "nginx (proxy)": rss_mb(proxies.pid),
                 }
         finally:
-            for process in (proxies, upstream):
+            for process in (floor, proxies, upstream):
                 if process is not None:
                     process.terminate()
                     process.wait(timeout=10)
