@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from litestar.types import ASGIApp, Receive, Scope, Send
 
     from gateway.proxy import Proxy
+    from shared._lane_protocol import LaneExchange
 
 __all__ = ["ProxyLane"]
 
@@ -83,6 +84,10 @@ class ProxyLane(Lane):
         if not has_host and scope.get("http_version") == "1.1":
             return None
         return template, incoming
+
+    def answer_at_once(self, exchange: LaneExchange) -> bool:
+        """A ``GET`` that needs no wait is forwarded from callbacks (``gateway/at_once.py``)."""
+        return self.proxy.forward_at_once(self, exchange)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Proxy one request taken by :meth:`take`."""

@@ -22,8 +22,9 @@ from urllib.parse import urlsplit
 from litestar.types import Empty
 from litestar.utils.scope.state import CONNECTION_STATE_KEY
 
+from gateway.at_once import ForwardAtOnce
 from gateway.headers import request_headers, response_headers
-from gateway.routes import find_route, match_route
+from gateway.routes import Route, find_route, known_route, match_route
 from gateway.token_check import TokenChecker
 from shared import (
     BadGatewayError,
@@ -45,6 +46,8 @@ if TYPE_CHECKING:
     from litestar.types import HTTPScope, Receive, Scope, Send
 
     from gateway.webhook_relay import WebhookRelay
+    from shared import Lane
+    from shared._lane_protocol import LaneExchange
 
 __all__ = ["ClientBudget", "Proxy", "Upstream"]
 
@@ -196,14 +199,18 @@ class Upstream:
                 read_timeout=self.timeout,
                 content_length=content_length,
             )
-        except UpstreamTimeoutError:
-            logger.warning("upstream timeout", extra={"upstream": self.name})
-            raise GatewayTimeoutError(f"The {self.name} service did not answer in time.") from None
         except UpstreamError as exc:
-            logger.warning(
-                "upstream unreachable", extra={"upstream": self.name, "error": type(exc).__name__}
-            )
-            raise BadGatewayError(f"The {self.name} service could not be reached.") from None
+            raise self.failure(exc) from None
+
+    def failure(self, exc: UpstreamError) -> BadGatewayError | GatewayTimeoutError:
+        """What the client is answered when this service gave no answer (``exc``), logged."""
+        if isinstance(exc, UpstreamTimeoutError):
+            logger.warning("upstream timeout", extra={"upstream": self.name})
+            return GatewayTimeoutError(f"The {self.name} service did not answer in time.")
+        logger.warning(
+            "upstream unreachable", extra={"upstream": self.name, "error": type(exc).__name__}
+        )
+        return BadGatewayError(f"The {self.name} service could not be reached.")
 
     async def healthy(self) -> None:
         """For ``/readyz``: raises unless the service answers its ``/healthz`` with 200."""
@@ -233,6 +240,16 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _target(route: Route, path: str, scope: HTTPScope) -> str:
+    """What the upstream is asked for: the public path as the upstream routes it, and the
+    query."""
+    target = route.upstream_path(path)
+    query: bytes = scope.get("query_string", b"")
+    if query:
+        target += "?" + query.decode("latin-1")
+    return target
 
 
 async def _send_options(send: Send, allow: str) -> None:
@@ -285,6 +302,59 @@ class Proxy:
             await self._forward(scope, receive, send, address)
         finally:
             self.client_budget.give_back(address)
+
+    def forward_at_once(self, lane: Lane, exchange: LaneExchange) -> bool:
+        """Forward a ``GET`` from callbacks alone (``gateway/at_once.py``) when nothing in it
+        needs a wait: a route that neither limits addresses nor relays nor revokes, no body,
+        one ``Authorization`` whose decision is cached (on a token route), the address under its
+        budget, and a free slot with an idle connection to the upstream. False (nothing done)
+        leaves the request to :meth:`__call__`, which answers every other case as before."""
+        scope = exchange.scope
+        if scope["method"] != "GET":
+            return False
+        path = scope["raw_path"].decode("latin-1")
+        route = known_route(path)
+        if (
+            route is None
+            or route.limited_per_address
+            or route.relayed
+            or route.revokes_token
+            or "GET" not in route.methods
+        ):
+            return False
+        authorization: bytes | None = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                if authorization is not None:
+                    return False
+                authorization = value
+            elif name in (b"content-length", b"transfer-encoding"):
+                return False
+        identity = None
+        if route.needs_token:
+            identity = self.token_checker.known(authorization)
+            if identity is None:
+                return False
+        client = scope.get("client")
+        address = client[0] if client else ""
+        budget = self.client_budget
+        if budget.in_flight(address) >= budget.limit:
+            return False
+        upstream = self.upstreams[route.upstream]
+        connection = upstream.pool.ready_connection()
+        if connection is None:
+            return False
+        scope["path"] = path  # as __call__ sets it: problems and the log name the public path
+        headers = request_headers(
+            cast("Sequence[tuple[bytes, bytes]]", scope["headers"]),
+            identity=identity,
+            internal_token=self.internal_token,
+            client_address=address.encode(),
+            request_id=exchange.request_id.encode(),
+        )
+        forward = ForwardAtOnce(lane, self, exchange, upstream, connection, address)
+        forward.send(_target(route, path, scope), headers)
+        return True
 
     async def _refuse_known(self, address: str, route_path: str) -> None:
         """429 for an address its upstream refused on this route, until the ``Retry-After`` it
@@ -355,10 +425,7 @@ class Proxy:
                 return
 
         upstream = self.upstreams[route.upstream]
-        target = route.upstream_path(path)
-        query: bytes = scope.get("query_string", b"")
-        if query:
-            target += "?" + query.decode("latin-1")
+        target = _target(route, path, scope)
         if route.relayed and self.relay is not None and content is not None and content_length >= 0:
             answer = await self.relay.deliver(target, headers, content)
             await send(
@@ -377,6 +444,13 @@ class Proxy:
             seconds = _retry_after_seconds(response.headers)
             if seconds is not None:
                 self.refusals.remember(f"{address} {route.path}", seconds)
+        await self.relay_answer(send, response, upstream.name)
+        if route.revokes_token and response.status < 300:
+            self.token_checker.forget(authorization)
+
+    async def relay_answer(self, send: Send, response: UpstreamResponse, upstream: str) -> None:
+        """An upstream's answer to the client, its body streamed as it comes (a small one that
+        came with its head in one message); the connection goes back to its pool after it."""
         try:
             await send(
                 {
@@ -401,9 +475,7 @@ class Proxy:
         except UpstreamError as exc:
             # Headers are out: all that is left is to cut the connection short.
             logger.warning(
-                "upstream body cut", extra={"upstream": upstream.name, "error": type(exc).__name__}
+                "upstream body cut", extra={"upstream": upstream, "error": type(exc).__name__}
             )
         finally:
             response.close()
-        if route.revokes_token and response.status < 300:
-            self.token_checker.forget(authorization)

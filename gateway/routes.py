@@ -10,7 +10,7 @@ from litestar.exceptions import MethodNotAllowedException
 
 from shared import NotFoundError
 
-__all__ = ["API_PREFIX", "ROUTES", "Route", "find_route", "match_route"]
+__all__ = ["API_PREFIX", "ROUTES", "Route", "find_route", "known_route", "match_route"]
 
 API_PREFIX = "/api/v1"
 Upstream = Literal["auth", "facturation"]
@@ -140,7 +140,16 @@ def find_route(path: str) -> Route:
     Raises:
         NotFoundError: no public route has this path.
     """
+    route = known_route(path)
+    if route is None:
+        raise NotFoundError("No resource exists at this path.")
+    return route
+
+
+def known_route(path: str) -> Route | None:
+    """The route for a raw request path, whatever the method; None where :func:`find_route`
+    answers 404."""
     route = _EXACT.get(path) or _template_match(path)
     if route is None or not _is_plain(path):
-        raise NotFoundError("No resource exists at this path.")
+        return None
     return route

@@ -124,13 +124,9 @@ class TokenChecker:
         """
         if not self.cache.enabled:
             return (await self._ask_auth(bearer_token(authorization), request_id))[0]
-        if authorization and authorization[:_SCHEME_LENGTH].lower() == _SCHEME:
-            # A decision found for these bytes means they already passed the shape check (the
-            # same token, its scheme spelled in any case): the pattern is run on a miss only.
-            key = DecisionCache.key(authorization[_SCHEME_LENGTH:])
-            identity = self.cache.get(key)
-            if identity is not None:
-                return identity
+        identity = self.known(authorization)
+        if identity is not None:
+            return identity
         token = bearer_token(authorization)
         key = DecisionCache.key(token)
         identity = self.cache.get(key)
@@ -138,6 +134,14 @@ class TokenChecker:
             identity, exp = await self._ask_auth(token, request_id)
             self.cache.put(key, identity, exp)
         return identity
+
+    def known(self, authorization: bytes | None) -> Identity | None:
+        """The caller, when a decision for these very bytes is cached; else None (nothing
+        asked). A decision found for them means they already passed the shape check (the same
+        token, its scheme spelled in any case): the pattern is run on a miss only."""
+        if authorization and authorization[:_SCHEME_LENGTH].lower() == _SCHEME:
+            return self.cache.get(DecisionCache.key(authorization[_SCHEME_LENGTH:]))
+        return None
 
     def forget(self, authorization: bytes | None) -> None:
         """Drop a token's decision after its logout went through this gateway."""

@@ -18,7 +18,7 @@ import asyncio
 import ssl
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import cast
 
 import httptools
@@ -92,6 +92,8 @@ class _Connection(asyncio.Protocol):
         self.waiter: asyncio.Future[None] | None = None
         self.drain: asyncio.Future[None] | None = None
         self.writing_paused = False
+        # Called instead of waking a waiter, once per read and on an error (see watch).
+        self.listener: Callable[[], None] | None = None
 
     # -- exchange --------------------------------------------------------------------------
     def begin(self, *, head: bool) -> None:
@@ -117,6 +119,16 @@ class _Connection(asyncio.Protocol):
             self._arm(deadline)
         await waiter
 
+    def watch(self, listener: Callable[[], None], seconds: float) -> None:
+        """Call ``listener`` (no waiter, no task) after each read that moved the answer on and
+        on an error; an answer whose head has not come within ``seconds`` fails with
+        :class:`UpstreamTimeoutError`. Until ``listener`` is set back to None (then
+        :meth:`wait` works again)."""
+        self.listener = listener
+        self.deadline = deadline = self.loop.time() + seconds
+        if self.timer is None or self.timer_at > deadline:
+            self._arm(deadline)
+
     def _arm(self, at: float) -> None:
         if self.timer is not None:
             self.timer.cancel()
@@ -126,15 +138,20 @@ class _Connection(asyncio.Protocol):
     def _check_deadline(self) -> None:
         self.timer = None
         waiter = self.waiter
-        if waiter is None or waiter.done():
+        if self.listener is not None:
+            if self.headers_done or self.error is not None:
+                return  # the listener has what it waited for
+        elif waiter is None or waiter.done():
             return  # nothing waits: the next wait arms the timer again
         if self.loop.time() < self.deadline:
             self._arm(self.deadline)
-        else:
+        elif self.listener is not None:
+            self._fail(UpstreamTimeoutError("no answer in time"))
+        elif waiter is not None:
             waiter.set_exception(UpstreamTimeoutError("no answer in time"))
 
     def _wake(self) -> None:
-        if self.waiter is not None and not self.waiter.done():
+        if self.listener is None and self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(None)
 
     def write(self, data: bytes) -> None:
@@ -168,7 +185,10 @@ class _Connection(asyncio.Protocol):
     def _fail(self, error: UpstreamError) -> None:
         if self.error is None and not self.done:
             self.error = error
-        self._wake()
+        if self.listener is not None:
+            self.listener()
+        else:
+            self._wake()
 
     # -- asyncio.Protocol --------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -188,6 +208,9 @@ class _Connection(asyncio.Protocol):
         except httptools.HttpParserError as exc:
             self._fail(UpstreamProtocolError(f"malformed answer: {exc}"))
             self.close()
+            return
+        if self.listener is not None:
+            self.listener()
 
     def eof_received(self) -> bool:
         return False
@@ -442,6 +465,25 @@ class ConnectionPool:
         else:
             connection.close()
 
+    def ready_connection(self) -> _Connection | None:
+        """A free slot and an idle kept-alive connection, taken at once, or None and nothing
+        taken: for a request sent without waiting (:meth:`send_head`). The slot is given back
+        with :meth:`release`, through the answer's :meth:`UpstreamResponse.close`."""
+        if not self._slots.take_now():
+            return None
+        connection = self._reuse()
+        if connection is None:
+            self._slots.give_back()
+        return connection
+
+    def send_head(
+        self, connection: _Connection, method: str, target: str, headers: Sequence[Header]
+    ) -> None:
+        """Write a request without a body on ``connection`` (from :meth:`ready_connection`);
+        its answer is followed with :meth:`_Connection.watch`."""
+        connection.begin(head=method == "HEAD")
+        connection.write(self._head(method, target, headers, None, content_length=False))
+
     async def request(
         self,
         method: str,
@@ -503,19 +545,7 @@ class ConnectionPool:
         content_length: bool,
     ) -> None:
         connection.begin(head=method == "HEAD")
-        lines = [f"{method} {target} HTTP/1.1\r\n".encode("latin-1"), b"host: ", self.authority]
-        for name, value in headers:
-            lines += (b"\r\n", name, b": ", value)
-        # (No isinstance against the AsyncIterator ABC: it is slow, and this runs per request.)
-        if isinstance(body, bytes):
-            if not content_length:
-                lines += (b"\r\ncontent-length: ", str(len(body)).encode())
-            lines += (b"\r\n\r\n", body)
-        else:
-            if body is not None and not content_length:
-                lines.append(b"\r\ntransfer-encoding: chunked")
-            lines.append(b"\r\n\r\n")
-        connection.write(b"".join(lines))
+        connection.write(self._head(method, target, headers, body, content_length=content_length))
         if body is not None and not isinstance(body, bytes):
             async for chunk in body:
                 if content_length:
@@ -531,3 +561,27 @@ class ConnectionPool:
             if connection.error is not None:
                 raise connection.error
             await connection.wait(read_timeout)
+
+    def _head(
+        self,
+        method: str,
+        target: str,
+        headers: Sequence[Header],
+        body: bytes | AsyncIterator[bytes] | None,
+        *,
+        content_length: bool,
+    ) -> bytes:
+        """The request line and headers, and a ``bytes`` body behind them."""
+        lines = [f"{method} {target} HTTP/1.1\r\n".encode("latin-1"), b"host: ", self.authority]
+        for name, value in headers:
+            lines += (b"\r\n", name, b": ", value)
+        # (No isinstance against the AsyncIterator ABC: it is slow, and this runs per request.)
+        if isinstance(body, bytes):
+            if not content_length:
+                lines += (b"\r\ncontent-length: ", str(len(body)).encode())
+            lines += (b"\r\n\r\n", body)
+        else:
+            if body is not None and not content_length:
+                lines.append(b"\r\ntransfer-encoding: chunked")
+            lines.append(b"\r\n\r\n")
+        return b"".join(lines)

@@ -24,7 +24,8 @@ from shared._request_id import accept_request_id, request_id_var
 if TYPE_CHECKING:
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-    from shared._metrics import RequestMetrics
+    from shared._lane_protocol import LaneExchange
+    from shared._metrics import InFlight, RequestMetrics
 
 __all__ = ["Answer", "Lane", "observing_send"]
 
@@ -58,6 +59,38 @@ class Lane(abc.ABC):
         """Answer one request :meth:`take` took (an error raised before the answer started is
         answered as problem+json by :meth:`serve`)."""
 
+    def answer_at_once(self, exchange: LaneExchange) -> bool:
+        """Start answering ``exchange`` from callbacks, without a task, when this lane can
+        (with :meth:`opened` and :meth:`closed` around it); False, the default, leaves it to
+        :meth:`serve`, run in a task. Called by ``shared._lane_protocol`` once the request's
+        head is in, when no earlier request of the connection is still being answered."""
+        return False
+
+    def opened(self, scope: Scope, template: str) -> InFlight:
+        """The exchange counted in progress; what :meth:`closed` takes."""
+        scope["path_template"] = template
+        return self.metrics.started(scope["method"], template)  # type: ignore[typeddict-item]
+
+    def closed(
+        self, scope: Scope, template: str, answer: Answer, running: InFlight, started: float
+    ) -> None:
+        """The exchange's Prometheus series and access log line (the request id is the
+        context's)."""
+        status = answer.status
+        # Litestar's metrics count an exchange that never answered as a 200.
+        self.metrics.finished(
+            running,
+            scope["method"],  # type: ignore[typeddict-item]
+            template,
+            status if answer.answered else 200,
+            answer.seconds,
+        )
+        log_exchange(scope, status, started)
+
+    def withdrawn(self, running: InFlight) -> None:
+        """Uncount an exchange :meth:`opened` counted that :meth:`serve` will count again."""
+        running.count -= 1
+
     async def serve(
         self,
         scope: Scope,
@@ -72,10 +105,7 @@ class Lane(abc.ABC):
         the context, the Prometheus series and the access log line; ``send`` sets the request
         id on the answer and keeps ``answer`` up to date (see :func:`observing_send`)."""
         token = request_id_var.set(request_id)
-        method = scope["method"]  # type: ignore[typeddict-item]
-        scope["path_template"] = template
-        metrics = self.metrics
-        running = metrics.started(method, template)
+        running = self.opened(scope, template)
         try:
             try:
                 await self.handle(scope, receive, send)
@@ -84,12 +114,7 @@ class Lane(abc.ABC):
                     raise
                 await send_problem(scope, receive, send, exc)
         finally:
-            status = answer.status
-            # Litestar's metrics count an exchange that never answered as a 200.
-            metrics.finished(
-                running, method, template, status if answer.answered else 200, answer.seconds
-            )
-            log_exchange(scope, status, started)
+            self.closed(scope, template, answer, running, started)
             request_id_var.reset(token)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

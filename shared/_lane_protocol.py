@@ -8,7 +8,10 @@ httptools protocol (the coalescing one of ``shared._coalesce``) with one change:
 request's head is complete and the app's :class:`~shared._lane.Lane` (the gateway's proxy lane,
 facturation's webhook lane) would take it, it runs a :class:`LaneExchange` instead of uvicorn's
 cycle. The exchange calls the lane directly and writes the answer's head and body itself; the
-head and a small body leave in one write.
+head and a small body leave in one write. A lane may also start an exchange from callbacks alone,
+with no task (:meth:`Lane.answer_at_once`: the gateway's ``GET`` whose token decision is cached);
+the exchange then offers it :meth:`LaneExchange.answer_whole`, :meth:`LaneExchange.spawn` for
+what still needs a task, and :meth:`LaneExchange.run_in_turn` to give the request back.
 
 Everything at the connection level stays uvicorn's: parsing, pipelining (an exchange is queued
 like any cycle), keep-alive timeouts, flow control, a malformed request's 400, graceful
@@ -34,6 +37,7 @@ import asyncio
 import http
 import logging
 import time
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote
 
@@ -120,7 +124,6 @@ class LaneExchange(Answer):
         "_head",
         "_no_body",
         "_remaining",
-        "_started",
         "body",
         "disconnected",
         "keep_alive",
@@ -132,6 +135,7 @@ class LaneExchange(Answer):
         "request_id",
         "response_complete",
         "scope",
+        "started",
         "template",
     )
 
@@ -160,7 +164,8 @@ class LaneExchange(Answer):
         self.disconnected = False
         self.response_complete = False
         self.on_response = protocol.on_response_complete
-        self._started = 0.0
+        self.started = 0.0
+        """``time.perf_counter()`` when the exchange's turn came."""
         self._head = b""
         self._chunked = False
         self._no_body = False
@@ -168,7 +173,7 @@ class LaneExchange(Answer):
 
     async def run_asgi(self, _app: Any) -> None:
         """Run by the protocol when the exchange's turn comes (pipelined requests wait)."""
-        self._started = time.perf_counter()
+        self.started = time.perf_counter()
         try:
             forwarded = self.protocol.forwarded
             if forwarded is not None:  # FORWARDED_ALLOW_IPS: the client a trusted proxy names
@@ -180,14 +185,10 @@ class LaneExchange(Answer):
                 self.template,
                 self.request_id,
                 self,
-                self._started,
+                self.started,
             )
         except BaseException as exc:
-            logger.error("unexpected error in the lane", exc_info=exc)
-            if not self.answered:
-                await self._server_error()
-            else:
-                self.protocol.transport.close()
+            await self.failed(exc)
         else:
             if not self.disconnected:
                 if not self.answered:
@@ -198,6 +199,15 @@ class LaneExchange(Answer):
                     self.protocol.transport.close()
         finally:
             self.on_response = _nothing
+
+    async def failed(self, exc: BaseException) -> None:
+        """An error the lane did not answer: 500 if the answer has not started, else the
+        connection is cut (its client cannot mistake a partial answer for a whole one)."""
+        logger.error("unexpected error in the lane", exc_info=exc)
+        if not self.answered:
+            await self._server_error()
+        else:
+            self.protocol.transport.close()
 
     async def _server_error(self) -> None:
         await self.send(
@@ -243,6 +253,28 @@ class LaneExchange(Answer):
             self._body(message.get("body", b""), message.get("more_body", False))  # type: ignore[arg-type]
         else:
             raise RuntimeError(f"unexpected ASGI message {kind!r} at this point of the answer")
+
+    # -- answering from callbacks (Lane.answer_at_once) ---------------------------------------
+    def answer_whole(self, status: int, headers: Any, body: bytes) -> None:
+        """The whole answer at once, from a callback, as ``send`` would write it from its two
+        messages (not while the client's writing is paused: ``send`` waits for that)."""
+        if self.disconnected:
+            return
+        self._start(status, headers)
+        self._body(body, more_body=False)
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` (the rest of an answer begun from callbacks) in a task the server waits
+        for at shutdown, as it waits for the exchanges it runs itself."""
+        tasks = self.protocol.tasks
+        task = self.protocol.loop.create_task(work)
+        task.add_done_callback(tasks.discard)
+        tasks.add(task)
+
+    def run_in_turn(self) -> None:
+        """Leave the exchange to :meth:`run_asgi`, in a task, as any exchange the lane did not
+        answer at once (after :meth:`Lane.answer_at_once` began and gave it back)."""
+        self.protocol._start_asgi_task(self, self.protocol.app)  # type: ignore[arg-type]
 
     # -- writing the answer -------------------------------------------------------------------
     def _start(self, status: int, headers: Any) -> None:
@@ -306,7 +338,7 @@ class LaneExchange(Answer):
             else:
                 transport.write(head)
         transport.write(body)
-        self.seconds = time.perf_counter() - self._started
+        self.seconds = time.perf_counter() - self.started
         if more_body:
             return
         self.response_complete = True
@@ -408,6 +440,9 @@ class LaneProtocol(CoalescingHttpToolsProtocol):
         previous = self.cycle
         self.cycle = exchange  # type: ignore[assignment]
         if previous is None or previous.response_complete:
+            exchange.started = time.perf_counter()
+            if self.forwarded is None and lane.answer_at_once(exchange):
+                return
             self._start_asgi_task(exchange, self.app)  # type: ignore[arg-type]
         else:  # pipelined: its turn comes when the answers before it are complete
             self.flow.pause_reading()

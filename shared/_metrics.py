@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 __all__ = [
+    "InFlight",
     "LeanPrometheusMiddleware",
     "MetricsController",
     "RequestMetrics",
@@ -51,7 +52,7 @@ async def _no_app(scope: Scope, receive: Receive, send: Send) -> None:  # pragma
     raise RuntimeError("only the metric factories of this middleware are used")
 
 
-class _InFlight:
+class InFlight:
     """Requests in progress under one label set; the gauge reads it when scraped (its ``inc``
     and ``dec``, each taking a lock, cost as much per request as the counter and histogram)."""
 
@@ -66,7 +67,7 @@ class _InFlight:
 
 # By gauge child: the children are shared by every app of the process (Litestar keeps the
 # metric objects by name), and so must their counts be.
-_IN_FLIGHT: dict[Any, _InFlight] = {}
+_IN_FLIGHT: dict[Any, InFlight] = {}
 
 
 class RequestMetrics:
@@ -85,23 +86,23 @@ class RequestMetrics:
         self._in_progress = factories.requests_in_progress(names)
         self._errors = factories.requests_error_count(names)
         self._done: dict[tuple[str, str, int], tuple[Any, Any, Any | None]] = {}
-        self._running: dict[tuple[str, str], _InFlight] = {}
+        self._running: dict[tuple[str, str], InFlight] = {}
 
-    def started(self, method: str, path: str) -> _InFlight:
+    def started(self, method: str, path: str) -> InFlight:
         """Count a request in progress; returns what to pass to :meth:`finished`."""
         running = self._running.get((method, path))
         if running is None:
             gauge = self._in_progress.labels(method, path, 200, self.app_name)
             running = _IN_FLIGHT.get(gauge)
             if running is None:
-                running = _IN_FLIGHT[gauge] = _InFlight()
+                running = _IN_FLIGHT[gauge] = InFlight()
                 gauge.set_function(running)
             self._running[(method, path)] = running
         running.count += 1
         return running
 
     def finished(
-        self, running: _InFlight, method: str, path: str, status: int, seconds: float
+        self, running: InFlight, method: str, path: str, status: int, seconds: float
     ) -> None:
         running.count -= 1
         key = (method, path, status)

@@ -18,6 +18,7 @@ import pytest_asyncio
 import uvicorn
 
 from gateway.app import create_app
+from gateway.at_once import ForwardAtOnce
 from gateway.settings import GatewaySettings
 from shared import PROBLEM_MEDIA_TYPE, LaneProtocol
 from shared._lane_protocol import LaneExchange
@@ -71,6 +72,10 @@ class Upstream:
             )
         if target == "/billing/invoices/large":
             return _answer(200, LARGE, b"application/octet-stream")
+        if target == "/billing/invoices/silent":
+            await asyncio.sleep(5)
+        if target == "/billing/invoices/cut":
+            raise ConnectionAbortedError  # the connection closed, nothing answered
         if target == "/auth/login":
             self.held.set()
             await self.release.wait()
@@ -193,16 +198,31 @@ def get(path: str, *extra: str, method: str = "GET", version: str = "1.1") -> by
 
 @pytest.fixture
 def exchanges(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The paths served by a :class:`LaneExchange` (not by uvicorn's cycle)."""
+    """The paths served by a :class:`LaneExchange` (not by uvicorn's cycle), in a task or at
+    once."""
     served: list[str] = []
-    run = LaneExchange.run_asgi
+    start = LaneExchange.__init__
 
-    async def counted(self: LaneExchange, app: Any) -> None:
+    def counted(self: LaneExchange, *args: Any, **kwargs: Any) -> None:
+        start(self, *args, **kwargs)
         served.append(self.scope["path"])
-        await run(self, app)
 
-    monkeypatch.setattr(LaneExchange, "run_asgi", counted)
+    monkeypatch.setattr(LaneExchange, "__init__", counted)
     return served
+
+
+@pytest.fixture
+def at_once(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths forwarded from callbacks, without a task (``gateway/at_once.py``)."""
+    forwarded: list[str] = []
+    send = ForwardAtOnce.send
+
+    def counted(self: ForwardAtOnce, target: str, headers: list[tuple[bytes, bytes]]) -> None:
+        forwarded.append(self.exchange.scope["path"])
+        send(self, target, headers)
+
+    monkeypatch.setattr(ForwardAtOnce, "send", counted)
+    return forwarded
 
 
 async def test_a_proxied_get_is_served_by_an_exchange_with_the_upstreams_answer(
@@ -450,3 +470,140 @@ async def test_requests_the_lane_does_not_take_go_through_litestar(
     assert with_origin.status == 200
     assert exchanges == ["/api/v1/products"]
     assert after - before == 2  # either lane, the same series
+
+
+def _series(metrics: bytes, name: str, status: int = 200) -> float:
+    """A gateway series of the proxied GETs (the registry is the process's)."""
+    series = f'{name}{{app_name="gateway",method="GET",path="",status_code="{status}"}} '.encode()
+    for line in metrics.splitlines():
+        if line.startswith(series):
+            return float(line[len(series) :])
+    return 0.0
+
+
+BEARER = f"Authorization: Bearer {TOKEN.decode()}"
+
+
+async def test_a_get_whose_token_is_known_is_forwarded_at_once_as_the_ordinary_path_would(
+    upstream: Upstream, exchanges: list[str], at_once: list[str]
+) -> None:
+    """The first GET asks auth (a task: it waits); the second, its decision cached and the
+    connection to the upstream idle, is forwarded from callbacks, and answered alike."""
+    async with gateway(upstream) as port, connection(port) as (reader, writer):
+        writer.write(get("/metrics"))
+        before = _series((await read_reply(reader)).body, "http_requests_total")
+        writer.write(get("/api/v1/billing/invoices?page=2", BEARER, "X-Request-ID: rid-1"))
+        ordinary = await read_reply(reader)
+        writer.write(get("/api/v1/billing/invoices?page=2", BEARER, "X-Request-ID: rid-2"))
+        quick = await read_reply(reader)
+        writer.write(get("/metrics"))
+        metrics = (await read_reply(reader)).body
+    assert exchanges == ["/api/v1/billing/invoices"] * 2
+    assert at_once == ["/api/v1/billing/invoices"]
+    assert (quick.status, ordinary.status) == (200, 200)
+    assert quick.headers.keys() == ordinary.headers.keys()
+    assert quick.headers["x-request-id"] == "rid-2"
+    assert quick.headers["x-upstream"] == "yes"
+    ordinary_echo, quick_echo = ordinary.json(), quick.json()
+    assert quick_echo["headers"].pop("x-request-id") == "rid-2"
+    assert ordinary_echo["headers"].pop("x-request-id") == "rid-1"
+    assert quick_echo == ordinary_echo  # target, identity, credential, forwarded-for
+    assert quick_echo["headers"]["x-user-id"] == "u-1"
+    assert _series(metrics, "http_requests_total") - before == 2
+    assert _series(metrics, "http_requests_in_progress") == 0
+
+
+async def test_answers_forwarded_at_once_are_written_whole_or_streamed(
+    upstream: Upstream, at_once: list[str]
+) -> None:
+    """A chunked answer that came whole is written at once, framed by the gateway; a large
+    one is streamed by a task."""
+    async with gateway(upstream) as port, connection(port) as (reader, writer):
+        writer.write(get("/api/v1/billing/invoices", BEARER))
+        await read_reply(reader)
+        writer.write(get("/api/v1/billing/invoices/chunked", BEARER))
+        chunked = await read_reply(reader)
+        writer.write(get("/api/v1/billing/invoices/large", BEARER))
+        large = await read_reply(reader)
+        writer.write(get("/api/v1/billing/invoices", BEARER))
+        after = await read_reply(reader)
+    assert at_once == [
+        "/api/v1/billing/invoices/chunked",
+        "/api/v1/billing/invoices/large",
+        "/api/v1/billing/invoices",
+    ]
+    assert chunked.headers["transfer-encoding"] == "chunked"
+    assert chunked.body == b"hello world"
+    assert large.headers["content-length"] == str(len(LARGE))
+    assert large.body == LARGE
+    assert after.status == 200
+
+
+async def test_no_answer_in_time_to_a_get_forwarded_at_once_is_a_504_problem(
+    upstream: Upstream, at_once: list[str]
+) -> None:
+    async with (
+        gateway(upstream, gateway_upstream_timeout_seconds=0.3) as port,
+        connection(port) as (reader, writer),
+    ):
+        writer.write(get("/api/v1/billing/invoices", BEARER))
+        await read_reply(reader)
+        started = time.monotonic()
+        writer.write(get("/api/v1/billing/invoices/silent", BEARER, "X-Request-ID: rid-9"))
+        late = await read_reply(reader)
+        waited = time.monotonic() - started
+        writer.write(get("/api/v1/billing/invoices", BEARER))
+        after = await read_reply(reader)
+        writer.write(get("/metrics"))
+        metrics = (await read_reply(reader)).body
+    assert at_once[0] == "/api/v1/billing/invoices/silent"
+    assert late.status == 504
+    assert late.headers["content-type"] == PROBLEM_MEDIA_TYPE
+    assert late.headers["x-request-id"] == "rid-9"
+    assert late.json()["request_id"] == "rid-9"
+    assert 0.25 < waited < 2
+    assert after.status == 200
+    assert _series(metrics, "http_requests_in_progress") == 0
+    assert _series(metrics, "http_requests_error_total", 504) >= 1
+
+
+async def test_a_kept_alive_connection_closed_under_a_get_forwarded_at_once_sends_it_again(
+    upstream: Upstream, at_once: list[str]
+) -> None:
+    """Nothing came back on a reused connection: the ordinary path sends the GET again once
+    (on a new connection), as it does for its own; closed again, that is a 502 problem."""
+    async with gateway(upstream) as port, connection(port) as (reader, writer):
+        writer.write(get("/api/v1/billing/invoices", BEARER))
+        await read_reply(reader)
+        writer.write(get("/api/v1/billing/invoices/cut", BEARER))
+        cut = await read_reply(reader)
+        writer.write(get("/api/v1/billing/invoices", BEARER))
+        after = await read_reply(reader)
+    assert at_once[0] == "/api/v1/billing/invoices/cut"
+    assert [target for _, target, _, _ in upstream.seen].count("/billing/invoices/cut") == 2
+    assert cut.status == 502
+    assert cut.headers["content-type"] == PROBLEM_MEDIA_TYPE
+    assert after.status == 200
+
+
+async def test_a_client_gone_before_its_answer_forwarded_at_once_gives_its_budget_back(
+    upstream: Upstream, at_once: list[str]
+) -> None:
+    async with gateway(
+        upstream, gateway_max_requests_per_client=1, gateway_upstream_timeout_seconds=0.3
+    ) as port:
+        async with connection(port) as (reader, writer):
+            writer.write(get("/api/v1/billing/invoices", BEARER))
+            await read_reply(reader)
+            writer.write(get("/api/v1/billing/invoices/silent", BEARER))
+            await writer.drain()
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # the upstream's deadline passes: the exchange ends
+        async with connection(port) as (reader, writer):
+            writer.write(get("/api/v1/billing/invoices", BEARER))
+            after = await read_reply(reader)
+            writer.write(get("/metrics"))
+            metrics = (await read_reply(reader)).body
+    assert at_once[0] == "/api/v1/billing/invoices/silent"
+    assert after.status == 200  # the address's one request in flight was given back
+    assert _series(metrics, "http_requests_in_progress") == 0
