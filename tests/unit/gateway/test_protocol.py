@@ -484,6 +484,14 @@ def _series(metrics: bytes, name: str, status: int = 200) -> float:
 BEARER = f"Authorization: Bearer {TOKEN.decode()}"
 
 
+async def _ask(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str, *extra: str
+) -> Reply:
+    """A GET with the bearer token on a kept-alive connection, and its reply."""
+    writer.write(get(path, BEARER, *extra))
+    return await read_reply(reader)
+
+
 async def test_a_get_whose_token_is_known_is_forwarded_at_once_as_the_ordinary_path_would(
     upstream: Upstream, exchanges: list[str], at_once: list[str]
 ) -> None:
@@ -492,10 +500,10 @@ async def test_a_get_whose_token_is_known_is_forwarded_at_once_as_the_ordinary_p
     async with gateway(upstream) as port, connection(port) as (reader, writer):
         writer.write(get("/metrics"))
         before = _series((await read_reply(reader)).body, "http_requests_total")
-        writer.write(get("/api/v1/billing/invoices?page=2", BEARER, "X-Request-ID: rid-1"))
-        ordinary = await read_reply(reader)
-        writer.write(get("/api/v1/billing/invoices?page=2", BEARER, "X-Request-ID: rid-2"))
-        quick = await read_reply(reader)
+        ordinary = await _ask(
+            reader, writer, "/api/v1/billing/invoices?page=2", "X-Request-ID: rid-1"
+        )
+        quick = await _ask(reader, writer, "/api/v1/billing/invoices?page=2", "X-Request-ID: rid-2")
         writer.write(get("/metrics"))
         metrics = (await read_reply(reader)).body
     assert exchanges == ["/api/v1/billing/invoices"] * 2
@@ -519,14 +527,10 @@ async def test_answers_forwarded_at_once_are_written_whole_or_streamed(
     """A chunked answer that came whole is written at once, framed by the gateway; a large
     one is streamed by a task."""
     async with gateway(upstream) as port, connection(port) as (reader, writer):
-        writer.write(get("/api/v1/billing/invoices", BEARER))
-        await read_reply(reader)
-        writer.write(get("/api/v1/billing/invoices/chunked", BEARER))
-        chunked = await read_reply(reader)
-        writer.write(get("/api/v1/billing/invoices/large", BEARER))
-        large = await read_reply(reader)
-        writer.write(get("/api/v1/billing/invoices", BEARER))
-        after = await read_reply(reader)
+        await _ask(reader, writer, "/api/v1/billing/invoices")
+        chunked = await _ask(reader, writer, "/api/v1/billing/invoices/chunked")
+        large = await _ask(reader, writer, "/api/v1/billing/invoices/large")
+        after = await _ask(reader, writer, "/api/v1/billing/invoices")
     assert at_once == [
         "/api/v1/billing/invoices/chunked",
         "/api/v1/billing/invoices/large",
@@ -546,14 +550,11 @@ async def test_no_answer_in_time_to_a_get_forwarded_at_once_is_a_504_problem(
         gateway(upstream, gateway_upstream_timeout_seconds=0.3) as port,
         connection(port) as (reader, writer),
     ):
-        writer.write(get("/api/v1/billing/invoices", BEARER))
-        await read_reply(reader)
+        await _ask(reader, writer, "/api/v1/billing/invoices")
         started = time.monotonic()
-        writer.write(get("/api/v1/billing/invoices/silent", BEARER, "X-Request-ID: rid-9"))
-        late = await read_reply(reader)
+        late = await _ask(reader, writer, "/api/v1/billing/invoices/silent", "X-Request-ID: rid-9")
         waited = time.monotonic() - started
-        writer.write(get("/api/v1/billing/invoices", BEARER))
-        after = await read_reply(reader)
+        after = await _ask(reader, writer, "/api/v1/billing/invoices")
         writer.write(get("/metrics"))
         metrics = (await read_reply(reader)).body
     assert at_once[0] == "/api/v1/billing/invoices/silent"
@@ -573,12 +574,9 @@ async def test_a_kept_alive_connection_closed_under_a_get_forwarded_at_once_send
     """Nothing came back on a reused connection: the ordinary path sends the GET again once
     (on a new connection), as it does for its own; closed again, that is a 502 problem."""
     async with gateway(upstream) as port, connection(port) as (reader, writer):
-        writer.write(get("/api/v1/billing/invoices", BEARER))
-        await read_reply(reader)
-        writer.write(get("/api/v1/billing/invoices/cut", BEARER))
-        cut = await read_reply(reader)
-        writer.write(get("/api/v1/billing/invoices", BEARER))
-        after = await read_reply(reader)
+        await _ask(reader, writer, "/api/v1/billing/invoices")
+        cut = await _ask(reader, writer, "/api/v1/billing/invoices/cut")
+        after = await _ask(reader, writer, "/api/v1/billing/invoices")
     assert at_once[0] == "/api/v1/billing/invoices/cut"
     assert [target for _, target, _, _ in upstream.seen].count("/billing/invoices/cut") == 2
     assert cut.status == 502
@@ -593,15 +591,13 @@ async def test_a_client_gone_before_its_answer_forwarded_at_once_gives_its_budge
         upstream, gateway_max_requests_per_client=1, gateway_upstream_timeout_seconds=0.3
     ) as port:
         async with connection(port) as (reader, writer):
-            writer.write(get("/api/v1/billing/invoices", BEARER))
-            await read_reply(reader)
+            await _ask(reader, writer, "/api/v1/billing/invoices")
             writer.write(get("/api/v1/billing/invoices/silent", BEARER))
             await writer.drain()
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.5)  # the upstream's deadline passes: the exchange ends
         async with connection(port) as (reader, writer):
-            writer.write(get("/api/v1/billing/invoices", BEARER))
-            after = await read_reply(reader)
+            after = await _ask(reader, writer, "/api/v1/billing/invoices")
             writer.write(get("/metrics"))
             metrics = (await read_reply(reader)).body
     assert at_once[0] == "/api/v1/billing/invoices/silent"
