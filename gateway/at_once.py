@@ -71,14 +71,13 @@ class ForwardAtOnce:
         self.pool = upstream.pool  # the connection's, even should the upstream close its own
         self.connection = connection
         self.address = address
-        self.running: InFlight | None = None
+        # Counted in from here: every way out ends in _finish, or withdraws it for the ordinary
+        # path to count it again.
+        proxy.client_budget.take(address)
+        self.running: InFlight = lane.opened(exchange.scope, exchange.template)
 
     def send(self, target: str, headers: list[Header]) -> None:
-        """Count the exchange in, and write its request upstream (it leaves at the end of this
-        turn of the event loop)."""
-        exchange = self.exchange
-        self.proxy.client_budget.take(self.address)
-        self.running = self.lane.opened(exchange.scope, exchange.template)
+        """Write the request upstream (it leaves at the end of this turn of the event loop)."""
         try:
             self.pool.send_head(self.connection, "GET", target, headers)
         except UpstreamError as exc:
@@ -127,8 +126,7 @@ class ForwardAtOnce:
     def _failed(self, error: UpstreamError) -> None:
         connection = self.connection
         connection.listener = None
-        connection.close()
-        self.pool.release(connection)  # its slot back; a closed one is not kept
+        self.pool.release(connection)  # its slot back; a failed answer is never reused
         if (
             isinstance(error, UpstreamProtocolError)
             and connection.reused
@@ -137,8 +135,7 @@ class ForwardAtOnce:
             # A kept-alive connection the upstream had just closed: the ordinary path sends the
             # request again, as it does for a GET in that case.
             self.proxy.client_budget.give_back(self.address)
-            if self.running is not None:
-                self.lane.withdrawn(self.running)
+            self.lane.withdrawn(self.running)
             self.exchange.run_in_turn()
             return
         token = request_id_var.set(self.exchange.request_id)
@@ -163,7 +160,6 @@ class ForwardAtOnce:
         """Budget, metrics and the access log line (the request id is the context's)."""
         self.proxy.client_budget.give_back(self.address)
         exchange = self.exchange
-        assert self.running is not None
         self.lane.closed(
             exchange.scope, exchange.template, exchange, self.running, exchange.started
         )

@@ -145,9 +145,9 @@ class _Connection(asyncio.Protocol):
             return  # nothing waits: the next wait arms the timer again
         if self.loop.time() < self.deadline:
             self._arm(self.deadline)
-        elif self.listener is not None:
+        elif waiter is None:  # a listener's
             self._fail(UpstreamTimeoutError("no answer in time"))
-        elif waiter is not None:
+        else:
             waiter.set_exception(UpstreamTimeoutError("no answer in time"))
 
     def _wake(self) -> None:
