@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from litestar.types import Empty
 from litestar.utils.scope.state import CONNECTION_STATE_KEY
 
-from gateway.at_once import ForwardAtOnce
+from gateway.at_once import ForwardAtOnce, RelayAtOnce
 from gateway.headers import request_headers, response_headers
 from gateway.routes import Route, find_route, known_route, match_route
 from gateway.token_check import TokenChecker
@@ -304,32 +304,40 @@ class Proxy:
             self.client_budget.give_back(address)
 
     def forward_at_once(self, lane: Lane, exchange: LaneExchange) -> bool:
-        """Forward a ``GET`` from callbacks alone (``gateway/at_once.py``) when nothing in it
-        needs a wait: a route that neither limits addresses nor relays nor revokes, no body,
-        one ``Authorization`` whose decision is cached (on a token route), the address under its
-        budget, and a free slot with an idle connection to the upstream. False (nothing done)
-        leaves the request to :meth:`__call__`, which answers every other case as before."""
+        """Forward a request from callbacks alone (``gateway/at_once.py``) when nothing in it
+        needs a wait: a ``GET`` with no body, or a ``POST`` to the relayed route with its whole
+        body in (``Content-Length`` framed, within the limit, no ``Expect``), on a route that
+        neither limits addresses nor revokes; one ``Authorization`` whose decision is cached
+        (on a token route); the address under its budget; and for a ``GET`` a free slot with an
+        idle connection to the upstream. False (nothing done) leaves the request to
+        :meth:`__call__`, which answers every other case as before."""
         scope = exchange.scope
-        if scope["method"] != "GET":
-            return False
+        method = scope["method"]
         path = scope["raw_path"].decode("latin-1")
         route = known_route(path)
         if (
             route is None
             or route.limited_per_address
-            or route.relayed
             or route.revokes_token
-            or "GET" not in route.methods
+            or method not in route.methods
+            or method != ("POST" if route.relayed and self.relay is not None else "GET")
         ):
             return False
         authorization: bytes | None = None
+        length = 0
         for name, value in scope["headers"]:
             if name == b"authorization":
                 if authorization is not None:
                     return False
                 authorization = value
-            elif name in (b"content-length", b"transfer-encoding"):
+            elif name == b"content-length":
+                if length or not value.isdigit():
+                    return False
+                length = int(value)
+            elif name in (b"transfer-encoding", b"expect"):
                 return False
+        if (method == "GET") != (length == 0) or length > self.max_body_bytes:
+            return False
         identity = None
         if route.needs_token:
             identity = self.token_checker.known(authorization)
@@ -341,9 +349,11 @@ class Proxy:
         if budget.in_flight(address) >= budget.limit:
             return False
         upstream = self.upstreams[route.upstream]
-        connection = upstream.pool.ready_connection()
-        if connection is None:
-            return False
+        connection = None
+        if method == "GET":
+            connection = upstream.pool.ready_connection()
+            if connection is None:
+                return False
         scope["path"] = path  # as __call__ sets it: problems and the log name the public path
         headers = request_headers(
             cast("Sequence[tuple[bytes, bytes]]", scope["headers"]),
@@ -352,8 +362,13 @@ class Proxy:
             client_address=address.encode(),
             request_id=exchange.request_id.encode(),
         )
-        forward = ForwardAtOnce(lane, self, exchange, upstream, connection, address)
-        forward.send(_target(route, path, scope), headers)
+        target = _target(route, path, scope)
+        if connection is not None:
+            ForwardAtOnce(lane, self, exchange, upstream, connection, address).send(target, headers)
+        else:
+            assert self.relay is not None  # a POST gets here for the relay only
+            relayed = RelayAtOnce(lane, self, exchange, address)
+            relayed.send(self.relay, target, headers, bytes(exchange.body))
         return True
 
     async def _refuse_known(self, address: str, route_path: str) -> None:

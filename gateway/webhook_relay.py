@@ -81,11 +81,18 @@ class WebhookRelay:
         Raises:
             BadGatewayError | GatewayTimeoutError: as :meth:`Upstream.send` does.
         """
+        return await self.enqueue(target, headers, body)
+
+    def enqueue(
+        self, target: str, headers: Sequence[tuple[bytes, bytes]], body: bytes
+    ) -> asyncio.Future[RelayedAnswer]:
+        """:meth:`deliver` for a caller with no coroutine (``gateway/at_once.py``): the future
+        of its answer or failure; one cancelled before it leaves is not sent."""
         future: asyncio.Future[RelayedAnswer] = asyncio.get_running_loop().create_future()
         self._waiting.append((target, RelayedDelivery(list(headers), body), future))
         if self._in_flight < self.max_in_flight:
             self._schedule_flush()
-        return await future
+        return future
 
     def _schedule_flush(self) -> None:
         """At the end of this turn of the loop, so the deliveries read in it leave together."""

@@ -9,7 +9,8 @@ request's head is complete and the app's :class:`~shared._lane.Lane` (the gatewa
 facturation's webhook lane) would take it, it runs a :class:`LaneExchange` instead of uvicorn's
 cycle. The exchange calls the lane directly and writes the answer's head and body itself; the
 head and a small body leave in one write. A lane may also start an exchange from callbacks alone,
-with no task (:meth:`Lane.answer_at_once`: the gateway's ``GET`` whose token decision is cached);
+with no task, when the whole request came in one read (:meth:`Lane.answer_at_once`: the
+gateway's ``GET`` whose token decision is cached, and Stripe's deliveries to its relay);
 the exchange then offers it :meth:`LaneExchange.answer_whole`, :meth:`LaneExchange.spawn` for
 what still needs a task, and :meth:`LaneExchange.run_in_turn` to give the request back.
 
@@ -404,6 +405,9 @@ class LaneProtocol(CoalescingHttpToolsProtocol):
         # When the connection, idle since its last answer, is to be closed; None while a
         # request is on its way or being answered.
         self.idle_until: float | None = None
+        # The exchange whose turn came in this read: answered at once if the whole request is
+        # in by the end of it (on_message_complete), else run in a task then (data_received).
+        self.turn: LaneExchange | None = None
 
     def on_headers_complete(self) -> None:
         lane = self.lane
@@ -441,12 +445,26 @@ class LaneProtocol(CoalescingHttpToolsProtocol):
         self.cycle = exchange  # type: ignore[assignment]
         if previous is None or previous.response_complete:
             exchange.started = time.perf_counter()
-            if self.forwarded is None and lane.answer_at_once(exchange):
-                return
-            self._start_asgi_task(exchange, self.app)  # type: ignore[arg-type]
+            self.turn = exchange
         else:  # pipelined: its turn comes when the answers before it are complete
             self.flow.pause_reading()
             self.pipeline.appendleft((exchange, self.app))  # type: ignore[arg-type]
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        exchange = self.turn
+        if exchange is not None:  # the whole request came in the read its turn came in
+            self.turn = None
+            if self.forwarded is None and exchange.lane.answer_at_once(exchange):
+                return
+            self._start_asgi_task(exchange, self.app)  # type: ignore[arg-type]
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        exchange = self.turn
+        if exchange is not None:  # its body is still on its way: the lane reads it in a task
+            self.turn = None
+            self._start_asgi_task(exchange, self.app)  # type: ignore[arg-type]
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)

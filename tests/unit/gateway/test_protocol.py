@@ -18,7 +18,7 @@ import pytest_asyncio
 import uvicorn
 
 from gateway.app import create_app
-from gateway.at_once import ForwardAtOnce
+from gateway.at_once import ForwardAtOnce, RelayAtOnce
 from gateway.settings import GatewaySettings
 from shared import PROBLEM_MEDIA_TYPE, LaneProtocol
 from shared._lane_protocol import LaneExchange
@@ -223,6 +223,20 @@ def at_once(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(ForwardAtOnce, "send", counted)
     return forwarded
+
+
+@pytest.fixture
+def relayed_at_once(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths handed to the webhook relay from callbacks, without a task."""
+    relayed: list[str] = []
+    send = RelayAtOnce.send
+
+    def counted(self: RelayAtOnce, *args: Any) -> None:
+        relayed.append(self.exchange.scope["path"])
+        send(self, *args)
+
+    monkeypatch.setattr(RelayAtOnce, "send", counted)
+    return relayed
 
 
 async def test_a_proxied_get_is_served_by_an_exchange_with_the_upstreams_answer(
@@ -443,9 +457,13 @@ async def test_an_untrusted_peer_cannot_name_another_client(upstream: Upstream) 
     assert reply.json()["headers"]["x-forwarded-for"] == "127.0.0.1"
 
 
-def _series(metrics: bytes, name: str, status: int = 200) -> float:
-    """A gateway series of the proxied GETs (the registry is the process's)."""
-    series = f'{name}{{app_name="gateway",method="GET",path="",status_code="{status}"}} '.encode()
+def _series(
+    metrics: bytes, name: str, status: int = 200, method: str = "GET", path: str = ""
+) -> float:
+    """A gateway series of the proxied requests, by default the GETs (the registry is the
+    process's)."""
+    labels = f'app_name="gateway",method="{method}",path="{path}",status_code="{status}"'
+    series = f"{name}{{{labels}}} ".encode()
     for line in metrics.splitlines():
         if line.startswith(series):
             return float(line[len(series) :])
@@ -594,3 +612,75 @@ async def test_a_client_gone_before_its_answer_forwarded_at_once_gives_its_budge
     assert at_once[0] == "/api/v1/billing/invoices/silent"
     assert after.status == 200  # the address's one request in flight was given back
     assert _series(metrics, "http_requests_in_progress") == 0
+
+
+DELIVERY = b'{"id":"evt_1","type":"invoice.paid"}'
+DELIVERIES = ("http_requests_total", 200, "POST", "/webhooks/stripe")  # a series of theirs
+REFUSED = (502, "POST", "/webhooks/stripe")
+
+
+def _delivery(request_id: str) -> bytes:
+    """A Stripe delivery's head (its body is :data:`DELIVERY`)."""
+    return get(
+        "/webhooks/stripe",
+        "Stripe-Signature: t=1,v1=abc",
+        f"Content-Length: {len(DELIVERY)}",
+        f"X-Request-ID: {request_id}",
+        method="POST",
+    )
+
+
+async def test_a_delivery_whose_body_came_with_its_head_is_relayed_at_once_as_ordinarily(
+    upstream: Upstream, relayed_at_once: list[str]
+) -> None:
+    """A delivery whose body follows its head in a later read takes a task; one that came
+    whole is handed to the relay from callbacks, and both are answered alike."""
+    async with gateway(upstream) as port, connection(port) as (reader, writer):
+        writer.write(get("/metrics"))
+        before = _series((await read_reply(reader)).body, *DELIVERIES)
+        writer.write(_delivery("rid-1"))
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(DELIVERY)
+        ordinary = await read_reply(reader)
+        writer.write(_delivery("rid-2") + DELIVERY)
+        quick = await read_reply(reader)
+        writer.write(get("/metrics"))
+        metrics = (await read_reply(reader)).body
+    assert relayed_at_once == ["/webhooks/stripe"]
+    assert (quick.status, ordinary.status) == (200, 200)
+    assert quick.headers.keys() == ordinary.headers.keys()
+    assert quick.headers["x-request-id"] == "rid-2"
+    ordinary_echo, quick_echo = ordinary.json(), quick.json()
+    assert quick_echo["headers"].pop("x-request-id") == "rid-2"
+    assert ordinary_echo["headers"].pop("x-request-id") == "rid-1"
+    assert quick_echo == ordinary_echo  # target, signature, credential, forwarded-for, length
+    assert quick_echo["headers"]["stripe-signature"] == "t=1,v1=abc"
+    assert quick_echo["length"] == len(DELIVERY)
+    assert [body for _, _, _, body in upstream.seen[-2:]] == [DELIVERY, DELIVERY]
+    assert _series(metrics, *DELIVERIES) - before == 2
+    assert _series(metrics, "http_requests_in_progress", 200, "POST", "/webhooks/stripe") == 0
+
+
+async def test_a_delivery_relayed_at_once_to_an_unreachable_facturation_is_a_502_problem(
+    upstream: Upstream, relayed_at_once: list[str]
+) -> None:
+    async with listening(upstream.handle) as closed:
+        pass  # a port nobody listens on any more
+    async with (
+        gateway(upstream, facturation_url=f"http://127.0.0.1:{closed}") as port,
+        connection(port) as (reader, writer),
+    ):
+        writer.write(get("/metrics"))
+        before = _series((await read_reply(reader)).body, "http_requests_error_total", *REFUSED)
+        writer.write(_delivery("rid-7") + DELIVERY)
+        refused = await read_reply(reader)
+        writer.write(get("/metrics"))
+        metrics = (await read_reply(reader)).body
+    assert relayed_at_once == ["/webhooks/stripe"]
+    assert refused.status == 502
+    assert refused.headers["content-type"] == PROBLEM_MEDIA_TYPE
+    assert refused.headers["x-request-id"] == "rid-7"
+    assert refused.json()["request_id"] == "rid-7"
+    assert _series(metrics, "http_requests_error_total", *REFUSED) - before == 1
+    assert _series(metrics, "http_requests_in_progress", 200, "POST", "/webhooks/stripe") == 0
