@@ -62,9 +62,10 @@ class Lane(abc.ABC):
     def answer_at_once(self, exchange: LaneExchange) -> bool:
         """Start answering ``exchange`` from callbacks, without a task, when this lane can
         (with :meth:`opened` and :meth:`closed` around it); False, the default, leaves it to
-        :meth:`serve`, run in a task. Called by ``shared._lane_protocol`` when the whole
-        request (its body in ``exchange.body``) came in the read in which its turn came: no
-        earlier request of the connection is still being answered."""
+        :meth:`serve`, run in a task. Called by ``shared._lane_protocol`` when the request's
+        turn came (no earlier request of the connection is still being answered): for a ``GET``
+        once its head is in (a lane declines one with a body), for any other method once its
+        whole body is in (``exchange.body``), if it came in the read in which its turn came."""
         return False
 
     def opened(self, scope: Scope, template: str) -> InFlight:

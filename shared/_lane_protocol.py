@@ -405,8 +405,8 @@ class LaneProtocol(CoalescingHttpToolsProtocol):
         # When the connection, idle since its last answer, is to be closed; None while a
         # request is on its way or being answered.
         self.idle_until: float | None = None
-        # The exchange whose turn came in this read: answered at once if the whole request is
-        # in by the end of it (on_message_complete), else run in a task then (data_received).
+        # The exchange, not a GET, whose turn came in this read: answered at once if its whole
+        # body is in by the end of it (on_message_complete), else run in a task then.
         self.turn: LaneExchange | None = None
 
     def on_headers_complete(self) -> None:
@@ -445,24 +445,32 @@ class LaneProtocol(CoalescingHttpToolsProtocol):
         self.cycle = exchange  # type: ignore[assignment]
         if previous is None or previous.response_complete:
             exchange.started = time.perf_counter()
-            self.turn = exchange
+            if scope["method"] == "GET":  # no body to wait for (the lane declines one that has)
+                self._answer(exchange)
+            else:  # answered at once if its whole body is in by the end of this read
+                self.turn = exchange
+                self.loop.call_soon(self._body_on_its_way, exchange)
         else:  # pipelined: its turn comes when the answers before it are complete
             self.flow.pause_reading()
             self.pipeline.appendleft((exchange, self.app))  # type: ignore[arg-type]
 
+    def _answer(self, exchange: LaneExchange) -> None:
+        """From callbacks if the lane can (:meth:`Lane.answer_at_once`), else in a task."""
+        if self.forwarded is None and exchange.lane.answer_at_once(exchange):
+            return
+        self._start_asgi_task(exchange, self.app)  # type: ignore[arg-type]
+
     def on_message_complete(self) -> None:
         super().on_message_complete()
         exchange = self.turn
-        if exchange is not None:  # the whole request came in the read its turn came in
+        if exchange is not None:  # its whole body came in the read its turn came in
             self.turn = None
-            if self.forwarded is None and exchange.lane.answer_at_once(exchange):
-                return
-            self._start_asgi_task(exchange, self.app)  # type: ignore[arg-type]
+            self._answer(exchange)
 
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        exchange = self.turn
-        if exchange is not None:  # its body is still on its way: the lane reads it in a task
+    def _body_on_its_way(self, exchange: LaneExchange) -> None:
+        """After the read in which its turn came: a body not all in is read by the lane, in a
+        task (with its deadline)."""
+        if self.turn is exchange:
             self.turn = None
             self._start_asgi_task(exchange, self.app)  # type: ignore[arg-type]
 
