@@ -1,5 +1,6 @@
 """The sandbox's start-up: served (``run_service``), it puts the objects alive once it is built
-out of the collector's sight, as the services do; a test process that builds many apps does not."""
+out of the collector's sight and collects its young objects less often, as the services do; a
+test process that builds many apps does neither."""
 
 from __future__ import annotations
 
@@ -8,16 +9,18 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared._app import FREEZE_AFTER_STARTUP
+from shared._app import FREEZE_AFTER_STARTUP, YOUNG_COLLECTION_EVERY
 from stripe_sandbox import SandboxSettings, create_app
 from tests.support.lifespan import app_lifespan
 
 
 @pytest.fixture
 def unfrozen() -> Iterator[None]:
+    thresholds = gc.get_threshold()
     gc.unfreeze()
     yield
     gc.unfreeze()
+    gc.set_threshold(*thresholds)
 
 
 @pytest.mark.usefixtures("unfrozen")
@@ -28,8 +31,10 @@ async def test_a_served_sandbox_freezes_its_start_up_objects(
 
     async with app_lifespan(create_app(SandboxSettings())):
         frozen = gc.get_freeze_count()
+        young = gc.get_threshold()[0]
 
     assert frozen > 0
+    assert young == YOUNG_COLLECTION_EVERY
 
 
 @pytest.mark.usefixtures("unfrozen")
@@ -38,5 +43,7 @@ async def test_a_sandbox_built_by_a_test_freezes_nothing(monkeypatch: pytest.Mon
 
     async with app_lifespan(create_app(SandboxSettings())):
         frozen = gc.get_freeze_count()
+        young = gc.get_threshold()[0]
 
     assert frozen == 0
+    assert young != YOUNG_COLLECTION_EVERY
