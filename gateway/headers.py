@@ -42,12 +42,24 @@ class Identity:
         )
 
 
-def _connection_tokens(headers: Iterable[Header]) -> set[bytes]:
+def _kept(
+    headers: Iterable[Header], dropped: frozenset[bytes], prefixes: tuple[bytes, ...]
+) -> list[Header]:
+    """``headers`` less those named in ``dropped``, those whose name starts with one of
+    ``prefixes``, and those a ``Connection`` header among them names: one pass (this runs twice
+    for every forwarded request), and a second only when a ``Connection`` header named any."""
+    kept: list[Header] = []
     named: set[bytes] = set()
-    for name, value in headers:
-        if name == b"connection":
-            named.update(token.strip().lower() for token in value.split(b","))
-    return named
+    for header in headers:
+        name = header[0]
+        if name in dropped or name.startswith(prefixes):
+            if name == b"connection":
+                named.update(token.strip().lower() for token in header[1].split(b","))
+            continue
+        kept.append(header)
+    if named:
+        kept = [header for header in kept if header[0] not in named]
+    return kept
 
 
 def request_headers(
@@ -59,18 +71,7 @@ def request_headers(
     request_id: bytes,
 ) -> list[Header]:
     """The headers a private service receives for one client request."""
-    # One set lookup and one prefix test per header: this runs for every forwarded request.
-    # ``Connection`` itself is dropped by the first pass; only when a client sent one are the
-    # headers it names dropped in a second.
-    kept = [
-        (name, value)
-        for name, value in client_headers
-        if name not in _REQUEST_DROPPED and not name.startswith(_REQUEST_OWNED_PREFIXES)
-    ]
-    if len(kept) < len(client_headers):
-        named = _connection_tokens(client_headers)
-        if named:
-            kept = [(name, value) for name, value in kept if name not in named]
+    kept = _kept(client_headers, _REQUEST_DROPPED, _REQUEST_OWNED_PREFIXES)
     if identity is not None:
         kept.extend(identity.headers)
     kept.append((b"x-internal-token", internal_token))
@@ -85,13 +86,4 @@ def response_headers(upstream_headers: Sequence[Header], *, lowered: bool = Fals
     ``lowered``: they already are, as ``shared.ConnectionPool`` gives them)."""
     if not lowered:
         upstream_headers = [(name.lower(), value) for name, value in upstream_headers]
-    kept = [
-        (name, value)
-        for name, value in upstream_headers
-        if name not in _RESPONSE_DROPPED and not name.startswith(_RESPONSE_OWNED_PREFIXES)
-    ]
-    if len(kept) < len(upstream_headers):
-        named = _connection_tokens(upstream_headers)
-        if named:
-            kept = [(name, value) for name, value in kept if name not in named]
-    return kept
+    return _kept(upstream_headers, _RESPONSE_DROPPED, _RESPONSE_OWNED_PREFIXES)
