@@ -9,8 +9,9 @@ request's head is complete and the app's :class:`~shared._lane.Lane` (the gatewa
 facturation's webhook lane) would take it, it runs a :class:`LaneExchange` instead of uvicorn's
 cycle. The exchange calls the lane directly and writes the answer's head and body itself; the
 head and a small body leave in one write. A lane may also start an exchange from callbacks alone,
-with no task, when the whole request came in one read (:meth:`Lane.answer_at_once`: the
-gateway's ``GET`` whose token decision is cached, and Stripe's deliveries to its relay);
+with no task (:meth:`Lane.answer_at_once`: the gateway's ``GET`` whose token decision is cached,
+asked once its head is in, and Stripe's deliveries to its relay, asked once the whole body is in
+if it came in the read in which the request's turn came; one still arriving runs in a task);
 the exchange then offers it :meth:`LaneExchange.answer_whole`, :meth:`LaneExchange.spawn` for
 what still needs a task, and :meth:`LaneExchange.run_in_turn` to give the request back.
 
