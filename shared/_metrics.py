@@ -149,21 +149,19 @@ def _series(config: PrometheusConfig) -> _RequestSeries:
 
 
 class RequestMetrics:
-    """One service's request series; a label set is looked up once, then kept."""
+    """One service's request series, in the process's :class:`_RequestSeries`."""
 
     def __init__(self, config: PrometheusConfig) -> None:
         self.app_name = config.app_name
         self._series = _series(config)
         self._bounds = self._series.bounds
-        self._done: dict[tuple[str, str, int], _Done] = {}
-        self._running: dict[tuple[str, str], InFlight] = {}
 
     def started(self, method: str, path: str) -> InFlight:
         """Count a request in progress; returns what to pass to :meth:`finished`."""
-        running = self._running.get((method, path))
+        key = (method, path, self.app_name)
+        running = self._series.running.get(key)
         if running is None:
-            running = self._series.running.setdefault((method, path, self.app_name), InFlight())
-            self._running[(method, path)] = running
+            running = self._series.running[key] = InFlight()
         running.count += 1
         return running
 
@@ -171,12 +169,10 @@ class RequestMetrics:
         self, running: InFlight, method: str, path: str, status: int, seconds: float
     ) -> None:
         running.count -= 1
-        done = self._done.get((method, path, status))
+        key = (method, path, status, self.app_name)
+        done = self._series.done.get(key)
         if done is None:
-            done = self._series.done.setdefault(
-                (method, path, status, self.app_name), _Done(len(self._bounds))
-            )
-            self._done[(method, path, status)] = done
+            done = self._series.done[key] = _Done(len(self._bounds))
         done.count += 1
         done.seconds += seconds
         done.buckets[bisect_left(self._bounds, seconds)] += 1

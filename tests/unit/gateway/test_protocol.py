@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -211,32 +211,29 @@ def exchanges(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return served
 
 
+def _sent(monkeypatch: pytest.MonkeyPatch, kind: type[ForwardAtOnce | RelayAtOnce]) -> list[str]:
+    """The paths ``kind.send`` was called for, as it is called."""
+    sent: list[str] = []
+    send: Callable[..., None] = kind.send
+
+    def counted(self: ForwardAtOnce | RelayAtOnce, *args: Any) -> None:
+        sent.append(self.exchange.scope["path"])
+        send(self, *args)
+
+    monkeypatch.setattr(kind, "send", counted)
+    return sent
+
+
 @pytest.fixture
 def at_once(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The paths forwarded from callbacks, without a task (``gateway/at_once.py``)."""
-    forwarded: list[str] = []
-    send = ForwardAtOnce.send
-
-    def counted(self: ForwardAtOnce, target: str, headers: list[tuple[bytes, bytes]]) -> None:
-        forwarded.append(self.exchange.scope["path"])
-        send(self, target, headers)
-
-    monkeypatch.setattr(ForwardAtOnce, "send", counted)
-    return forwarded
+    return _sent(monkeypatch, ForwardAtOnce)
 
 
 @pytest.fixture
 def relayed_at_once(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The paths handed to the webhook relay from callbacks, without a task."""
-    relayed: list[str] = []
-    send = RelayAtOnce.send
-
-    def counted(self: RelayAtOnce, *args: Any) -> None:
-        relayed.append(self.exchange.scope["path"])
-        send(self, *args)
-
-    monkeypatch.setattr(RelayAtOnce, "send", counted)
-    return relayed
+    return _sent(monkeypatch, RelayAtOnce)
 
 
 async def test_a_proxied_get_is_served_by_an_exchange_with_the_upstreams_answer(
