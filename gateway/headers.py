@@ -47,14 +47,18 @@ def _kept(
 ) -> list[Header]:
     """``headers`` less those named in ``dropped``, those whose name starts with one of
     ``prefixes``, and those a ``Connection`` header among them names: one pass (this runs twice
-    for every forwarded request), and a second only when a ``Connection`` header named any."""
+    for every forwarded request), and a second only when a ``Connection`` header named one not
+    dropped already."""
     kept: list[Header] = []
     named: set[bytes] = set()
     for header in headers:
         name = header[0]
         if name in dropped or name.startswith(prefixes):
             if name == b"connection":
-                named.update(token.strip().lower() for token in header[1].split(b","))
+                for token in header[1].lower().split(b","):
+                    token = token.strip()
+                    if token not in dropped:  # (``keep-alive``, ``close``: gone already)
+                        named.add(token)
             continue
         kept.append(header)
     if named:
@@ -63,7 +67,7 @@ def _kept(
 
 
 def request_headers(
-    client_headers: Sequence[Header],
+    client_headers: Iterable[Header],
     *,
     identity: Identity | None,
     internal_token: bytes,

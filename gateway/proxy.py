@@ -356,7 +356,7 @@ class Proxy:
                 return False
         scope["path"] = path  # as __call__ sets it: problems and the log name the public path
         headers = request_headers(
-            cast("Sequence[tuple[bytes, bytes]]", scope["headers"]),
+            scope["headers"],
             identity=identity,
             internal_token=self.internal_token,
             client_address=address.encode(),
@@ -426,7 +426,7 @@ class Proxy:
             identity = await self.token_checker.identity(authorization, request_id)
 
         headers = request_headers(
-            cast("Sequence[tuple[bytes, bytes]]", scope["headers"]),
+            scope["headers"],
             identity=identity,
             internal_token=self.internal_token,
             client_address=address.encode(),

@@ -59,6 +59,34 @@ class UpstreamProtocolError(UpstreamError):
 class _Connection(asyncio.Protocol):
     """One keep-alive connection; it carries one exchange at a time."""
 
+    __slots__ = (
+        "buffered",
+        "chunks",
+        "closed",
+        "deadline",
+        "done",
+        "drain",
+        "error",
+        "framed",
+        "got_bytes",
+        "head",
+        "headers",
+        "headers_done",
+        "idle_since",
+        "keep_alive",
+        "listener",
+        "loop",
+        "parser",
+        "reading_paused",
+        "reused",
+        "status",
+        "timer",
+        "timer_at",
+        "transport",
+        "waiter",
+        "writing_paused",
+    )
+
     def __init__(self) -> None:
         self.loop = asyncio.get_running_loop()  # created by loop.create_connection
         self.transport: asyncio.Transport | None = None
@@ -73,10 +101,12 @@ class _Connection(asyncio.Protocol):
         self.deadline = 0.0
         self.timer: asyncio.TimerHandle | None = None
         self.timer_at = 0.0
-        self._reset(head=False)
+        self.begin(head=False)
         self.done = True  # no exchange yet: bytes now are unasked (see data_received)
 
-    def _reset(self, *, head: bool) -> None:
+    # -- exchange --------------------------------------------------------------------------
+    def begin(self, *, head: bool) -> None:
+        """Ready for the next exchange (``head``: a ``HEAD`` request's answer has no body)."""
         self.head = head
         self.status = 0
         self.headers: list[Header] = []
@@ -94,10 +124,6 @@ class _Connection(asyncio.Protocol):
         self.writing_paused = False
         # Called instead of waking a waiter, once per read and on an error (see watch).
         self.listener: Callable[[], None] | None = None
-
-    # -- exchange --------------------------------------------------------------------------
-    def begin(self, *, head: bool) -> None:
-        self._reset(head=head)
 
     @property
     def reusable(self) -> bool:
@@ -245,7 +271,8 @@ class _Connection(asyncio.Protocol):
             # httptools cannot be told a HEAD answer has no body: it ends here and its
             # connection is not reused (see reusable).
             self.done = True
-        self._wake()
+        if self.waiter is not None:  # (none while a listener follows the answer)
+            self._wake()
 
     def on_body(self, body: bytes) -> None:
         self.chunks.append(body)
@@ -253,13 +280,15 @@ class _Connection(asyncio.Protocol):
         if self.buffered > _HIGH_WATER and not self.reading_paused and self.transport is not None:
             self.reading_paused = True
             self.transport.pause_reading()
-        self._wake()
+        if self.waiter is not None:  # (none while a listener follows the answer)
+            self._wake()
 
     def on_message_complete(self) -> None:
         # Read here: the parser forgets it once the message is over.
         self.keep_alive = self.parser.should_keep_alive()
         self.done = True
-        self._wake()
+        if self.waiter is not None:  # (none while a listener follows the answer)
+            self._wake()
 
 
 class UpstreamResponse:

@@ -416,7 +416,7 @@ class LaneProtocol(CoalescingHttpToolsProtocol):
         if lane is None or parser.should_upgrade():
             super().on_headers_complete()
             return
-        scope = cast("dict[str, Any]", self.scope)
+        scope: dict[str, Any] = self.scope  # type: ignore[assignment]
         http_version = parser.get_http_version()
         scope["method"] = parser.get_method().decode("ascii")
         if http_version != "1.1":
@@ -427,7 +427,7 @@ class LaneProtocol(CoalescingHttpToolsProtocol):
         scope["path"] = unquote(path) if "%" in path else path
         scope["raw_path"] = raw_path
         scope["query_string"] = url.query or b""
-        taken = lane.take(cast("Scope", scope))
+        taken = lane.take(scope)  # type: ignore[arg-type]
         if taken is None:
             super().on_headers_complete()  # sets the same keys again, then uvicorn's cycle
             return
@@ -436,7 +436,7 @@ class LaneProtocol(CoalescingHttpToolsProtocol):
         exchange = LaneExchange(
             self,
             lane,
-            cast("HTTPScope", scope),
+            scope,  # type: ignore[arg-type]
             template,
             accept_request_id(incoming),
             keep_alive=http_version != "1.0" and parser.should_keep_alive(),
