@@ -493,7 +493,9 @@ class LaneProtocol(CoalescingHttpToolsProtocol):
         if self.transport.is_closing():
             return
         self.idle_until = None
-        self.flow.resume_reading()
+        flow = self.flow
+        if flow.read_paused:
+            flow.resume_reading()
         if self.pipeline:
             cycle, app = self.pipeline.pop()
             self._start_asgi_task(cycle, app)
