@@ -174,8 +174,10 @@ class LaneExchange(Answer):
         self._remaining = 0
 
     async def run_asgi(self, _app: Any) -> None:
-        """Run by the protocol when the exchange's turn comes (pipelined requests wait)."""
-        self.started = time.perf_counter()
+        """Run by the protocol when the exchange's turn comes (pipelined requests wait), or when
+        a lane that began answering it at once gives it back: its clock then keeps running."""
+        if not self.started:  # pipelined: its turn comes now
+            self.started = time.perf_counter()
         try:
             forwarded = self.protocol.forwarded
             if forwarded is not None:  # FORWARDED_ALLOW_IPS: the client a trusted proxy names

@@ -26,6 +26,7 @@ from tests.support.stream_server import listening
 
 TOKEN = b"eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ1In0.dmFsaWQ"
 LARGE = bytes(range(256)) * 1200  # 300 KiB: more than one read, more than the flush size
+CUT_LATE_SECONDS = 0.3  # how long the upstream waits before it cuts a "cut-late" request
 
 
 @dataclass
@@ -76,6 +77,9 @@ class Upstream:
             await asyncio.sleep(5)
         if target == "/billing/invoices/cut":
             raise ConnectionAbortedError  # the connection closed, nothing answered
+        if target == "/billing/invoices/cut-late":
+            await asyncio.sleep(CUT_LATE_SECONDS)
+            raise ConnectionAbortedError
         if target == "/auth/login":
             self.held.set()
             await self.release.wait()
@@ -588,6 +592,26 @@ async def test_a_kept_alive_connection_closed_under_a_get_forwarded_at_once_send
     assert cut.status == 502
     assert cut.headers["content-type"] == PROBLEM_MEDIA_TYPE
     assert after.status == 200
+
+
+async def test_a_get_given_back_by_the_at_once_path_is_timed_from_its_first_attempt(
+    upstream: Upstream, at_once: list[str]
+) -> None:
+    """Its duration counts both sends (the one from callbacks, then the ordinary path's), each
+    cut after a wait: the clock is not restarted when the request is given back."""
+    async with gateway(upstream) as port, connection(port) as (reader, writer):
+        await _ask(reader, writer, "/api/v1/billing/invoices")
+        writer.write(get("/metrics"))
+        before = (await read_reply(reader)).body
+        cut = await _ask(reader, writer, "/api/v1/billing/invoices/cut-late")
+        writer.write(get("/metrics"))
+        after = (await read_reply(reader)).body
+    assert at_once[0] == "/api/v1/billing/invoices/cut-late"
+    assert [target for _, target, _, _ in upstream.seen].count("/billing/invoices/cut-late") == 2
+    assert cut.status == 502
+    name = "http_request_duration_seconds_sum"
+    seconds = _series(after, name, status=502) - _series(before, name, status=502)
+    assert seconds >= 2 * CUT_LATE_SECONDS
 
 
 async def test_a_client_gone_before_its_answer_forwarded_at_once_gives_its_budget_back(
