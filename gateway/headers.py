@@ -57,7 +57,7 @@ def _kept(
             if name == b"connection":
                 for token in header[1].lower().split(b","):
                     token = token.strip()
-                    if token not in dropped:  # (``keep-alive``, ``close``: gone already)
+                    if token not in dropped:  # (``keep-alive`` is gone already)
                         named.add(token)
             continue
         kept.append(header)
