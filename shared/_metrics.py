@@ -154,14 +154,14 @@ class RequestMetrics:
     def __init__(self, config: PrometheusConfig) -> None:
         self.app_name = config.app_name
         self._series = _series(config)
-        self._bounds = self._series.bounds
 
     def started(self, method: str, path: str) -> InFlight:
         """Count a request in progress; returns what to pass to :meth:`finished`."""
+        series = self._series
         key = (method, path, self.app_name)
-        running = self._series.running.get(key)
+        running = series.running.get(key)
         if running is None:
-            running = self._series.running[key] = InFlight()
+            running = series.running[key] = InFlight()
         running.count += 1
         return running
 
@@ -169,13 +169,14 @@ class RequestMetrics:
         self, running: InFlight, method: str, path: str, status: int, seconds: float
     ) -> None:
         running.count -= 1
+        series = self._series
         key = (method, path, status, self.app_name)
-        done = self._series.done.get(key)
+        done = series.done.get(key)
         if done is None:
-            done = self._series.done[key] = _Done(len(self._bounds))
+            done = series.done[key] = _Done(len(series.bounds))
         done.count += 1
         done.seconds += seconds
-        done.buckets[bisect_left(self._bounds, seconds)] += 1
+        done.buckets[bisect_left(series.bounds, seconds)] += 1
 
 
 class LeanPrometheusMiddleware(PrometheusMiddleware):
