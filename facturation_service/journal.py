@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, cast
 
+import asyncpg
 import msgspec
 from sqlalchemy import (
     Integer,
@@ -31,6 +32,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from facturation_service.bounds import INT64_MAX
@@ -40,6 +42,7 @@ __all__ = [
     "ClaimedEvent",
     "EventEnvelope",
     "EventStatus",
+    "JournalWriteError",
     "JournalWriter",
     "claim_events",
     "finish_event_as",
@@ -74,6 +77,15 @@ class EventEnvelope(msgspec.Struct):
     created: Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
     livemode: bool = False
     api_version: Annotated[str, msgspec.Meta(max_length=64)] | None = None
+
+
+class JournalWriteError(Exception):
+    """The journal could not store the batch holding an event: nothing of it was stored. Its
+    ``__cause__`` is the database's, the driver's or the network's error."""
+
+
+# What a write can fail with: through SQLAlchemy, straight from the driver, or on the network.
+_WRITE_ERRORS = (SQLAlchemyError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 class ClaimedEvent(msgspec.Struct, frozen=True):
@@ -191,12 +203,12 @@ class JournalWriter:
         self.last_delivery_at = 0.0
         """``time.monotonic()`` of the latest delivery, so the worker can give way to intake."""
 
-    async def record(self, envelope: EventEnvelope, payload: str, *, handled: bool) -> bool:
-        """As :func:`record_event`: ``False`` when the event id was already journaled.
-
-        Raises:
-            SQLAlchemyError | OSError: the batch could not be written; nothing of it is stored.
-        """
+    def record(
+        self, envelope: EventEnvelope, payload: str, *, handled: bool
+    ) -> asyncio.Future[bool]:
+        """The event into the next batch: the future of :func:`record_event`'s answer (``False``
+        when the event id was already journaled), done once its batch committed; or of a
+        :class:`JournalWriteError`, when nothing of it was stored."""
         self.last_delivery_at = time.monotonic()
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._pending.append((_record_parameters(envelope, payload, handled=handled), future))
@@ -215,9 +227,9 @@ class JournalWriter:
             self._waiting_flusher = flusher
             self._flushers.add(flusher)
             flusher.add_done_callback(self._flushers.discard)
-        # A request cancelled here (its client left) cancels only its own future: the batch
-        # still holds its row, and the flusher skips an answer nobody waits for.
-        return await future
+        # A request cancelled while it waits (its client left) cancels only its own future:
+        # the batch still holds its row, and the flusher skips an answer nobody waits for.
+        return future
 
     async def drain(self) -> None:
         """Wait for the flushers still writing or closing their connection (at shutdown, before
@@ -251,6 +263,8 @@ class JournalWriter:
                     except Exception as exc:
                         if connection is not None:
                             # Broken or not, it goes back (or is dropped) before anything else.
+                            if _is_disconnect(exc):
+                                await connection.invalidate()
                             await connection.close()
                             connection = None
                         await self._failed(batch, exc)
@@ -295,7 +309,7 @@ class JournalWriter:
         if len(batch) == 1 or _is_disconnect(exc):
             for _, future in batch:  # each waiting request answers 5xx
                 if not future.done():
-                    future.set_exception(exc)
+                    future.set_exception(_write_error(exc))
         else:
             # One bad row must not fail its neighbours: the statement stored nothing,
             # so each event is written again on its own and only the bad one fails.
@@ -311,7 +325,7 @@ class JournalWriter:
                     new = parameters["id"] in await self._insert(autocommit, [parameters])
             except Exception as exc:
                 if not future.done():
-                    future.set_exception(exc)
+                    future.set_exception(_write_error(exc))
             else:
                 if not future.done():
                     future.set_result(new)
@@ -327,10 +341,14 @@ class JournalWriter:
     @staticmethod
     async def _insert(connection: AsyncConnection, rows: list[dict[str, Any]]) -> set[str]:
         if connection.dialect.name == "postgresql":
-            columns = tuple([row[name] for row in rows] for name in _BATCH_COLUMNS)
-            result = await connection.exec_driver_sql(_PG_BATCH, columns)
-        else:
-            result = await connection.execute(_RECORD_STATEMENTS[connection.dialect.name], rows)
+            # Straight to asyncpg, in autocommit as the connection is: SQLAlchemy's execution
+            # and result layers took a third of the CPU of writing a batch (230 of 690 µs for
+            # 12 Stripe events), more than binding the statement did.
+            driver = (await connection.get_raw_connection()).driver_connection
+            assert driver is not None  # a checked-out connection has one
+            columns = [[row[name] for row in rows] for name in _BATCH_COLUMNS]
+            return {record[0] for record in await driver.fetch(_PG_BATCH, *columns)}
+        result = await connection.execute(_RECORD_STATEMENTS[connection.dialect.name], rows)
         return {row.id for row in result}
 
 
@@ -339,8 +357,27 @@ def _event_id(item: tuple[dict[str, Any], asyncio.Future[bool]]) -> str:
 
 
 def _is_disconnect(exc: Exception) -> bool:
-    """The database is unreachable, not one row bad: writing row by row would only fail slower."""
-    return isinstance(exc, OSError) or bool(getattr(exc, "connection_invalidated", False))
+    """The database is unreachable, not one row bad: writing row by row would only fail slower.
+    (asyncpg's own ``DataError`` for a value it cannot send is an ``InterfaceError`` too: that
+    is one row bad.)"""
+    return (
+        isinstance(exc, OSError | asyncpg.PostgresConnectionError | _OPERATOR_INTERVENTION)
+        or (isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc))
+        or bool(getattr(exc, "connection_invalidated", False))
+    )
+
+
+_OPERATOR_INTERVENTION = asyncpg.exceptions.OperatorInterventionError  # shutdown, cancel
+
+
+def _write_error(exc: Exception) -> Exception:
+    """What a delivery's future fails with when ``exc`` failed its batch's write: a
+    :class:`JournalWriteError`, or ``exc`` itself when it is no write error (a bug)."""
+    if not isinstance(exc, _WRITE_ERRORS):
+        return exc
+    error = JournalWriteError(f"The journal could not store the batch: {type(exc).__name__}.")
+    error.__cause__ = exc
+    return error
 
 
 _EVENT_TABLE = cast("Table", _EVENTS)

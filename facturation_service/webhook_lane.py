@@ -25,12 +25,14 @@ takes skips uvicorn's request-response cycle as well.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, cast
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, NamedTuple, cast
 
 import msgspec
 from litestar.enums import ScopeType
 
-from facturation_service.webhooks import SIGNATURE_HEADER, WEBHOOK_PATH
+from facturation_service.webhooks import SIGNATURE_HEADER, WEBHOOK_PATH, Admitted
 from shared import (
     INTERNAL_TOKEN_HEADER,
     MAX_RELAYED_BYTES,
@@ -44,10 +46,15 @@ from shared import (
     RelayedAnswer,
     RelayedDelivery,
     RequestMetrics,
+    accept_request_id,
     check_json_depth,
     decode_deliveries,
     encode_relay,
     internal_token_matches,
+    log_exchange,
+    request_id_var,
+    send_problem,
+    with_request_id,
 )
 
 if TYPE_CHECKING:
@@ -65,6 +72,7 @@ if TYPE_CHECKING:
     )
 
     from facturation_service.webhooks import WebhookIntake
+    from shared._metrics import InFlight
 
 __all__ = ["WebhookLane"]
 
@@ -75,6 +83,8 @@ _INTERNAL_TOKEN = INTERNAL_TOKEN_HEADER.lower().encode()
 _SIGNATURE = SIGNATURE_HEADER.lower().encode()
 _FORM_TYPES = (b"application/x-www-form-urlencoded", b"multipart/form-data")
 _JSON_HEADERS = [(b"content-type", b"application/json")]
+# What the access log line of a relayed delivery reads of its scope.
+_LOGGED_SCOPE = cast("Scope", {"type": "http", "method": _METHOD, "path": WEBHOOK_PATH})
 
 
 def _signature(scope: Scope) -> str | None:
@@ -115,10 +125,18 @@ class WebhookLane(Lane):
         path = scope["path"]
         if path not in _PATHS or scope["method"] != _METHOD or scope.get("root_path"):
             return None
+        head = self._head(path, scope["headers"], scope.get("http_version"))
+        return None if head is None else (path, head.request_id)
+
+    def _head(
+        self, path: str, headers: Iterable[tuple[bytes, bytes]], http_version: str | None
+    ) -> _Head | None:
+        """What this lane reads of a request's headers, or None when it leaves the request to
+        Litestar (see the module's docstring)."""
         has_host = False
         length: bytes | None = None
-        token = request_id = None
-        for name, value in scope["headers"]:
+        token = request_id = signature = None
+        for name, value in headers:
             if name == b"content-length":
                 if length is not None:
                     return None
@@ -131,19 +149,22 @@ class WebhookLane(Lane):
             elif name == _REQUEST_ID:
                 if request_id is None:
                     request_id = value.decode("latin-1")
+            elif name == _SIGNATURE:
+                if signature is None:
+                    signature = value.decode("latin-1")
             elif name == b"transfer-encoding" or (
                 name == b"content-type" and value.lower().startswith(_FORM_TYPES)
             ):
                 return None
         if (
-            (not has_host and scope.get("http_version") == "1.1")
+            (not has_host and http_version == "1.1")
             or length is None
             or not length.isdigit()
             or int(length) > self._body_limit(path)
             or not internal_token_matches(token, self.internal_token)
         ):
             return None
-        return path, request_id
+        return _Head(request_id, signature)
 
     def _body_limit(self, path: str) -> int:
         return (
@@ -187,10 +208,7 @@ class WebhookLane(Lane):
                 f"A relay request carries at most {MAX_RELAYED_DELIVERIES} deliveries."
             )
         host = [(name, value) for name, value in scope["headers"] if name == b"host"][:1]
-        answers = await asyncio.gather(
-            *(self._answer_alone(scope, host, delivery) for delivery in deliveries)
-        )
-        content = encode_relay(answers)
+        content = encode_relay(await self._answer_all(scope, host, deliveries))
         await send(
             {
                 "type": "http.response.start",
@@ -203,27 +221,98 @@ class WebhookLane(Lane):
         )
         await send({"type": "http.response.body", "body": content, "more_body": False})
 
+    async def _answer_all(
+        self, relay_scope: Scope, host: list[tuple[bytes, bytes]], deliveries: list[RelayedDelivery]
+    ) -> list[RelayedAnswer]:
+        """The answers to relayed deliveries, in their order.
+
+        A delivery that this lane takes and the intake admits is journaled with the others and
+        answered here, with its own request id, series and access log line but no exchange of
+        its own: running each through the lane as a request cost more than admitting it. Any
+        other delivery goes the whole way alone (:meth:`_answer_alone`), where it is refused,
+        or answered by Litestar, exactly as if it had come alone."""
+        http_version = relay_scope.get("http_version")
+        admitted: list[tuple[int, _Journaled]] = []
+        alone: list[int] = []
+        for index, delivery in enumerate(deliveries):
+            journaled = self._admit(host, delivery, http_version)
+            if journaled is None:
+                alone.append(index)
+            else:
+                admitted.append((index, journaled))
+        stored, answered_alone = await asyncio.gather(
+            # The journal's futures themselves: no task per delivery.
+            asyncio.gather(
+                *(self.intake.journal(journaled.admitted) for _, journaled in admitted),
+                return_exceptions=True,
+            ),
+            asyncio.gather(
+                *(self._answer_alone(relay_scope, host, deliveries[index]) for index in alone)
+            ),
+        )
+        answers: list[RelayedAnswer | None] = [None] * len(deliveries)
+        for index, answer in zip(alone, answered_alone, strict=True):
+            answers[index] = answer
+        for (index, journaled), outcome in zip(admitted, stored, strict=True):
+            token = request_id_var.set(journaled.request_id)
+            try:
+                try:
+                    answer = self._acknowledged(journaled, outcome)
+                except Exception as exc:  # the journal failed: a problem, as alone
+                    scope = _delivery_scope(relay_scope, host, deliveries[index].headers)
+                    answer = await _problem(scope, exc, journaled.request_id)
+                seconds = time.perf_counter() - journaled.started
+                self.metrics.finished(
+                    journaled.running, _METHOD, WEBHOOK_PATH, answer.status, seconds
+                )
+                log_exchange(_LOGGED_SCOPE, answer.status, journaled.started)
+            finally:
+                request_id_var.reset(token)
+            answers[index] = answer
+        return cast("list[RelayedAnswer]", answers)
+
+    def _admit(
+        self,
+        host: list[tuple[bytes, bytes]],
+        delivery: RelayedDelivery,
+        http_version: str | None,
+    ) -> _Journaled | None:
+        """The delivery admitted and counted in progress, or None for one to answer alone."""
+        body = delivery.body
+        head = self._head(WEBHOOK_PATH, [*host, *delivery.headers], http_version)
+        if head is None or len(body) > self.max_body_bytes:
+            return None
+        try:
+            check_json_depth(body, self.max_json_depth)
+            admitted = self.intake.admit(body, head.signature)
+        except Exception:  # refused: alone, it gets the same refusal
+            return None
+        started = time.perf_counter()
+        running = self.metrics.started(_METHOD, WEBHOOK_PATH)
+        return _Journaled(admitted, accept_request_id(head.request_id), running, started)
+
+    def _acknowledged(self, journaled: _Journaled, stored: bool | BaseException) -> RelayedAnswer:
+        """The answer :meth:`handle` would have sent (raises as :meth:`WebhookIntake.acknowledge`
+        does)."""
+        content = msgspec.json.encode(self.intake.acknowledge(journaled.admitted, stored))
+        return RelayedAnswer(
+            200,
+            [
+                *_JSON_HEADERS,
+                (b"content-length", str(len(content)).encode()),
+                (_REQUEST_ID, journaled.request_id.encode()),
+            ],
+            content,
+        )
+
     async def _answer_alone(
         self, relay_scope: Scope, host: list[tuple[bytes, bytes]], delivery: RelayedDelivery
     ) -> RelayedAnswer:
         """One relayed delivery through this app as a request of its own: this lane, or
         Litestar for what the lane leaves to it, with its own request id, log line and
         metrics."""
-        scope = cast(
-            "HTTPScope",
-            {
-                **relay_scope,
-                "path": WEBHOOK_PATH,
-                "raw_path": WEBHOOK_PATH.encode(),
-                "query_string": b"",
-                "headers": [*host, *delivery.headers],
-                "state": {},
-            },
-        )
+        scope = _delivery_scope(relay_scope, host, delivery.headers)
         sent = False
-        status = 500
-        headers: list[tuple[bytes, bytes]] = []
-        chunks: list[bytes] = []
 
         async def receive() -> HTTPRequestEvent | HTTPDisconnectEvent:
             nonlocal sent
@@ -232,16 +321,9 @@ class WebhookLane(Lane):
             sent = True
             return {"type": "http.request", "body": delivery.body, "more_body": False}
 
-        async def capture(message: Message) -> None:
-            nonlocal status, headers
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                headers = list(message.get("headers", []))
-            elif message["type"] == "http.response.body":
-                chunks.append(message.get("body", b""))
-
+        capture = _Capture()
         await self(scope, receive, capture)
-        return RelayedAnswer(status, headers, b"".join(chunks))
+        return capture.answer()
 
     async def _read_body(self, receive: Receive, limit: int) -> bytes | None:
         chunks: list[bytes] = []
@@ -257,3 +339,70 @@ class WebhookLane(Lane):
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+class _Head(NamedTuple):
+    request_id: str | None
+    signature: str | None
+
+
+class _Journaled(NamedTuple):
+    """A relayed delivery admitted by the intake, counted in progress since ``started``."""
+
+    admitted: Admitted
+    request_id: str
+    running: InFlight
+    started: float
+
+
+def _delivery_scope(
+    relay_scope: Scope, host: list[tuple[bytes, bytes]], headers: list[tuple[bytes, bytes]]
+) -> HTTPScope:
+    """The scope of a relayed delivery as a request of its own."""
+    return cast(
+        "HTTPScope",
+        {
+            **relay_scope,
+            "path": WEBHOOK_PATH,
+            "raw_path": WEBHOOK_PATH.encode(),
+            "query_string": b"",
+            "headers": [*host, *headers],
+            "state": {},
+        },
+    )
+
+
+class _Capture:
+    """An ASGI ``send`` that keeps the answer instead of sending it."""
+
+    def __init__(self) -> None:
+        self.status = 500
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.chunks: list[bytes] = []
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            self.headers = list(message.get("headers", []))
+        elif message["type"] == "http.response.body":
+            self.chunks.append(message.get("body", b""))
+
+    def answer(self) -> RelayedAnswer:
+        return RelayedAnswer(self.status, self.headers, b"".join(self.chunks))
+
+
+async def _problem(scope: HTTPScope, exc: Exception, request_id: str) -> RelayedAnswer:
+    """``exc`` answered as :meth:`shared.Lane.serve` answers an error, request id included."""
+
+    async def receive() -> HTTPDisconnectEvent:  # the body was read: nothing more comes
+        return {"type": "http.disconnect"}
+
+    capture = _Capture()
+    await send_problem(scope, receive, capture, exc)
+    start: HTTPResponseStartEvent = {
+        "type": "http.response.start",
+        "status": capture.status,
+        "headers": capture.headers,
+    }
+    with_request_id(start, request_id.encode())
+    return RelayedAnswer(capture.status, list(start["headers"]), b"".join(capture.chunks))

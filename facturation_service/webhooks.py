@@ -8,8 +8,9 @@ gateway), and on top of that Stripe's signature over the exact bytes.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 import msgspec
 from litestar import Request, get, post
@@ -17,12 +18,16 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import PathParameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from stripe import SignatureVerificationError, WebhookSignature
 
 from facturation_service import journal
-from facturation_service.journal import EventEnvelope, EventStatus, JournalWriter
+from facturation_service.journal import (
+    EventEnvelope,
+    EventStatus,
+    JournalWriteError,
+    JournalWriter,
+)
 from facturation_service.schemas import WebhookAck, WebhookEventList, WebhookEventView
 from facturation_service.worker import HANDLED_EVENT_TYPES, WebhookWorker
 from shared import (
@@ -37,6 +42,7 @@ __all__ = [
     "SIGNATURE_HEADER",
     "SIGNATURE_TOLERANCE_SECONDS",
     "WEBHOOK_PATH",
+    "Admitted",
     "WebhookIntake",
     "verify_signature",
 ]
@@ -49,8 +55,21 @@ SIGNATURE_HEADER = "Stripe-Signature"
 _NO_MATCH = "no signature matches"
 
 
+class Admitted(NamedTuple):
+    """A delivery whose signature and envelope the intake accepted: what the journal stores."""
+
+    envelope: EventEnvelope
+    payload: str
+    handled: bool
+
+
 class WebhookIntake:
-    """Built once by the app around its journal writer (group commit) and its worker."""
+    """Built once by the app around its journal writer (group commit) and its worker.
+
+    A delivery is admitted (:meth:`admit`: signature, then envelope), journaled
+    (:meth:`journal`) and acknowledged (:meth:`acknowledge`); :meth:`receive` does the three for
+    one delivery, and the relay route (``webhook_lane.py``) for several at once.
+    """
 
     def __init__(self, secrets: list[str], writer: JournalWriter, worker: WebhookWorker) -> None:
         self.secrets = secrets
@@ -58,28 +77,54 @@ class WebhookIntake:
         self.worker = worker
 
     async def receive(self, body: bytes, signature: str | None) -> WebhookAck:
-        # Verified over the exact bytes Stripe signed; JSON is parsed only afterwards.
-        verify_signature(body, signature, self.secrets)
-        envelope = decode_envelope(body)
-        handled = envelope.type in HANDLED_EVENT_TYPES
+        admitted = self.admit(body, signature)
+        stored: bool | BaseException
         try:
-            stored = await self.writer.record(envelope, body.decode("utf-8"), handled=handled)
-        except (SQLAlchemyError, OSError) as exc:
+            stored = await self.journal(admitted)
+        except JournalWriteError as exc:
+            stored = exc
+        return self.acknowledge(admitted, stored)
+
+    def admit(self, body: bytes, signature: str | None) -> Admitted:
+        """Raises:
+        BadRequestError: a missing, malformed, unmatched or stale signature, or no event.
+        ServiceUnavailableError: no signing secret is configured.
+        """
+        # Verified over the exact bytes Stripe signed; JSON is parsed only afterwards.
+        payload = verify_signature(body, signature, self.secrets)
+        envelope = decode_envelope(body)
+        return Admitted(envelope, payload, envelope.type in HANDLED_EVENT_TYPES)
+
+    def journal(self, admitted: Admitted) -> asyncio.Future[bool]:
+        """Its event into the journal's next batch: the future of whether it was stored now
+        (``False``: an earlier delivery stored it), or of the batch's failure."""
+        return self.writer.record(admitted.envelope, admitted.payload, handled=admitted.handled)
+
+    def acknowledge(self, admitted: Admitted, stored: bool | BaseException) -> WebhookAck:
+        """The answer to a delivery once :meth:`journal`'s future is done (its result or its
+        exception), the worker woken for an event stored now.
+
+        Raises:
+            ServiceUnavailableError: the journal could not store it; Stripe retries.
+        """
+        if isinstance(stored, BaseException):
+            if not isinstance(stored, JournalWriteError):
+                raise stored
             logger.error(
                 "webhook journal write failed",
-                extra={"event_id": envelope.id, "error": type(exc).__name__},
+                extra={"event_id": admitted.envelope.id, "error": type(stored.__cause__).__name__},
             )
             raise ServiceUnavailableError(
                 "The event could not be stored; Stripe will retry.", headers={"Retry-After": "5"}
             ) from None
-        if stored and handled:
+        if stored and admitted.handled:
             self.worker.notify()
-        return WebhookAck(id=envelope.id, duplicate=not stored, handled=handled)
+        return WebhookAck(id=admitted.envelope.id, duplicate=not stored, handled=admitted.handled)
 
 
-def verify_signature(body: bytes, header: str | None, secrets: list[str]) -> None:
-    """Accept the body if any configured secret (several during a rotation) signed it within the
-    tolerance; the stripe SDK does the HMAC and timestamp checks. (Its names are imported
+def verify_signature(body: bytes, header: str | None, secrets: list[str]) -> str:
+    """The body as text, if any configured secret (several during a rotation) signed it within
+    the tolerance; the stripe SDK does the HMAC and timestamp checks. (Its names are imported
     once: ``stripe.WebhookSignature`` goes through the package's lazy ``__getattr__`` and an
     ``import_module`` on every access, 1.4 µs a delivery.)
 
@@ -108,7 +153,7 @@ def verify_signature(body: bytes, header: str | None, secrets: list[str]) -> Non
             if "tolerance" in message or reason == _NO_MATCH:
                 reason = message
             continue
-        return
+        return text
     raise BadRequestError(f"Invalid {SIGNATURE_HEADER}: {reason}.")
 
 

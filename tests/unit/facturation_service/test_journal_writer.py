@@ -6,12 +6,16 @@ from __future__ import annotations
 import asyncio
 import time
 
+import asyncpg
 import msgspec
+import pytest
 from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
 
-from facturation_service.journal import EventEnvelope
+from facturation_service.journal import EventEnvelope, JournalWriteError
 from shared import Database
 from tests.support import stripe_events
+from tests.support.databases import TEST_DATABASE_URL, _dsn, using_postgres
 from tests.support.webhook_app import count_events, get_event
 from tests.unit.facturation_service.conftest import NewWriter
 
@@ -53,10 +57,11 @@ async def test_a_delivery_whose_client_left_is_still_stored_and_its_batch_answer
         delivery(stripe_events.event("invoice.paid", stripe_events.invoice("paid")))
         for _ in range(3)
     ]
-    tasks = [
-        asyncio.create_task(writer.record(envelope, payload, handled=True))
-        for envelope, payload in deliveries
-    ]
+
+    async def request(envelope: EventEnvelope, payload: str) -> bool:
+        return await writer.record(envelope, payload, handled=True)
+
+    tasks = [asyncio.create_task(request(envelope, payload)) for envelope, payload in deliveries]
     await asyncio.sleep(0)  # each has joined the pending batch; no flusher has taken it yet
     tasks[1].cancel()
 
@@ -85,6 +90,58 @@ async def test_a_failed_batch_fails_every_delivery_in_it_and_stores_nothing(
     )
 
     assert all(isinstance(result, Exception) for result in results)
+
+
+async def test_a_failed_batch_fails_with_the_journal_s_error_caused_by_the_database_s(
+    db: Database, new_writer: NewWriter
+) -> None:
+    """What the intake answers 503 to, whichever way the batch went to the database."""
+    async with db.engine.begin() as connection:
+        await connection.execute(text("DROP TABLE webhook_events"))
+    envelope, payload = delivery(stripe_events.event("invoice.paid", stripe_events.invoice("paid")))
+
+    with pytest.raises(JournalWriteError) as failed:
+        await new_writer().record(envelope, payload, handled=True)
+
+    cause = failed.value.__cause__
+    assert "webhook_events" in str(cause)
+    assert isinstance(cause, asyncpg.UndefinedTableError if using_postgres() else Exception)
+
+
+@pytest.mark.skipif(not using_postgres(), reason="a server that closes a connection")
+async def test_a_batch_on_a_connection_the_server_closed_fails_whole_and_the_next_is_stored(
+    db: Database, new_writer: NewWriter, facturation_url: str
+) -> None:
+    """A lost connection is no bad row: its batch fails at once (not written again row by row
+    on it), the connection is dropped, and the next batch gets a working one."""
+    writer = new_writer(linger=30)
+    first, lost, later = (
+        [delivery(stripe_events.event("invoice.paid", stripe_events.invoice("paid")))]
+        for _ in range(3)
+    )
+    lost += [delivery(stripe_events.event("invoice.paid", stripe_events.invoice("paid")))]
+    assert await writer.record(*first[0], handled=True)  # its flusher keeps the connection
+    admin = await asyncpg.connect(_dsn(TEST_DATABASE_URL))
+    try:
+        terminated = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = $1 AND pid <> pg_backend_pid()",
+            make_url(facturation_url).database,
+        )
+    finally:
+        await admin.close()
+    assert terminated >= 1
+
+    results = await asyncio.gather(
+        *(writer.record(envelope, payload, handled=True) for envelope, payload in lost),
+        return_exceptions=True,
+    )
+    stored_later = await writer.record(*later[0], handled=True)
+
+    assert all(isinstance(result, JournalWriteError) for result in results), results
+    assert stored_later is True
+    assert [await get_event(db, envelope.id) is None for envelope, _ in lost] == [True, True]
+    assert await count_events(db) == 2
 
 
 async def test_an_ignored_type_is_stored_as_ignored(db: Database, new_writer: NewWriter) -> None:
