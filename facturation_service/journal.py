@@ -109,6 +109,8 @@ _RECORD_STATEMENTS: dict[str, Any] = {
 # whatever the batch size and is prepared once per connection (a multi-row VALUES is a new
 # statement, prepared and planned, for every size; its rows cost SQLAlchemy more to bind too).
 # Strings go as text[]: a cast to varchar(n) would cut a long value that the INSERT refuses.
+# The three columns that follow from the others (as ``_record_parameters`` sets them) are
+# derived by the statement: each array element costs the driver more than the server.
 _BATCH_COLUMNS = {
     "id": "text",
     "type": "text",
@@ -118,16 +120,19 @@ _BATCH_COLUMNS = {
     "payload": "text",
     "received_at": "timestamptz",
     "status": "text",
-    "attempts": "integer",
-    "next_attempt_at": "timestamptz",
-    "processed_at": "timestamptz",
+}
+_DERIVED_COLUMNS = {
+    "attempts": "0",
+    "next_attempt_at": "received_at",
+    "processed_at": f"CASE WHEN status = '{EventStatus.PENDING}' THEN NULL ELSE received_at END",
 }
 _PG_BATCH = "".join(
     (
-        f"INSERT INTO {WebhookEvent.__tablename__} ({', '.join(_BATCH_COLUMNS)}) ",
-        "SELECT * FROM unnest(",
+        f"INSERT INTO {WebhookEvent.__tablename__} ",
+        f"({', '.join([*_BATCH_COLUMNS, *_DERIVED_COLUMNS])}) ",
+        f"SELECT {', '.join([*_BATCH_COLUMNS, *_DERIVED_COLUMNS.values()])} FROM unnest(",  # noqa: S608 - constants
         ", ".join(f"${n}::{kind}[]" for n, kind in enumerate(_BATCH_COLUMNS.values(), 1)),
-        ") ON CONFLICT (id) DO NOTHING RETURNING id",
+        f") AS batch({', '.join(_BATCH_COLUMNS)}) ON CONFLICT (id) DO NOTHING RETURNING id",
     )
 )
 

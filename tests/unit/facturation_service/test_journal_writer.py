@@ -154,6 +154,31 @@ async def test_an_ignored_type_is_stored_as_ignored(db: Database, new_writer: Ne
     assert (stored.status, stored.processed_at is not None) == ("ignored", True)
 
 
+async def test_a_batch_stores_each_event_s_bookkeeping_as_a_lone_insert_would(
+    db: Database, new_writer: NewWriter
+) -> None:
+    """Due at once and never attempted; an ignored one processed when received, a handled one
+    not yet (on PostgreSQL the batch derives these columns from ``received_at`` and
+    ``status``)."""
+    handled = delivery(stripe_events.event("invoice.paid", stripe_events.invoice("paid")))
+    ignored = delivery(stripe_events.customer_event())
+    writer = new_writer()
+
+    await asyncio.gather(
+        writer.record(*handled, handled=True), writer.record(*ignored, handled=False)
+    )
+
+    pending, done = [await get_event(db, envelope.id) for envelope, _ in (handled, ignored)]
+    assert pending is not None
+    assert done is not None
+    assert (pending.status, pending.attempts, pending.processed_at) == ("pending", 0, None)
+    assert (done.status, done.attempts, done.processed_at) == ("ignored", 0, done.received_at)
+    assert [pending.next_attempt_at, done.next_attempt_at] == [
+        pending.received_at,
+        done.received_at,
+    ]
+
+
 async def test_batches_written_at_once_store_each_repeated_event_once(
     db: Database, new_writer: NewWriter
 ) -> None:
