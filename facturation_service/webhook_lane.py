@@ -240,36 +240,52 @@ class WebhookLane(Lane):
                 alone.append(index)
             else:
                 admitted.append((index, journaled))
-        stored, answered_alone = await asyncio.gather(
-            # The journal's futures themselves: no task per delivery.
-            asyncio.gather(
-                *(self.intake.journal(journaled.admitted) for _, journaled in admitted),
-                return_exceptions=True,
-            ),
-            asyncio.gather(
-                *(self._answer_alone(relay_scope, host, deliveries[index]) for index in alone)
-            ),
-        )
         answers: list[RelayedAnswer | None] = [None] * len(deliveries)
-        for index, answer in zip(alone, answered_alone, strict=True):
-            answers[index] = answer
-        for (index, journaled), outcome in zip(admitted, stored, strict=True):
-            token = request_id_var.set(journaled.request_id)
-            try:
+        finished = 0
+        try:
+            stored, answered_alone = await asyncio.gather(
+                # The journal's futures themselves: no task per delivery.
+                asyncio.gather(
+                    *(self.intake.journal(journaled.admitted) for _, journaled in admitted),
+                    return_exceptions=True,
+                ),
+                asyncio.gather(
+                    *(self._answer_alone(relay_scope, host, deliveries[index]) for index in alone)
+                ),
+            )
+            for index, answer in zip(alone, answered_alone, strict=True):
+                answers[index] = answer
+            for (index, journaled), outcome in zip(admitted, stored, strict=True):
+                token = request_id_var.set(journaled.request_id)
                 try:
-                    answer = self._acknowledged(journaled, outcome)
-                except Exception as exc:  # the journal failed: a problem, as alone
-                    scope = _delivery_scope(relay_scope, host, deliveries[index].headers)
-                    answer = await _problem(scope, exc, journaled.request_id)
-                seconds = time.perf_counter() - journaled.started
-                self.metrics.finished(
-                    journaled.running, _METHOD, WEBHOOK_PATH, answer.status, seconds
-                )
-                log_exchange(_LOGGED_SCOPE, answer.status, journaled.started)
-            finally:
-                request_id_var.reset(token)
-            answers[index] = answer
+                    try:
+                        answer = self._acknowledged(journaled, outcome)
+                    except Exception as exc:  # the journal failed: a problem, as alone
+                        scope = _delivery_scope(relay_scope, host, deliveries[index].headers)
+                        answer = await _problem(scope, exc, journaled.request_id)
+                    finished += 1
+                    self._closed(journaled, answer.status)
+                finally:
+                    request_id_var.reset(token)
+                answers[index] = answer
+        finally:
+            # Left unanswered (the relay request was cancelled, its caller gone): closed as
+            # :class:`shared.Lane` closes an exchange that never answered.
+            for _, journaled in admitted[finished:]:
+                token = request_id_var.set(journaled.request_id)
+                try:
+                    self._closed(journaled, None)
+                finally:
+                    request_id_var.reset(token)
         return cast("list[RelayedAnswer]", answers)
+
+    def _closed(self, journaled: _Journaled, status: int | None) -> None:
+        """An admitted delivery's series and access log line, as :meth:`shared.Lane.closed`
+        makes them (``status`` None: never answered, counted as a 200 and logged as a 500)."""
+        answered = status is not None
+        seconds = time.perf_counter() - journaled.started if answered else 0.0
+        self.metrics.finished(journaled.running, _METHOD, WEBHOOK_PATH, status or 200, seconds)
+        log_exchange(_LOGGED_SCOPE, status or 500, journaled.started)
 
     def _admit(
         self,
