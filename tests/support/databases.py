@@ -27,6 +27,22 @@ def _dsn(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+async def terminate_connections(database_url: str) -> int:
+    """Close every server connection to the PostgreSQL database of ``database_url`` (as a
+    restart of the server would), each gone when this returns; how many there were."""
+    admin = await asyncpg.connect(_dsn(TEST_DATABASE_URL))
+    try:
+        # With a timeout, each backend has exited when the call returns (not only been told to).
+        terminated: int = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity"
+            " WHERE datname = $1 AND pid <> pg_backend_pid()",
+            make_url(database_url).database,
+        )
+    finally:
+        await admin.close()
+    return terminated
+
+
 @asynccontextmanager
 async def fresh_database(name: str, tmp_dir: Path) -> AsyncIterator[str]:
     """Yield a URL to an empty database that is dropped afterwards."""

@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import jwt
 import msgspec
@@ -14,13 +13,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from litestar.testing import AsyncTestClient
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from auth_service import AuthSettings, create_app, generate_private_key_pem
 from auth_service.tokens import Tokens
 from shared import INTERNAL_TOKEN_HEADER, PROBLEM_MEDIA_TYPE
-from tests.support.databases import TEST_DATABASE_URL, _dsn, using_postgres
+from tests.support.databases import terminate_connections, using_postgres
 from tests.unit.auth_service.conftest import INTERNAL_TOKEN, access_token
 from tests.unit.auth_service.tokens_support import claims, kid_of, private_key, signed, unsigned
 
@@ -252,17 +250,7 @@ async def test_the_check_survives_its_database_connections_being_dropped(
     token = await access_token(client)
     assert (await check(client, token)).status_code == 200
     if using_postgres():
-        name = make_url(auth_database_url).database
-        connection = await asyncpg.connect(_dsn(TEST_DATABASE_URL))
-        try:
-            terminated = await connection.fetchval(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                " WHERE datname = $1 AND pid <> pg_backend_pid()",
-                name,
-            )
-        finally:
-            await connection.close()
-        assert terminated >= 1
+        assert await terminate_connections(auth_database_url) >= 1
     response = await check(client, token)
     assert response.status_code == 200
     assert response.headers["x-user-id"] == response.json()["user_id"]

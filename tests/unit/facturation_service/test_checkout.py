@@ -6,17 +6,15 @@ import asyncio
 from typing import Any
 from urllib.parse import parse_qsl
 
-import asyncpg
 import httpx
 import pytest
 from litestar import Litestar
 from sqlalchemy import event, select
-from sqlalchemy.engine import make_url
 
 from facturation_service.models import Order
 from facturation_service.stripe_api import OpenedSession, StripeApi
 from shared import PROBLEM_MEDIA_TYPE, Database
-from tests.support.databases import TEST_DATABASE_URL, _dsn, using_postgres
+from tests.support.databases import terminate_connections, using_postgres
 from tests.support.sandbox import InProcessSandbox
 from tests.unit.facturation_service.conftest import RETURN_ORIGIN, FakeAuth, as_user
 
@@ -260,16 +258,7 @@ async def test_a_checkout_survives_its_database_connections_being_dropped(
     )
     assert first.status_code == 201
     if using_postgres():
-        connection = await asyncpg.connect(_dsn(TEST_DATABASE_URL))
-        try:
-            terminated = await connection.fetchval(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                " WHERE datname = $1 AND pid <> pg_backend_pid()",
-                make_url(facturation_url).database,
-            )
-        finally:
-            await connection.close()
-        assert terminated >= 1
+        assert await terminate_connections(facturation_url) >= 1
 
     second = await client.post(
         "/billing/checkout-sessions", json={"items": PAID}, headers=as_user(user_id)

@@ -10,12 +10,11 @@ import asyncpg
 import msgspec
 import pytest
 from sqlalchemy import event, text
-from sqlalchemy.engine import make_url
 
 from facturation_service.journal import EventEnvelope, JournalWriteError
 from shared import Database
 from tests.support import stripe_events
-from tests.support.databases import TEST_DATABASE_URL, _dsn, using_postgres
+from tests.support.databases import terminate_connections, using_postgres
 from tests.support.webhook_app import count_events, get_event
 from tests.unit.facturation_service.conftest import NewWriter
 
@@ -121,16 +120,7 @@ async def test_a_batch_on_a_connection_the_server_closed_fails_whole_and_the_nex
     )
     lost += [delivery(stripe_events.event("invoice.paid", stripe_events.invoice("paid")))]
     assert await writer.record(*first[0], handled=True)  # its flusher keeps the connection
-    admin = await asyncpg.connect(_dsn(TEST_DATABASE_URL))
-    try:
-        terminated = await admin.fetchval(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE datname = $1 AND pid <> pg_backend_pid()",
-            make_url(facturation_url).database,
-        )
-    finally:
-        await admin.close()
-    assert terminated >= 1
+    assert await terminate_connections(facturation_url) >= 1
 
     results = await asyncio.gather(
         *(writer.record(envelope, payload, handled=True) for envelope, payload in lost),

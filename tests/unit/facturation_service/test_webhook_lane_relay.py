@@ -5,7 +5,6 @@ and each still gets its access log line, as an exchange that never answered does
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import Any
 
 from prometheus_client import REGISTRY
@@ -20,11 +19,11 @@ from shared import (
     REQUEST_ID_HEADER,
     RelayedDelivery,
     RequestMetrics,
-    current_request_id,
     encode_relay,
     metrics_config,
 )
 from tests.support import stripe_events
+from tests.support.access_log import access_lines
 
 TOKEN = "lane-internal-token"
 APP_NAME = "relay-lane-test"
@@ -61,16 +60,6 @@ async def _litestar(scope: Any, receive: Any, send: Any) -> None:
 def _in_progress() -> float | None:
     labels = {"method": "POST", "path": WEBHOOK_PATH, "status_code": "200", "app_name": APP_NAME}
     return REGISTRY.get_sample_value("http_requests_in_progress", labels)
-
-
-class _AccessLines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: list[tuple[str, int, str | None]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        path, status = record.path, record.status  # type: ignore[attr-defined]
-        self.lines.append((path, status, current_request_id()))
 
 
 async def test_a_cancelled_relay_request_leaves_no_delivery_in_progress_and_logs_each() -> None:
@@ -121,20 +110,12 @@ async def test_a_cancelled_relay_request_leaves_no_delivery_in_progress_and_logs
     async def send(message: dict[str, Any]) -> None:
         raise AssertionError("nothing is answered: the journal never commits")
 
-    access = logging.getLogger("access")
-    handler = _AccessLines()
-    access.addHandler(handler)
-    level = access.level
-    access.setLevel(logging.INFO)
-    try:
+    with access_lines() as handler:
         request = asyncio.create_task(lane(scope, receive, send))  # type: ignore[arg-type]
         await asyncio.wait_for(journal.all_waiting.wait(), timeout=5)
         assert _in_progress() == 3
         request.cancel()
         await asyncio.wait([request])
-    finally:
-        access.removeHandler(handler)
-        access.setLevel(level)
 
     assert request.cancelled()
     assert _in_progress() == 0

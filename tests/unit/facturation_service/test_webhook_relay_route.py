@@ -3,7 +3,6 @@ same delivery sent alone: its own status, headers, request id, journal row, log 
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import msgspec
@@ -22,11 +21,11 @@ from shared import (
     Database,
     RelayedAnswer,
     RelayedDelivery,
-    current_request_id,
     decode_answers,
     encode_relay,
 )
 from tests.support import stripe_events
+from tests.support.access_log import access_lines
 from tests.support.webhook_app import INTERNAL_TOKEN, count_events, counted_deliveries
 
 NOT_OUR_SECRET = "whsec_not_ours_0123456789"
@@ -148,34 +147,14 @@ async def test_relayed_deliveries_the_journal_cannot_store_each_get_the_503_they
     assert counted_deliveries(after, 503) - counted_deliveries(before, 503) == 2
 
 
-class _AccessLines(logging.Handler):
-    """The access log's lines, each with the request id in force when it was written."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: list[tuple[str, int, str | None]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        path, status = record.path, record.status  # type: ignore[attr-defined]
-        self.lines.append((path, status, current_request_id()))
-
-
 async def test_each_relayed_delivery_writes_its_own_access_log_line(
     webhook_client: AsyncTestClient[Litestar],
 ) -> None:
-    access = logging.getLogger("access")
-    handler = _AccessLines()
-    access.addHandler(handler)
-    level = access.level
-    access.setLevel(logging.INFO)
-    try:
+    with access_lines() as handler:
         await _relay(
             webhook_client,
             [_delivery(_event_body(), request_id=f"rid-{n}") for n in range(3)],
         )
-    finally:
-        access.removeHandler(handler)
-        access.setLevel(level)
 
     assert sorted(handler.lines[:3]) == [("/webhooks/stripe", 200, f"rid-{n}") for n in range(3)]
     assert handler.lines[3][:2] == (RELAY_PATH, 200)
