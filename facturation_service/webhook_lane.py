@@ -20,6 +20,11 @@ This lane does for the deliveries it takes what those layers did, in one layer:
 
 ``python -m facturation_service`` serves it with ``shared.LaneProtocol``: a delivery the lane
 takes skips uvicorn's request-response cycle as well.
+
+The gateway's relay requests (``POST /internal/v1/webhook-deliveries``, several deliveries in
+one) take this lane too: each delivery it would take alone and the intake admits joins the
+journal's batch at once, without an exchange of its own, and is answered, counted and logged
+as above; any other is run through the app as a request of its own.
 """
 
 from __future__ import annotations
