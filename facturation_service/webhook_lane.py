@@ -45,6 +45,7 @@ from shared import (
     RELAY_MEDIA_TYPE,
     RELAY_PATH,
     REQUEST_ID_HEADER,
+    Answer,
     BadRequestError,
     ContentTooLargeError,
     Lane,
@@ -56,7 +57,6 @@ from shared import (
     decode_deliveries,
     encode_relay,
     internal_token_matches,
-    log_exchange,
     request_id_var,
     send_problem,
     with_request_id,
@@ -285,12 +285,14 @@ class WebhookLane(Lane):
         return cast("list[RelayedAnswer]", answers)
 
     def _closed(self, journaled: _Journaled, status: int | None) -> None:
-        """An admitted delivery's series and access log line, as :meth:`shared.Lane.closed`
-        makes them (``status`` None: never answered, counted as a 200 and logged as a 500)."""
-        answered = status is not None
-        seconds = time.perf_counter() - journaled.started if answered else 0.0
-        self.metrics.finished(journaled.running, _METHOD, WEBHOOK_PATH, status or 200, seconds)
-        log_exchange(_LOGGED_SCOPE, status or 500, journaled.started)
+        """An admitted delivery's series and access log line, by :meth:`shared.Lane.closed`
+        (``status`` None: it never answered)."""
+        answer = Answer()
+        if status is not None:
+            answer.status = status
+            answer.answered = True
+            answer.seconds = time.perf_counter() - journaled.started
+        self.closed(_LOGGED_SCOPE, WEBHOOK_PATH, answer, journaled.running, journaled.started)
 
     def _admit(
         self,
