@@ -203,7 +203,8 @@ def create_app(
 
 async def open_database_connections(database: Database, count: int) -> None:
     """Opens ``count`` connections on each pool before the first request: the checkout's order
-    pool (``Checkout`` writes its row there) and the main one (customers, everything else).
+    pool (``Database.insert_row``, where ``Checkout`` writes its row) and the main one
+    (customers, everything else).
 
     A first burst after a start otherwise opened them on its way: in the checkout bench's
     first round of 100, the order pool went from 1 to 10 connections while 100 rows waited
@@ -213,8 +214,7 @@ async def open_database_connections(database: Database, count: int) -> None:
     """
     try:
         async with asyncio.timeout(CONNECT_AT_START_SECONDS):
-            for engine in (database.single_statement_engine(), database.engine):
-                await database.open_connections(engine, count)
+            await database.open_connections(count)
     except Exception as exc:  # (an ExceptionGroup of the driver's errors, or the timeout)
         logger.warning("database connections not opened at start-up: %r", exc)
 

@@ -14,7 +14,6 @@ from urllib.parse import urlsplit
 
 import msgspec
 from sqlalchemy import insert, or_, select
-from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from facturation_service import fulfilment, subscription_slots
 from facturation_service.catalog import Catalog, Product
@@ -130,32 +129,14 @@ class Checkout:
             ),
             idempotency_key=checkout_idempotency_key(order_id),
         )
-        await self._write_order(
+        # One round trip, retried once on a connection a database restart dropped.
+        await self.database.insert_row(
+            _ORDERS,
             _pending_order(
                 basket, session, order_id=order_id, user_id=user_id, user_stripe_id=user_stripe_id
-            )
+            ),
         )
         return _pending_response(basket, session, order_id)
-
-    async def _write_order(self, values: dict[str, Any]) -> None:
-        """The order row in one round trip (``Database.single_statement_engine``): a lone
-        ``INSERT`` needs no transaction around it, nor a ping first. A pooled connection a
-        database restart dropped is retried once on a fresh one; if the first attempt had in
-        fact been stored, the retry meets its own row (the order id is this request's)."""
-        engine = self.database.single_statement_engine()
-        for retry in (False, True):
-            try:
-                async with engine.connect() as connection:
-                    await connection.execute(_INSERT_ORDER, values)
-            except IntegrityError:
-                if retry:
-                    return
-                raise
-            except DBAPIError as exc:
-                if retry or not exc.connection_invalidated:
-                    raise
-                continue
-            return
 
     async def _open_subscription_session(
         self, basket: PricedBasket, plan: Product, *, user_id: str, return_url: str
@@ -485,8 +466,8 @@ def subscription_checkout_params(
     }
 
 
-# One statement compiled once: the checkout path is hot (see tests/bench/bench_checkout.py).
-_INSERT_ORDER = insert(Order.metadata.tables[Order.__tablename__])
+_ORDERS = Order.metadata.tables[Order.__tablename__]
+_INSERT_ORDER = insert(_ORDERS)
 
 
 def _pending_order(

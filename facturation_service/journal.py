@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from facturation_service.bounds import INT64_MAX
 from facturation_service.models import WebhookEvent, utcnow
+from shared import is_lost_connection
 
 __all__ = [
     "ClaimedEvent",
@@ -268,7 +269,7 @@ class JournalWriter:
                     except Exception as exc:
                         if connection is not None:
                             # Broken or not, it goes back (or is dropped) before anything else.
-                            if _is_disconnect(exc):
+                            if is_lost_connection(exc):
                                 await connection.invalidate()
                             await connection.close()
                             connection = None
@@ -311,7 +312,7 @@ class JournalWriter:
     async def _failed(
         self, batch: list[tuple[dict[str, Any], asyncio.Future[bool]]], exc: Exception
     ) -> None:
-        if len(batch) == 1 or _is_disconnect(exc):
+        if len(batch) == 1 or is_lost_connection(exc):
             for _, future in batch:  # each waiting request answers 5xx
                 if not future.done():
                     future.set_exception(_write_error(exc))
@@ -359,20 +360,6 @@ class JournalWriter:
 
 def _event_id(item: tuple[dict[str, Any], asyncio.Future[bool]]) -> str:
     return str(item[0]["id"])
-
-
-def _is_disconnect(exc: Exception) -> bool:
-    """The database is unreachable, not one row bad: writing row by row would only fail slower.
-    (asyncpg's own ``DataError`` for a value it cannot send is an ``InterfaceError`` too: that
-    is one row bad.)"""
-    return (
-        isinstance(exc, OSError | asyncpg.PostgresConnectionError | _OPERATOR_INTERVENTION)
-        or (isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc))
-        or bool(getattr(exc, "connection_invalidated", False))
-    )
-
-
-_OPERATOR_INTERVENTION = asyncpg.exceptions.OperatorInterventionError  # shutdown, cancel
 
 
 def _write_error(exc: Exception) -> Exception:

@@ -9,6 +9,7 @@ from shared._database import (
     Database,
     async_database_url,
     database_url,
+    is_lost_connection,
     is_sqlite,
     named_metadata,
 )
@@ -165,6 +166,7 @@ __all__ = [
     "internal_client",
     "internal_token_matches",
     "invalid_token",
+    "is_lost_connection",
     "is_sqlite",
     "load_settings",
     "log_exchange",

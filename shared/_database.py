@@ -15,11 +15,14 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import msgspec
 from litestar.datastructures import State
-from sqlalchemy import MetaData, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import JSON, MetaData, Table, event, insert, text
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -31,6 +34,7 @@ __all__ = [
     "Database",
     "async_database_url",
     "database_url",
+    "is_lost_connection",
     "is_sqlite",
     "named_metadata",
     "provide_db_session",
@@ -138,6 +142,50 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def is_lost_connection(exc: BaseException) -> bool:
+    """The database is out of reach or the connection is gone (a restart, a network cut, the
+    server shutting down), whichever layer says so: another attempt on a fresh connection may
+    succeed, where one bad statement or row would fail again. (asyncpg's own ``DataError`` for
+    a value it cannot send is an ``InterfaceError`` too: that is one row bad.)"""
+    return (
+        isinstance(exc, OSError | asyncpg.PostgresConnectionError | _OPERATOR_INTERVENTION)
+        or (isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc))
+        or bool(getattr(exc, "connection_invalidated", False))
+    )
+
+
+_OPERATOR_INTERVENTION = asyncpg.exceptions.OperatorInterventionError  # shutdown, cancel
+
+
+def _is_unique_violation(exc: Exception) -> bool:
+    return isinstance(exc, asyncpg.UniqueViolationError | IntegrityError)
+
+
+async def _autocommitted(_connection: asyncpg.Connection) -> None:
+    """``insert_row``'s connections need no reset when handed back: each ran one statement in
+    autocommit and changed nothing of the session (asyncpg's default reset is a round trip)."""
+
+
+class _RowInsert:
+    """An ``INSERT`` of given columns of ``table`` in asyncpg's form (names from the table's
+    metadata, quoted as the dialect quotes them), JSON columns encoded as SQLAlchemy's engines
+    encode them."""
+
+    def __init__(self, table: Table, columns: tuple[str, ...], dialect: Dialect) -> None:
+        self.columns = columns
+        quote = dialect.identifier_preparer
+        names = ", ".join(quote.quote(name) for name in columns)
+        places = ", ".join(f"${position}" for position in range(1, len(columns) + 1))
+        self.statement = f"INSERT INTO {quote.format_table(table)} ({names}) VALUES ({places})"  # noqa: S608 (no value in the text)
+        self._json = frozenset(name for name in columns if isinstance(table.c[name].type, JSON))
+
+    def arguments(self, values: Mapping[str, Any]) -> list[Any]:
+        return [
+            _json_text(values[name]) if name in self._json else values[name]
+            for name in self.columns
+        ]
+
+
 def _json_text(value: Any) -> str:
     """JSON columns are written by msgspec: the same document as ``json.dumps`` (compact, and
     valid where ``json.dumps`` would write ``NaN``), several times faster on a 6 kB snapshot."""
@@ -147,84 +195,138 @@ def _json_text(value: Any) -> str:
 class Database:
     """The engine and session factory of one service."""
 
+    ROW_POOL_SIZE = 10
+    """Connections of ``insert_row``'s pool on PostgreSQL, at most."""
+
     def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int = 10) -> None:
         _create_sqlite_folder(url)
         self.url = async_database_url(url)
+        self._sqlite = is_sqlite(self.url)
         kwargs: dict[str, Any] = {"pool_pre_ping": True}
-        if is_sqlite(self.url):
+        if self._sqlite:
             _put_sqlite_file_in_wal(self.url)
             kwargs = {"connect_args": {"timeout": _SQLITE_BUSY_SECONDS}}
         else:
             kwargs.update(pool_size=pool_size, max_overflow=max_overflow, pool_recycle=1800)
         kwargs["json_serializer"] = _json_text
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
-        if is_sqlite(self.url):
+        if self._sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
-        self._single_statement: AsyncEngine | None = None
+        self._row_pool: asyncpg.Pool | None = None
+        self._row_inserts: dict[tuple[str, tuple[str, ...]], _RowInsert] = {}
 
-    def single_statement_engine(self, *, pool_size: int = 10) -> AsyncEngine:
-        """An engine for a hot path whose work is one statement: autocommit and no pre-ping, so
-        the statement is one round trip. (The main pool pings each checkout, on asyncpg with
-        BEGIN, ping, ROLLBACK, and wraps the statement in BEGIN/COMMIT: six where one does.)
+    async def insert_row(self, table: Table, values: Mapping[str, Any]) -> None:
+        """One row in one round trip, for a hot path whose work is that ``INSERT`` (the
+        checkout's order): autocommit, no ping first. On PostgreSQL the statement goes straight
+        to a small asyncpg pool of its own (``ROW_POOL_SIZE`` connections): through SQLAlchemy's
+        pool, execution and result layers the same ``INSERT`` cost three times the CPU
+        (docs/benchmarks.md). The main pool would also ping each checkout and wrap the
+        statement in BEGIN/COMMIT: six round trips where one does.
 
-        Without the ping, a connection dropped by a database restart fails its statement
-        with ``DBAPIError.connection_invalidated`` set: the caller retries once. Built once
-        (later calls return it), disposed with the database. SQLite has no such cost and keeps
-        its one engine (and its pragmas).
+        A pooled connection a database restart dropped fails its statement: it is retried once
+        on a fresh one. If the first attempt had in fact been stored, the retry meets its own
+        row and returns, so ``values`` must hold a key of the caller's own making (a new id).
+        Any other error is raised as it came (asyncpg's on PostgreSQL, SQLAlchemy's on SQLite):
+        a unique violation on the first attempt is a real conflict.
         """
-        if self._single_statement is None:
-            if self.is_sqlite:
-                self._single_statement = self.engine.execution_options(isolation_level="AUTOCOMMIT")
-            else:
-                self._single_statement = create_async_engine(
-                    self.url,
-                    isolation_level="AUTOCOMMIT",
-                    pool_size=pool_size,
-                    max_overflow=0,
-                    pool_recycle=1800,
-                    json_serializer=_json_text,
-                )
-        return self._single_statement
+        for retry in (False, True):
+            try:
+                await self._insert_once(table, values)
+            except Exception as exc:
+                if retry and _is_unique_violation(exc):
+                    return  # the first attempt's row
+                if retry or not is_lost_connection(exc):
+                    raise
+                continue
+            return
 
-    async def open_connections(self, engine: AsyncEngine, count: int) -> int:
-        """Opens ``count`` of ``engine``'s connections at once (at most its pool's size) and
-        hands them back to the pool, which keeps them: what asyncpg's own pool does with
-        ``min_size``. Called at start-up, so the first burst finds them open instead of each
-        of its requests connecting on its way (asyncpg's connect, then SQLAlchemy's set-up of
-        the connection, its JSON codecs: 0.7 ms of CPU and 2 ms each, docs/benchmarks.md).
-        Returns how many were opened; SQLite opens none (a file, nothing to wait for). If one
+    async def _insert_once(self, table: Table, values: Mapping[str, Any]) -> None:
+        if self.is_sqlite:  # a file: no pool worth skipping
+            async with self.engine.connect() as connection:
+                autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+                await autocommit.execute(insert(table), dict(values))
+            return
+        row_insert = self._row_insert(table, tuple(values))
+        pool = await self._rows()
+        async with pool.acquire() as connection:
+            await connection.execute(row_insert.statement, *row_insert.arguments(values))
+
+    def _row_insert(self, table: Table, columns: tuple[str, ...]) -> _RowInsert:
+        key = (table.name, columns)
+        found = self._row_inserts.get(key)
+        if found is None:
+            found = self._row_inserts[key] = _RowInsert(table, columns, self.engine.dialect)
+        return found
+
+    async def _rows(self) -> asyncpg.Pool:
+        """``insert_row``'s pool, made on first use. It opens no connection yet (``min_size``
+        0), so initialising it never suspends: no other task can find it half made."""
+        if self._row_pool is None:
+            _, connect_kwargs = self.engine.dialect.create_connect_args(make_url(self.url))
+            self._row_pool = asyncpg.create_pool(
+                min_size=0,
+                max_size=self.ROW_POOL_SIZE,
+                # Kept while idle, as SQLAlchemy's pools keep theirs (opened ahead at start).
+                max_inactive_connection_lifetime=0,
+                reset=_autocommitted,
+                **connect_kwargs,
+            )
+            await self._row_pool
+        return self._row_pool
+
+    async def open_connections(self, count: int) -> int:
+        """Opens ``count`` connections at once on each pool (the main one, ``insert_row``'s; at
+        most each pool's size) and hands them back to the pool, which keeps them. Called at
+        start-up, so the first burst finds them open instead of each of its requests
+        connecting on its way (asyncpg's connect, then SQLAlchemy's set-up of the connection,
+        its JSON codecs: 0.7 ms of CPU and 2 ms each, docs/benchmarks.md). Returns how many
+        were opened on the main pool; SQLite opens none (a file, nothing to wait for). If one
         fails (or the caller's timeout cancels them), those already open are handed back.
         """
-        pool = engine.sync_engine.pool
+        pool = self.engine.sync_engine.pool
         if self.is_sqlite or count <= 0 or not isinstance(pool, QueuePool):
             return 0
+        rows = await self._rows()
         count = min(count, pool.size())
-        opened: list[Any] = []
+        opened: list[AsyncConnection] = []
+        acquired: list[asyncpg.pool.PoolConnectionProxy] = []
 
         async def connect() -> None:
-            opened.append(await engine.connect())
+            opened.append(await self.engine.connect())
+
+        async def acquire() -> None:
+            acquired.append(await rows.acquire())
 
         try:
             async with asyncio.TaskGroup() as group:
                 for _ in range(count):
                     group.create_task(connect())
+                for _ in range(min(count, self.ROW_POOL_SIZE)):
+                    group.create_task(acquire())
         finally:
             for connection in opened:
                 await connection.close()
+            for row_connection in acquired:
+                await rows.release(row_connection)
         return count
 
     @property
+    def row_pool_connections(self) -> int:
+        """The connections ``insert_row``'s pool holds open (none before its first use)."""
+        return 0 if self._row_pool is None else self._row_pool.get_size()
+
+    @property
     def is_sqlite(self) -> bool:
-        return is_sqlite(self.url)
+        return self._sqlite
 
     async def ping(self) -> None:
         async with self.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
-        if self._single_statement is not None and not self.is_sqlite:
-            await self._single_statement.dispose()
+        if self._row_pool is not None:
+            await self._row_pool.close()
         await self.engine.dispose()
 
 

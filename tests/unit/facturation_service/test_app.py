@@ -47,24 +47,25 @@ async def test_the_order_pool_and_the_main_pool_are_open_before_the_first_reques
     settings = msgspec.structs.replace(settings, facturation_database_connections_at_start=7)
     app: Litestar = create_app(settings, stripe=sandbox.stripe_api("sk_test_pools"), auth=fake_auth)
     database: Database = app.state.database
-    order_engine = database.single_statement_engine()
     async with running(app):
-        order_pool = order_engine.sync_engine.pool
         main_pool = database.engine.sync_engine.pool
         opened = {
-            "order pool": order_pool.checkedin() + order_pool.checkedout(),  # type: ignore[attr-defined]
+            "order pool": database.row_pool_connections,
             "main pool": main_pool.checkedin() + main_pool.checkedout(),  # type: ignore[attr-defined]
         }
         # Never more than a pool keeps (the order pool keeps 10).
-        capped = await database.open_connections(order_engine, 50)
+        capped = await database.open_connections(50)
+        order_pool_after = database.row_pool_connections
     if using_postgres():
         # The worker and the periodic jobs may hold more of the main pool's by now.
         assert opened["order pool"] == 7
         assert opened["main pool"] >= 7
-        assert capped == 10
+        assert order_pool_after == Database.ROW_POOL_SIZE == 10
+        assert capped == main_pool.size()  # type: ignore[attr-defined]
     else:
         # SQLite opens a file per connection: nothing to open ahead.
         assert capped == 0
+        assert opened["order pool"] == order_pool_after == 0
 
 
 async def test_a_database_that_cannot_be_reached_at_start_does_not_stop_the_service(
