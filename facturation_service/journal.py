@@ -179,6 +179,12 @@ class JournalWriter:
     for that commit): the commits overlap, and the server flushes its log for them together.
     Each batch is sorted by event id, so two batches holding the same ids lock them in the same
     order and never deadlock. SQLite has one writer: one batch at a time there.
+
+    A flusher keeps its connection while deliveries keep coming (``linger``), without the pool's
+    ping: a batch that finds that connection closed by the server (a restart) is written again
+    once, on a fresh one. A batch that loses a fresh connection fails whole (503: Stripe sends
+    it again); one that fails any other way is written again row by row, so one bad event does
+    not fail its neighbours.
     """
 
     def __init__(
@@ -254,6 +260,7 @@ class JournalWriter:
         # seconds after: the pool's liveness ping (three round trips with asyncpg) is paid once
         # per burst, not once per batch.
         connection: AsyncConnection | None = None
+        kept = False  # the connection has stored a batch already
         try:
             while True:
                 if self._waiting_flusher is asyncio.current_task():
@@ -264,7 +271,7 @@ class JournalWriter:
                     batch.sort(key=_event_id)
                     try:
                         if connection is None:
-                            connection = await self._connect()
+                            connection, kept = await self._connect(), False
                         inserted = await self._insert(connection, [row for row, _ in batch])
                     except Exception as exc:
                         if connection is not None:
@@ -273,8 +280,15 @@ class JournalWriter:
                                 await connection.invalidate()
                             await connection.close()
                             connection = None
+                        if kept and is_lost_connection(exc):
+                            # A kept connection the server closed meanwhile (a restart): the
+                            # batch goes again, first, on a fresh one. Had it been stored, the
+                            # events come back as repeats (ON CONFLICT DO NOTHING).
+                            self._pending[:0] = batch
+                            continue
                         await self._failed(batch, exc)
                         continue
+                    kept = True
                     for parameters, future in batch:
                         # The same event twice in one batch: the first delivery stored it.
                         new = parameters["id"] in inserted

@@ -109,44 +109,75 @@ async def test_a_failed_batch_fails_with_the_journal_s_error_caused_by_the_datab
     assert isinstance(cause, asyncpg.UndefinedTableError if using_postgres() else Exception)
 
 
-async def test_a_batch_on_a_connection_the_server_closed_fails_whole_and_the_next_is_stored(
+async def test_a_batch_on_a_kept_connection_the_server_closed_is_stored_on_a_fresh_one(
     db: Database, new_writer: NewWriter, facturation_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A lost connection is no bad row: its batch fails at once (not written again row by row
-    on it), the connection is dropped, and the next batch gets a working one. PostgreSQL's
-    server closes the connection; SQLite has no server, so there its next write meets what a
-    socket cut under it raises, once."""
+    """A restart between two batches: the flusher's lingering connection is gone, so the batch
+    is written again on a fresh connection and every delivery is answered as stored, none 503.
+    PostgreSQL's server closes the connection; SQLite has no server, so there the next write
+    meets what a socket cut under it raises, once."""
     writer = new_writer(linger=30)
-    first, lost, later = (
-        [delivery(stripe_events.event("invoice.paid", stripe_events.invoice("paid")))]
-        for _ in range(3)
-    )
-    lost += [delivery(stripe_events.event("invoice.paid", stripe_events.invoice("paid")))]
-    assert await writer.record(*first[0], handled=True)  # its flusher keeps the connection
+    first = delivery(stripe_events.event("invoice.paid", stripe_events.invoice("paid")))
+    after_restart = [
+        delivery(stripe_events.event("invoice.paid", stripe_events.invoice("paid")))
+        for _ in range(2)
+    ]
+    assert await writer.record(*first, handled=True)  # its flusher keeps the connection
+    insert = JournalWriter._insert
+    attempts: list[int] = []
+
+    async def counted(connection: AsyncConnection, rows: list[dict[str, Any]]) -> set[str]:
+        attempts.append(len(rows))
+        if not using_postgres() and len(attempts) == 1:
+            raise ConnectionResetError("connection reset by peer")
+        return await insert(connection, rows)
+
+    monkeypatch.setattr(JournalWriter, "_insert", staticmethod(counted))
     if using_postgres():
         assert await terminate_connections(facturation_url) >= 1
-    else:
-        insert = JournalWriter._insert
-        cut: list[bool] = []
 
-        async def cut_once(connection: AsyncConnection, rows: list[dict[str, Any]]) -> set[str]:
-            if not cut:
-                cut.append(True)
-                raise ConnectionResetError("connection reset by peer")
-            return await insert(connection, rows)
+    results = await asyncio.gather(
+        *(writer.record(envelope, payload, handled=True) for envelope, payload in after_restart)
+    )
 
-        monkeypatch.setattr(JournalWriter, "_insert", staticmethod(cut_once))
+    assert results == [True, True]
+    assert attempts == [2, 2]  # the batch whole, twice: not row by row
+    assert await count_events(db) == 3
+
+
+async def test_a_batch_that_loses_a_fresh_connection_fails_whole(
+    db: Database, new_writer: NewWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database out of reach: the batch fails at once with the journal's error (503), not
+    written again row by row nor retried again, and the next batch is stored once it is back."""
+    writer = new_writer(linger=30)
+    lost = [
+        delivery(stripe_events.event("invoice.paid", stripe_events.invoice("paid")))
+        for _ in range(2)
+    ]
+    later = delivery(stripe_events.event("invoice.paid", stripe_events.invoice("paid")))
+    insert = JournalWriter._insert
+    attempts: list[int] = []
+
+    async def cut(connection: AsyncConnection, rows: list[dict[str, Any]]) -> set[str]:
+        attempts.append(len(rows))
+        if len(attempts) == 1:
+            raise ConnectionResetError("connection reset by peer")
+        return await insert(connection, rows)
+
+    monkeypatch.setattr(JournalWriter, "_insert", staticmethod(cut))
 
     results = await asyncio.gather(
         *(writer.record(envelope, payload, handled=True) for envelope, payload in lost),
         return_exceptions=True,
     )
-    stored_later = await writer.record(*later[0], handled=True)
+    stored_later = await writer.record(*later, handled=True)
 
     assert all(isinstance(result, JournalWriteError) for result in results), results
+    assert attempts == [2, 1]
     assert stored_later is True
     assert [await get_event(db, envelope.id) is None for envelope, _ in lost] == [True, True]
-    assert await count_events(db) == 2
+    assert await count_events(db) == 1
 
 
 async def test_an_ignored_type_is_stored_as_ignored(db: Database, new_writer: NewWriter) -> None:
