@@ -12,7 +12,6 @@ from contextlib import AbstractAsyncContextManager
 from argon2 import PasswordHasher
 from litestar import Litestar
 from sqlalchemy import delete
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from auth_service.api_docs import API_DOCS
 from auth_service.models import RevokedToken
@@ -21,7 +20,7 @@ from auth_service.ratelimit import LoginRateLimiter
 from auth_service.routes import dependencies, route_handlers
 from auth_service.settings import AuthSettings
 from auth_service.signing_keys import KeyRing
-from auth_service.tokens import Tokens, revocation_engine
+from auth_service.tokens import Tokens
 from shared import Database, create_service_app, load_settings
 
 __all__ = ["create_app", "load"]
@@ -51,10 +50,9 @@ async def _purge_expired(database: Database, limiter: LoginRateLimiter) -> None:
 
 
 def _housekeeping(
-    database: Database, limiter: LoginRateLimiter, lookup_engine: AsyncEngine
+    database: Database, limiter: LoginRateLimiter
 ) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
-    """Lifespan: drop revocations of expired tokens and login attempts out of the window; close
-    the revocation lookup's own pool at the end."""
+    """Lifespan: drop revocations of expired tokens and login attempts out of the window."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
@@ -73,8 +71,6 @@ def _housekeeping(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            if lookup_engine.sync_engine.pool is not database.engine.sync_engine.pool:
-                await lookup_engine.dispose()
 
     return lifespan
 
@@ -83,14 +79,12 @@ def create_app(settings: AuthSettings | None = None) -> Litestar:
     settings = settings or load()
     database = Database(settings.auth_database_url)
     keys = KeyRing.from_pems(settings.jwt_private_key, settings.jwt_previous_public_keys)
-    lookup_engine = revocation_engine(database)
     tokens = Tokens(
         keys,
         issuer=settings.jwt_issuer,
         audience=settings.jwt_audience,
         ttl_seconds=settings.jwt_ttl_seconds,
-        engine=database.engine,
-        lookup_engine=lookup_engine,
+        database=database,
     )
     limiter = LoginRateLimiter(
         database.engine,
@@ -123,6 +117,6 @@ def create_app(settings: AuthSettings | None = None) -> Litestar:
         database=database,
         state={"passwords": passwords, "tokens": tokens, "login_rate_limiter": limiter},
         dependencies=dependencies,
-        lifespan=[_housekeeping(database, limiter, lookup_engine), hashing_threads],
+        lifespan=[_housekeeping(database, limiter), hashing_threads],
         api_docs=API_DOCS,
     )

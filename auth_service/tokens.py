@@ -12,36 +12,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
-from sqlalchemy import insert, select
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy import insert
+from sqlalchemy.exc import IntegrityError
 
 from auth_service.models import RevokedToken
 from auth_service.signing_keys import ALGORITHM, KeyRing
-from shared import Database, ServiceUnavailableError, invalid_token
+from shared import DATABASE_ERRORS, Database, ServiceUnavailableError, invalid_token
 
-__all__ = ["AccessToken", "TokenClaims", "Tokens", "revocation_engine"]
+__all__ = ["AccessToken", "TokenClaims", "Tokens"]
 
 REQUIRED_CLAIMS = ["sub", "email", "iss", "aud", "iat", "exp", "jti"]
-
-
-def revocation_engine(database: Database) -> AsyncEngine:
-    """The check route's own pool: autocommit and no pre-ping, so a lookup is one round trip.
-
-    The service's main pool pings every checkout (on asyncpg: BEGIN, ping, ROLLBACK) and wraps a
-    lone SELECT in BEGIN/ROLLBACK: six round trips where one does. SQLite has no such cost and
-    keeps its one engine (and its pragmas).
-    """
-    if database.is_sqlite:
-        return database.engine.execution_options(isolation_level="AUTOCOMMIT")
-    return create_async_engine(
-        database.url,
-        isolation_level="AUTOCOMMIT",
-        # Each lookup holds a connection for one round trip: a few go a long way.
-        pool_size=5,
-        max_overflow=10,
-        pool_recycle=1800,
-    )
+_REVOKED = RevokedToken.metadata.tables[RevokedToken.__tablename__]
 
 
 @dataclass(frozen=True)
@@ -67,19 +48,13 @@ class Tokens:
         issuer: str,
         audience: str,
         ttl_seconds: int,
-        engine: AsyncEngine,
-        lookup_engine: AsyncEngine | None = None,
+        database: Database,
     ) -> None:
-        """Args:
-        lookup_engine: where the hot-path revocation lookup runs (see ``revocation_engine``);
-            ``engine`` by default.
-        """
         self.keys = keys
         self.issuer = issuer
         self.audience = audience
         self.ttl_seconds = ttl_seconds
-        self._engine = engine
-        self._lookup_engine = lookup_engine or engine
+        self._database = database
 
     def issue(self, *, user_id: str, email: str) -> AccessToken:
         now = int(time.time())
@@ -134,24 +109,19 @@ class Tokens:
             raise invalid_token("The token has been revoked.")
         return claims
 
-    async def _is_revoked(self, jti: str, *, retry: bool = True) -> bool:
-        query = select(RevokedToken.jti).where(RevokedToken.jti == jti)
+    async def _is_revoked(self, jti: str) -> bool:
+        """One primary-key lookup in one round trip (``Database.row_exists``: no ping, no
+        transaction; a connection a database restart dropped is retried once). An unreachable
+        list fails the check closed: 503, never 200."""
         try:
-            async with self._lookup_engine.connect() as connection:
-                return await connection.scalar(query) is not None
-        except DBAPIError as exc:
-            # Without pre-ping a pooled connection may have died (database restart); SQLAlchemy
-            # has invalidated it, and one retry takes a fresh one.
-            if retry and exc.connection_invalidated:
-                return await self._is_revoked(jti, retry=False)
-            raise ServiceUnavailableError("The revocation list is unreachable.") from None
-        except (SQLAlchemyError, OSError):
+            return await self._database.row_exists(_REVOKED, "jti", jti)
+        except DATABASE_ERRORS:
             raise ServiceUnavailableError("The revocation list is unreachable.") from None
 
     async def revoke(self, claims: TokenClaims) -> None:
         """Idempotent: revoking twice keeps one row, kept until the token's own expiry."""
         try:
-            async with self._engine.begin() as connection:
+            async with self._database.engine.begin() as connection:
                 await connection.execute(
                     insert(RevokedToken).values(jti=claims.jti, expires_at=claims.exp)
                 )

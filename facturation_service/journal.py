@@ -17,7 +17,6 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, cast
 
-import asyncpg
 import msgspec
 from sqlalchemy import (
     Integer,
@@ -32,12 +31,11 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from facturation_service.bounds import INT64_MAX
 from facturation_service.models import WebhookEvent, utcnow
-from shared import is_lost_connection
+from shared import DATABASE_ERRORS, is_lost_connection
 
 __all__ = [
     "ClaimedEvent",
@@ -83,10 +81,6 @@ class EventEnvelope(msgspec.Struct):
 class JournalWriteError(Exception):
     """The journal could not store the batch holding an event: nothing of it was stored. Its
     ``__cause__`` is the database's, the driver's or the network's error."""
-
-
-# What a write can fail with: through SQLAlchemy, straight from the driver, or on the network.
-_WRITE_ERRORS = (SQLAlchemyError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 class ClaimedEvent(msgspec.Struct, frozen=True):
@@ -379,7 +373,7 @@ def _event_id(item: tuple[dict[str, Any], asyncio.Future[bool]]) -> str:
 def _write_error(exc: Exception) -> Exception:
     """What a delivery's future fails with when ``exc`` failed its batch's write: a
     :class:`JournalWriteError`, or ``exc`` itself when it is no write error (a bug)."""
-    if not isinstance(exc, _WRITE_ERRORS):
+    if not isinstance(exc, DATABASE_ERRORS):
         return exc
     error = JournalWriteError(f"The journal could not store the batch: {type(exc).__name__}.")
     error.__cause__ = exc

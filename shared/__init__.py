@@ -6,6 +6,7 @@ from shared._app import create_service_app, freeze_startup_objects
 from shared._bearer import BEARER_CHALLENGE, bearer_token, invalid_token
 from shared._cache import BoundedCache, RememberedRefusals
 from shared._database import (
+    DATABASE_ERRORS,
     Database,
     async_database_url,
     database_url,
@@ -96,6 +97,7 @@ from shared._settings import (
 __all__ = [
     "BEARER_CHALLENGE",
     "CREDENTIAL_PROBLEM",
+    "DATABASE_ERRORS",
     "DEFAULT_MAX_BODY_BYTES",
     "INTERNAL_TOKEN_HEADER",
     "MAX_JSON_DEPTH",

@@ -11,16 +11,16 @@ import contextlib
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import msgspec
 from litestar.datastructures import State
-from sqlalchemy import JSON, MetaData, Table, event, insert, text
+from sqlalchemy import JSON, MetaData, Table, event, insert, literal, select, text
 from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import QueuePool
 
 __all__ = [
+    "DATABASE_ERRORS",
     "Database",
     "async_database_url",
     "database_url",
@@ -41,6 +42,7 @@ __all__ = [
 ]
 
 _SQLITE_BUSY_SECONDS = 10
+T = TypeVar("T")
 
 
 def async_database_url(url: str) -> str:
@@ -156,6 +158,25 @@ def is_lost_connection(exc: BaseException) -> bool:
 
 _OPERATOR_INTERVENTION = asyncpg.exceptions.OperatorInterventionError  # shutdown, cancel
 
+DATABASE_ERRORS = (SQLAlchemyError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+"""What the database's failures are raised as, through SQLAlchemy or straight from asyncpg (a
+timeout and a refused connection are ``OSError``): what a caller turns into a 503."""
+
+
+async def _retried_once(attempt: Callable[[bool], Awaitable[T]]) -> T:
+    """``attempt(False)``; when it lost its connection, ``attempt(True)`` on a fresh one."""
+    try:
+        return await attempt(False)
+    except Exception as exc:
+        if not is_lost_connection(exc):
+            raise
+    return await attempt(True)
+
+
+def _row_lookup(table: Table, column: str, dialect: Dialect) -> str:
+    quote = dialect.identifier_preparer
+    return f"SELECT 1 FROM {quote.format_table(table)} WHERE {quote.quote(column)} = $1 LIMIT 1"  # noqa: S608 (no value in the text)
+
 
 def _is_unique_violation(exc: Exception) -> bool:
     return isinstance(exc, asyncpg.UniqueViolationError | IntegrityError)
@@ -215,6 +236,7 @@ class Database:
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         self._row_pool: asyncpg.Pool | None = None
         self._row_inserts: dict[tuple[str, tuple[str, ...]], _RowInsert] = {}
+        self._row_lookups: dict[tuple[str, str], str] = {}
 
     async def insert_row(self, table: Table, values: Mapping[str, Any]) -> None:
         """One row in one round trip, for a hot path whose work is that ``INSERT`` (the
@@ -230,27 +252,52 @@ class Database:
         Any other error is raised as it came (asyncpg's on PostgreSQL, SQLAlchemy's on SQLite):
         a unique violation on the first attempt is a real conflict.
         """
-        for retry in (False, True):
+
+        async def attempt(retry: bool) -> None:
             try:
                 await self._insert_once(table, values)
             except Exception as exc:
-                if retry and _is_unique_violation(exc):
-                    return  # the first attempt's row
-                if retry or not is_lost_connection(exc):
+                if not (retry and _is_unique_violation(exc)):
                     raise
-                continue
-            return
+                # The first attempt's row.
+
+        await _retried_once(attempt)
+
+    async def row_exists(self, table: Table, column: str, value: Any) -> bool:
+        """Whether ``table`` has a row whose ``column`` is ``value``: one round trip on
+        ``insert_row``'s pool, for a hot lookup (auth's revocation check on every token it
+        verifies); a connection a database restart dropped is retried once. Errors are
+        raised as ``insert_row`` raises them."""
+        return await _retried_once(lambda _retry: self._exists_once(table, column, value))
 
     async def _insert_once(self, table: Table, values: Mapping[str, Any]) -> None:
         if self.is_sqlite:  # a file: no pool worth skipping
-            async with self.engine.connect() as connection:
-                autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-                await autocommit.execute(insert(table), dict(values))
+            async with self._autocommit() as connection:
+                await connection.execute(insert(table), dict(values))
             return
         row_insert = self._row_insert(table, tuple(values))
         pool = await self._rows()
         async with pool.acquire() as connection:
             await connection.execute(row_insert.statement, *row_insert.arguments(values))
+
+    async def _exists_once(self, table: Table, column: str, value: Any) -> bool:
+        if self.is_sqlite:
+            query = select(literal(1)).select_from(table).where(table.c[column] == value)
+            async with self._autocommit() as connection:
+                return (await connection.scalar(query)) is not None
+        statement = self._row_lookups.get((table.name, column))
+        if statement is None:
+            statement = self._row_lookups[(table.name, column)] = _row_lookup(
+                table, column, self.engine.dialect
+            )
+        pool = await self._rows()
+        async with pool.acquire() as connection:
+            return (await connection.fetchval(statement, value)) is not None
+
+    @contextlib.asynccontextmanager
+    async def _autocommit(self) -> AsyncIterator[AsyncConnection]:
+        async with self.engine.connect() as connection:
+            yield await connection.execution_options(isolation_level="AUTOCOMMIT")
 
     def _row_insert(self, table: Table, columns: tuple[str, ...]) -> _RowInsert:
         key = (table.name, columns)

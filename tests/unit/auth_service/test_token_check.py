@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,11 +12,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from litestar.testing import AsyncTestClient
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from auth_service import AuthSettings, create_app, generate_private_key_pem
 from auth_service.tokens import Tokens
-from shared import INTERNAL_TOKEN_HEADER, PROBLEM_MEDIA_TYPE
+from shared import INTERNAL_TOKEN_HEADER, PROBLEM_MEDIA_TYPE, Database
 from tests.support.databases import terminate_connections, using_postgres
 from tests.unit.auth_service.conftest import INTERNAL_TOKEN, access_token
 from tests.unit.auth_service.tokens_support import claims, kid_of, private_key, signed, unsigned
@@ -224,17 +222,17 @@ async def test_a_token_of_a_retired_key_is_refused(
 
 
 async def test_the_check_fails_closed_when_the_revocation_list_is_unreachable(
-    client: AsyncTestClient[Any], tmp_path: Path
+    client: AsyncTestClient[Any],
 ) -> None:
     token = await access_token(client)
     tokens: Tokens = client.app.state.tokens
-    unreachable = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'missing' / 'x.db'}")
-    original = tokens._lookup_engine
-    tokens._lookup_engine = unreachable
+    unreachable = Database("postgresql://postgres@127.0.0.1:1/auth")  # nothing listens there
+    original = tokens._database
+    tokens._database = unreachable
     try:
         response = await check(client, token)
     finally:
-        tokens._lookup_engine = original
+        tokens._database = original
         await unreachable.dispose()
     assert response.status_code == 503
     assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE

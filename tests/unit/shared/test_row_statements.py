@@ -1,5 +1,6 @@
-"""``Database.insert_row``: one row in one round trip (straight to asyncpg on PostgreSQL), the
-same row SQLAlchemy reads back, and a connection a database restart dropped retried once."""
+"""``Database.insert_row`` and ``row_exists``: one statement in one round trip (straight to
+asyncpg on PostgreSQL), the same row SQLAlchemy reads back, and a connection a database restart
+dropped retried once."""
 
 from __future__ import annotations
 
@@ -181,3 +182,40 @@ def _block_loop_while(work: Any) -> None:
     thread.join()
     assert finished
     assert finished[0] >= 1
+
+
+async def test_row_exists_finds_a_row_by_its_column(database: Database) -> None:
+    await database.insert_row(ROWS, _row("a"))
+
+    assert await database.row_exists(ROWS, "id", "a") is True
+    assert await database.row_exists(ROWS, "id", "b") is False
+    assert await database.row_exists(ROWS, "amount", 1200) is True
+
+
+async def test_row_exists_retries_a_pooled_connection_the_server_dropped(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As for the insert: the lookup fails on the dead connection, then answers on a fresh
+    one (auth's revocation check must neither 503 nor pass a revoked token after a restart)."""
+    await database.insert_row(ROWS, _row("a"))
+    failures: list[BaseException] = []
+    exists_once = database._exists_once
+
+    async def watched(table: Table, column: str, value: Any) -> bool:
+        try:
+            return await exists_once(table, column, value)
+        except Exception as exc:
+            failures.append(exc)
+            raise
+
+    monkeypatch.setattr(database, "_exists_once", watched)
+    if using_postgres():
+        _block_loop_while(terminate_connections(database.url))
+
+    assert await database.row_exists(ROWS, "id", "a") is True
+
+    if using_postgres():
+        assert len(failures) == 1, failures
+        assert is_lost_connection(failures[0])
+    else:
+        assert failures == []
