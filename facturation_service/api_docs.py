@@ -3,7 +3,7 @@ raises on purpose, the routes that need the gateway's identity, and the webhook'
 
 from __future__ import annotations
 
-from shared import ApiDocs
+from shared import MAX_RELAYED_DELIVERIES, RELAY_MEDIA_TYPE, RELAY_PATH, ApiDocs
 
 __all__ = ["API_DOCS"]
 
@@ -34,6 +34,7 @@ API_DOCS = ApiDocs(
     problems={
         **_USER_ROUTES,
         "POST /webhooks/stripe": (400, 413, 503),
+        f"POST {RELAY_PATH}": (400, 413),
         "POST /internal/v1/webhook-events/{event_id}/replay": (404, 409),
         "POST /internal/v1/orders/{order_id}/refunds": (400, 404, 409, 422, *_STRIPE),
         "POST /internal/v1/catch-up": (409, 422, 502, 503, 504),
@@ -47,6 +48,26 @@ API_DOCS = ApiDocs(
         },
     },
     operations={
+        f"POST {RELAY_PATH}": {
+            "description": "The gateway's: Stripe deliveries that arrived together, each with "
+            "the headers and the body it would have been forwarded with (at most "
+            f"{MAX_RELAYED_DELIVERIES}), answered one by one in the same order as facturation "
+            "would have answered each alone (`shared/_relay.py`). A request that does not "
+            "read as the gateway's (no Content-Length, a form, a body over the limit) is "
+            "refused and stores nothing.",
+            "requestBody": {
+                "required": True,
+                "content": {RELAY_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+            },
+            "responses": {
+                "200": {
+                    "description": "Each delivery's status, headers and body, in order.",
+                    "content": {
+                        RELAY_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}
+                    },
+                }
+            },
+        },
         "POST /webhooks/stripe": {
             "description": "The body is Stripe's event, verified byte for byte against "
             "Stripe-Signature before it is parsed.",
@@ -79,6 +100,6 @@ API_DOCS = ApiDocs(
                     }
                 },
             },
-        }
+        },
     },
 )

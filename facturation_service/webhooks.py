@@ -31,13 +31,19 @@ from facturation_service.journal import (
 from facturation_service.schemas import WebhookAck, WebhookEventList, WebhookEventView
 from facturation_service.worker import HANDLED_EVENT_TYPES, WebhookWorker
 from shared import (
+    DEFAULT_MAX_BODY_BYTES,
+    MAX_RELAYED_BYTES,
+    RELAY_MEDIA_TYPE,
+    RELAY_PATH,
     BadRequestError,
     ConflictError,
+    ContentTooLargeError,
     NotFoundError,
     ServiceUnavailableError,
 )
 
 __all__ = [
+    "RELAY_BODY_LIMIT",
     "ROUTE_HANDLERS",
     "SIGNATURE_HEADER",
     "SIGNATURE_TOLERANCE_SECONDS",
@@ -50,6 +56,8 @@ __all__ = [
 logger = logging.getLogger("facturation_service.webhooks")
 
 WEBHOOK_PATH = "/webhooks/stripe"
+RELAY_BODY_LIMIT = DEFAULT_MAX_BODY_BYTES + MAX_RELAYED_BYTES
+"""The largest relay request: its first delivery, whatever its size, and the others' bodies."""
 SIGNATURE_TOLERANCE_SECONDS = 300
 SIGNATURE_HEADER = "Stripe-Signature"
 _NO_MATCH = "no signature matches"
@@ -173,6 +181,25 @@ async def receive_stripe_event(
     return await webhook_intake.receive(await request.body(), request.headers.get(SIGNATURE_HEADER))
 
 
+# Every relay request the gateway sends is answered in front of the app (``webhook_lane.py``),
+# delivery by delivery as each would have been answered alone. This handler documents the route
+# and refuses, saying why, the requests the lane does not take: nothing of them is journaled.
+@post(
+    RELAY_PATH,
+    status_code=HTTP_200_OK,
+    media_type=RELAY_MEDIA_TYPE,
+    summary="Receive Stripe deliveries the gateway relays together",
+)
+async def receive_relayed_deliveries(request: Request[Any, Any, State]) -> bytes:
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > RELAY_BODY_LIMIT:
+        raise ContentTooLargeError(f"A relay request carries at most {RELAY_BODY_LIMIT} bytes.")
+    raise BadRequestError(
+        "A relay request is the gateway's: a Content-Length, a body in "
+        f"{RELAY_MEDIA_TYPE} and no form."
+    )
+
+
 @get("/internal/v1/webhook-events", summary="List journaled Stripe events, newest first")
 async def list_webhook_events(
     db_session: NamedDependency[AsyncSession],
@@ -203,4 +230,9 @@ async def replay_webhook_event(
     return WebhookEventView.of(event)
 
 
-ROUTE_HANDLERS = [receive_stripe_event, list_webhook_events, replay_webhook_event]
+ROUTE_HANDLERS = [
+    receive_stripe_event,
+    receive_relayed_deliveries,
+    list_webhook_events,
+    replay_webhook_event,
+]

@@ -44,6 +44,7 @@ async def test_every_error_is_documented_as_problem_json_with_the_problem_schema
         ("GET /billing/invoices", {"400", "401"}),
         ("GET /billing/invoices/{invoice_id}", {"401", "404"}),
         ("POST /webhooks/stripe", {"400", "401", "413", "503"}),
+        ("POST /internal/v1/webhook-deliveries", {"200", "400", "401", "413"}),
     ],
 )
 async def test_each_route_documents_the_statuses_it_answers(

@@ -11,6 +11,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 
+from facturation_service.webhooks import RELAY_BODY_LIMIT
 from shared import (
     INTERNAL_TOKEN_HEADER,
     MAX_RELAYED_DELIVERIES,
@@ -180,7 +181,8 @@ async def test_a_relayed_delivery_without_the_credential_is_refused_alone(
 @pytest.mark.parametrize(
     ("headers", "content", "status"),
     [
-        ({INTERNAL_TOKEN_HEADER: "not-the-credential"}, encode_relay([]), 404),
+        ({INTERNAL_TOKEN_HEADER: "not-the-credential"}, encode_relay([]), 401),
+        ({"Content-Type": "application/x-www-form-urlencoded"}, encode_relay([]), 400),
         ({}, b"\x93not a relay", 400),
         (
             {},
@@ -204,4 +206,30 @@ async def test_a_relay_request_it_cannot_trust_or_read_changes_nothing(
 
     assert response.status_code == status
     assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
+    assert await count_events(db) == 0
+
+
+async def test_a_relay_request_the_lane_does_not_take_is_refused_saying_why(
+    webhook_client: AsyncTestClient[Litestar], db: Database
+) -> None:
+    """Chunked or over the limit, a relay request reaches the route's handler, which refuses
+    it with a problem (not a 404) and stores nothing."""
+    relayed = encode_relay([_delivery(_event_body(), request_id="rid")])
+
+    chunked = await webhook_client.post(
+        RELAY_PATH,
+        content=relayed,
+        headers={"Content-Type": RELAY_MEDIA_TYPE, "Transfer-Encoding": "chunked"},
+    )
+    too_large = await webhook_client.post(
+        RELAY_PATH,
+        content=relayed + b"\0" * RELAY_BODY_LIMIT,
+        headers={"Content-Type": RELAY_MEDIA_TYPE},
+    )
+
+    assert chunked.status_code == 400
+    assert "Content-Length" in chunked.json()["detail"]
+    assert too_large.status_code == 413
+    for response in (chunked, too_large):
+        assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
     assert await count_events(db) == 0
