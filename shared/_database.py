@@ -183,8 +183,9 @@ def _is_unique_violation(exc: Exception) -> bool:
 
 
 async def _autocommitted(_connection: asyncpg.Connection) -> None:
-    """``insert_row``'s connections need no reset when handed back: each ran one statement in
-    autocommit and changed nothing of the session (asyncpg's default reset is a round trip)."""
+    """The one-statement pool's connections need no reset when handed back: each ran one
+    statement in autocommit and changed nothing of the session (asyncpg's default reset is a
+    round trip)."""
 
 
 class _RowInsert:
@@ -217,7 +218,7 @@ class Database:
     """The engine and session factory of one service."""
 
     ROW_POOL_SIZE = 10
-    """Connections of ``insert_row``'s pool on PostgreSQL, at most."""
+    """Connections of the pool ``insert_row`` and ``row_exists`` share on PostgreSQL, at most."""
 
     def __init__(self, url: str, *, pool_size: int = 10, max_overflow: int = 10) -> None:
         _create_sqlite_folder(url)
@@ -307,8 +308,9 @@ class Database:
         return found
 
     async def _rows(self) -> asyncpg.Pool:
-        """``insert_row``'s pool, made on first use. It opens no connection yet (``min_size``
-        0), so initialising it never suspends: no other task can find it half made."""
+        """The pool of ``insert_row`` and ``row_exists``, made on first use. It opens no
+        connection yet (``min_size`` 0), so initialising it never suspends: no other task can
+        find it half made."""
         if self._row_pool is None:
             _, connect_kwargs = self.engine.dialect.create_connect_args(make_url(self.url))
             self._row_pool = asyncpg.create_pool(
@@ -323,13 +325,14 @@ class Database:
         return self._row_pool
 
     async def open_connections(self, count: int) -> int:
-        """Opens ``count`` connections at once on each pool (the main one, ``insert_row``'s; at
-        most each pool's size) and hands them back to the pool, which keeps them. Called at
-        start-up, so the first burst finds them open instead of each of its requests
-        connecting on its way (asyncpg's connect, then SQLAlchemy's set-up of the connection,
-        its JSON codecs: 0.7 ms of CPU and 2 ms each, docs/benchmarks.md). Returns how many
-        were opened on the main pool; SQLite opens none (a file, nothing to wait for). If one
-        fails (or the caller's timeout cancels them), those already open are handed back.
+        """Opens ``count`` connections at once on each pool (the main one, the one-statement one
+        of ``insert_row`` and ``row_exists``; at most each pool's size) and hands them back to
+        the pool, which keeps them. Called at start-up, so the first burst finds them open
+        instead of each of its requests connecting on its way (asyncpg's connect, then
+        SQLAlchemy's set-up of the connection, its JSON codecs: 0.7 ms of CPU and 2 ms each,
+        docs/benchmarks.md). Returns how many were opened on the main pool; SQLite opens none
+        (a file, nothing to wait for). If one fails (or the caller's timeout cancels them),
+        those already open are handed back.
         """
         pool = self.engine.sync_engine.pool
         if self.is_sqlite or count <= 0 or not isinstance(pool, QueuePool):
@@ -360,7 +363,7 @@ class Database:
 
     @property
     def row_pool_connections(self) -> int:
-        """The connections ``insert_row``'s pool holds open (none before its first use)."""
+        """The connections the one-statement pool holds open (none before its first use)."""
         return 0 if self._row_pool is None else self._row_pool.get_size()
 
     @property
