@@ -268,13 +268,14 @@ class JournalWriter:
                             connection, kept = await self._connect(), False
                         inserted = await self._insert(connection, [row for row, _ in batch])
                     except Exception as exc:
+                        lost = is_lost_connection(exc)
                         if connection is not None:
                             # Broken or not, it goes back (or is dropped) before anything else.
-                            if is_lost_connection(exc):
+                            if lost:
                                 await connection.invalidate()
                             await connection.close()
                             connection = None
-                        if kept and is_lost_connection(exc):
+                        if kept and lost:
                             # A kept connection the server closed meanwhile (a restart): the
                             # batch goes again, first, on a fresh one. Had it been stored, the
                             # events come back as repeats (ON CONFLICT DO NOTHING).

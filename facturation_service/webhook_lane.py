@@ -40,7 +40,6 @@ from litestar.enums import ScopeType
 from facturation_service.webhooks import SIGNATURE_HEADER, WEBHOOK_PATH, Admitted
 from shared import (
     INTERNAL_TOKEN_HEADER,
-    MAX_RELAYED_BYTES,
     MAX_RELAYED_DELIVERIES,
     RELAY_MEDIA_TYPE,
     RELAY_PATH,
@@ -57,6 +56,7 @@ from shared import (
     decode_deliveries,
     encode_relay,
     internal_token_matches,
+    relay_body_limit,
     request_id_var,
     send_problem,
     with_request_id,
@@ -172,9 +172,7 @@ class WebhookLane(Lane):
         return _Head(request_id, signature)
 
     def _body_limit(self, path: str) -> int:
-        return (
-            self.max_body_bytes + MAX_RELAYED_BYTES if path == RELAY_PATH else self.max_body_bytes
-        )
+        return relay_body_limit(self.max_body_bytes) if path == RELAY_PATH else self.max_body_bytes
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Verify, journal and acknowledge one delivery taken by :meth:`take` (or the several

@@ -32,7 +32,6 @@ from facturation_service.schemas import WebhookAck, WebhookEventList, WebhookEve
 from facturation_service.worker import HANDLED_EVENT_TYPES, WebhookWorker
 from shared import (
     DEFAULT_MAX_BODY_BYTES,
-    MAX_RELAYED_BYTES,
     RELAY_MEDIA_TYPE,
     RELAY_PATH,
     BadRequestError,
@@ -40,6 +39,7 @@ from shared import (
     ContentTooLargeError,
     NotFoundError,
     ServiceUnavailableError,
+    relay_body_limit,
 )
 
 __all__ = [
@@ -56,8 +56,8 @@ __all__ = [
 logger = logging.getLogger("facturation_service.webhooks")
 
 WEBHOOK_PATH = "/webhooks/stripe"
-RELAY_BODY_LIMIT = DEFAULT_MAX_BODY_BYTES + MAX_RELAYED_BYTES
-"""The largest relay request: its first delivery, whatever its size, and the others' bodies."""
+RELAY_BODY_LIMIT = relay_body_limit(DEFAULT_MAX_BODY_BYTES)
+"""The largest relay request the app's lane takes (it is built with the default body limit)."""
 SIGNATURE_TOLERANCE_SECONDS = 300
 SIGNATURE_HEADER = "Stripe-Signature"
 _NO_MATCH = "no signature matches"

@@ -77,6 +77,7 @@ from shared._relay import (
     decode_answers,
     decode_deliveries,
     encode_relay,
+    relay_body_limit,
 )
 from shared._request_id import (
     REQUEST_ID_HEADER,
@@ -178,6 +179,7 @@ __all__ = [
     "problem_response",
     "problem_response_object",
     "provide_identity",
+    "relay_body_limit",
     "request_id_var",
     "run_alembic_env",
     "run_service",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import sqlite3
 import time
@@ -19,7 +20,8 @@ import asyncpg
 import msgspec
 from litestar.datastructures import State
 from sqlalchemy import JSON, MetaData, Table, event, insert, literal, select, text
-from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -173,9 +175,11 @@ async def _retried_once(attempt: Callable[[bool], Awaitable[T]]) -> T:
     return await attempt(True)
 
 
-def _row_lookup(table: Table, column: str, dialect: Dialect) -> str:
-    quote = dialect.identifier_preparer
-    return f"SELECT 1 FROM {quote.format_table(table)} WHERE {quote.quote(column)} = $1 LIMIT 1"  # noqa: S608 (no value in the text)
+@functools.cache
+def _row_lookup(table: Table, column: str) -> str:
+    """``row_exists``'s statement on PostgreSQL, built once per table and column."""
+    name, key = _PG_QUOTE.format_table(table), _PG_QUOTE.quote(column)
+    return f"SELECT 1 FROM {name} WHERE {key} = $1 LIMIT 1"  # noqa: S608 (no value in the text)
 
 
 def _is_unique_violation(exc: Exception) -> bool:
@@ -190,15 +194,14 @@ async def _autocommitted(_connection: asyncpg.Connection) -> None:
 
 class _RowInsert:
     """An ``INSERT`` of given columns of ``table`` in asyncpg's form (names from the table's
-    metadata, quoted as the dialect quotes them), JSON columns encoded as SQLAlchemy's engines
-    encode them."""
+    metadata, quoted as PostgreSQL quotes them), JSON columns encoded as SQLAlchemy's engines
+    encode them. Built once per table and columns (:func:`_row_insert`)."""
 
-    def __init__(self, table: Table, columns: tuple[str, ...], dialect: Dialect) -> None:
+    def __init__(self, table: Table, columns: tuple[str, ...]) -> None:
         self.columns = columns
-        quote = dialect.identifier_preparer
-        names = ", ".join(quote.quote(name) for name in columns)
+        names = ", ".join(_PG_QUOTE.quote(name) for name in columns)
         places = ", ".join(f"${position}" for position in range(1, len(columns) + 1))
-        self.statement = f"INSERT INTO {quote.format_table(table)} ({names}) VALUES ({places})"  # noqa: S608 (no value in the text)
+        self.statement = f"INSERT INTO {_PG_QUOTE.format_table(table)} ({names}) VALUES ({places})"  # noqa: S608 (no value in the text)
         self._json = frozenset(name for name in columns if isinstance(table.c[name].type, JSON))
 
     def arguments(self, values: Mapping[str, Any]) -> list[Any]:
@@ -206,6 +209,10 @@ class _RowInsert:
             _json_text(values[name]) if name in self._json else values[name]
             for name in self.columns
         ]
+
+
+_row_insert = functools.cache(_RowInsert)
+_PG_QUOTE = postgresql.dialect().identifier_preparer  # type: ignore[no-untyped-call]
 
 
 def _json_text(value: Any) -> str:
@@ -236,8 +243,6 @@ class Database:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         self._row_pool: asyncpg.Pool | None = None
-        self._row_inserts: dict[tuple[str, tuple[str, ...]], _RowInsert] = {}
-        self._row_lookups: dict[tuple[str, str], str] = {}
 
     async def insert_row(self, table: Table, values: Mapping[str, Any]) -> None:
         """One row in one round trip, for a hot path whose work is that ``INSERT`` (the
@@ -276,7 +281,7 @@ class Database:
             async with self._autocommit() as connection:
                 await connection.execute(insert(table), dict(values))
             return
-        row_insert = self._row_insert(table, tuple(values))
+        row_insert = _row_insert(table, tuple(values))
         pool = await self._rows()
         async with pool.acquire() as connection:
             await connection.execute(row_insert.statement, *row_insert.arguments(values))
@@ -286,11 +291,7 @@ class Database:
             query = select(literal(1)).select_from(table).where(table.c[column] == value)
             async with self._autocommit() as connection:
                 return (await connection.scalar(query)) is not None
-        statement = self._row_lookups.get((table.name, column))
-        if statement is None:
-            statement = self._row_lookups[(table.name, column)] = _row_lookup(
-                table, column, self.engine.dialect
-            )
+        statement = _row_lookup(table, column)
         pool = await self._rows()
         async with pool.acquire() as connection:
             return (await connection.fetchval(statement, value)) is not None
@@ -299,13 +300,6 @@ class Database:
     async def _autocommit(self) -> AsyncIterator[AsyncConnection]:
         async with self.engine.connect() as connection:
             yield await connection.execution_options(isolation_level="AUTOCOMMIT")
-
-    def _row_insert(self, table: Table, columns: tuple[str, ...]) -> _RowInsert:
-        key = (table.name, columns)
-        found = self._row_inserts.get(key)
-        if found is None:
-            found = self._row_inserts[key] = _RowInsert(table, columns, self.engine.dialect)
-        return found
 
     async def _rows(self) -> asyncpg.Pool:
         """The pool of ``insert_row`` and ``row_exists``, made on first use. It opens no

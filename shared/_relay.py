@@ -24,6 +24,7 @@ __all__ = [
     "decode_answers",
     "decode_deliveries",
     "encode_relay",
+    "relay_body_limit",
 ]
 
 RELAY_PATH = "/internal/v1/webhook-deliveries"
@@ -35,6 +36,12 @@ MAX_RELAYED_BYTES = 4 * 1024 * 1024
 its size): what the gateway sends and facturation accepts."""
 
 Header = tuple[bytes, bytes]
+
+
+def relay_body_limit(max_body_bytes: int) -> int:
+    """The largest relay request where a delivery may be ``max_body_bytes``: its first
+    delivery, whatever its size, and the others' bodies (``MAX_RELAYED_BYTES``)."""
+    return max_body_bytes + MAX_RELAYED_BYTES
 
 
 class RelayedDelivery(msgspec.Struct, array_like=True, frozen=True):
