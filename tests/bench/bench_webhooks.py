@@ -19,6 +19,13 @@ autovacuum is off (this machine's CI configuration; PostgreSQL's default is on) 
 database is vacuumed after each round's events are applied, before pgbench, as autovacuum
 would have; the bench says so, and ``--no-vacuum`` measures without it.
 
+Each measured phase (a round's intake, then its pgbench) starts once what the phase before it
+wrote is on disk (``CHECKPOINT``, then ``sync``; ``--no-settle`` skips it): on a VM disk, a
+round that began while the kernel still wrote back the last pgbench or VACUUM had its first
+commits wait 150-260 ms. wrk corrects its latency percentiles for coordinated omission (a
+request that took a multiple of the mean interval also counts the requests it held back), so
+one such stall weighs on p99 far more than its own 32 answers would.
+
 Needs Debian's ``wrk`` and ``pgbench`` (postgresql-contrib / postgresql-client).
 """
 
@@ -207,10 +214,34 @@ async def _vacuum(database: Database) -> None:
         await autocommit.exec_driver_sql("VACUUM (ANALYZE)")
 
 
+def _unwritten_mb() -> float:
+    """The machine's file data not yet on disk: dirty, or being written back."""
+    fields = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+    return sum(int(fields[name].split()[0]) for name in ("Dirty", "Writeback")) / 1024
+
+
+async def _settle(database: Database) -> float:
+    """Put what the previous phase wrote on disk before the next is measured: PostgreSQL's
+    dirty buffers (CHECKPOINT), then the kernel's (sync). Returns the MB that were waiting.
+
+    Without it a phase starts while the disk still writes the last one's 40-140 MB (the
+    worker's updates, VACUUM, pgbench): on a VM disk the first commits then waited 150-260 ms
+    for their log flush, and wrk corrects its percentiles for coordinated omission, so one such
+    stall of the 32 connections lifted the round's p99 from 25-29 to 77-219 ms."""
+    waiting = _unwritten_mb()
+    async with database.engine.connect() as connection:
+        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        await autocommit.exec_driver_sql("CHECKPOINT")
+    await asyncio.to_thread(os.sync)
+    return waiting
+
+
 class Round(msgspec.Struct, frozen=True):
     """One round: the events posted through the stack, then pgbench on the same server."""
 
     posted: Posted
+    unwritten_mb: float | None
+    """File data the kernel still had to write when the round began (``None``: not settled)."""
     checkpoints: int
     """Checkpoints PostgreSQL began while the round's events were being accepted."""
     measured: int
@@ -240,15 +271,18 @@ async def _intake_round(
     pgbench: Callable[[], float],
     *,
     vacuum: bool,
+    settle: bool,
 ) -> Round:
     """Post the file's events, wait until the journal holds ``total`` processed events (the CPU
     spent while accepting, and until everything was applied), vacuum facturation's database if
-    ``vacuum``, then run ``pgbench``."""
+    ``vacuum``, then run ``pgbench``; each of the two measured phases after :func:`_settle` if
+    ``settle``."""
     marks: dict[str, dict[str, float]] = {}
 
     def mark(event: str, generator: int) -> None:
         marks[event] = {**_counters(pids, database_name), "wrk": cpu_seconds([generator])}
 
+    unwritten = await _settle(database) if settle else None
     checkpoints = await _checkpoints_begun(database)
     posted = await _post_all(stack_url, requests, connections, mark)
     checkpoints = await _checkpoints_begun(database) - checkpoints
@@ -263,8 +297,10 @@ async def _intake_round(
     cpu = {name: done[name] - marks["started"][name] for name in done}
     if vacuum:
         await _vacuum(database)
+    if settle:
+        await _settle(database)
     tps = await asyncio.to_thread(pgbench)
-    return Round(posted, checkpoints, measured, processed_in, cpu_intake, cpu, tps)
+    return Round(posted, unwritten, checkpoints, measured, processed_in, cpu_intake, cpu, tps)
 
 
 async def main(
@@ -275,6 +311,7 @@ async def main(
     separate_worker: bool,
     rounds: int,
     no_vacuum: bool,
+    no_settle: bool,
 ) -> int:
     os.environ.setdefault("TEST_DATABASE_URL", DEFAULT_SERVER)
     server = os.environ["TEST_DATABASE_URL"]
@@ -328,64 +365,80 @@ async def main(
                     command="worker",
                 )
                 worker.start(wait=False)
-            await _post_all(
-                stack.url, _requests_file(stack.url, requests[:warmup], tmp), connections
-            )
-            while await _count_processed(database) < warmup:  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
-            # A server with autovacuum off (this machine's CI configuration) never reclaims
-            # the worker's dead rows: every round after the first inserts among them. Unless
-            # told otherwise, the bench does what autovacuum would, between rounds.
-            vacuum = not no_vacuum and not await _autovacuum_on(database)
-            if vacuum:
-                print(
-                    "PostgreSQL's autovacuum is off on this server: facturation's database is "
-                    "vacuumed once each round's events are applied, before pgbench "
-                    "(--no-vacuum: never)",
-                    flush=True,
+            try:
+                await _post_all(
+                    stack.url, _requests_file(stack.url, requests[:warmup], tmp), connections
                 )
-            assert stack.gateway.process is not None
-            assert stack.facturation.process is not None
-            pids = {
-                "gateway": stack.gateway.process.pid,
-                "facturation": stack.facturation.process.pid,
-            }
-            if worker is not None:
-                assert worker.process is not None
-                pids["worker"] = worker.process.pid
-            # Rounds alternate with pgbench, each once every event is applied (the stack idle):
-            # a shared machine that slows down for a while weighs on both sides of a ratio.
-            for number in range(rounds):
-                first = warmup + number * measured
-                batch = _requests_file(stack.url, requests[first : first + measured], tmp)
-                result = await _intake_round(
-                    stack.url,
-                    batch,
-                    first + measured,
-                    measured,
-                    pids,
-                    database,
-                    database_name,
-                    connections,
-                    functools.partial(_pgbench, bench_url, connections, pgbench_seconds),
-                    vacuum=vacuum,
-                )
-                results.append(result)
-                if rounds > 1:
+                while await _count_processed(database) < warmup:  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+                # A server with autovacuum off (this machine's CI configuration) never reclaims
+                # the worker's dead rows: every round after the first inserts among them. Unless
+                # told otherwise, the bench does what autovacuum would, between rounds.
+                vacuum = not no_vacuum and not await _autovacuum_on(database)
+                if vacuum:
                     print(
-                        f"round {number + 1}: accepted {result.rate:.0f} events/s, "
-                        f"pgbench {result.tps:.0f} tps, {result.ratio:.2f}x; "
-                        f"ack p99 {result.posted.p99_ms:.1f} ms; PostgreSQL checkpoints begun "
-                        f"while accepting: {result.checkpoints}",
+                        "PostgreSQL's autovacuum is off on this server: facturation's database is "
+                        "vacuumed once each round's events are applied, before pgbench "
+                        "(--no-vacuum: never)",
                         flush=True,
                     )
-            assert stack.auth.process is not None
-            rss = {
-                name: rss_mb(pid) for name, pid in (("auth", stack.auth.process.pid), *pids.items())
-            }
-            if worker is not None:
-                await asyncio.to_thread(worker.stop)
-            await database.dispose()
+                if not no_settle:
+                    print(
+                        "each round's intake and its pgbench start once the data written before "
+                        "them is on disk: CHECKPOINT, then sync (--no-settle: never)",
+                        flush=True,
+                    )
+                assert stack.gateway.process is not None
+                assert stack.facturation.process is not None
+                pids = {
+                    "gateway": stack.gateway.process.pid,
+                    "facturation": stack.facturation.process.pid,
+                }
+                if worker is not None:
+                    assert worker.process is not None
+                    pids["worker"] = worker.process.pid
+                # Rounds alternate with pgbench, each once every event is applied (the stack idle):
+                # a shared machine that slows down for a while weighs on both sides of a ratio.
+                for number in range(rounds):
+                    first = warmup + number * measured
+                    batch = _requests_file(stack.url, requests[first : first + measured], tmp)
+                    result = await _intake_round(
+                        stack.url,
+                        batch,
+                        first + measured,
+                        measured,
+                        pids,
+                        database,
+                        database_name,
+                        connections,
+                        functools.partial(_pgbench, bench_url, connections, pgbench_seconds),
+                        vacuum=vacuum,
+                        settle=not no_settle,
+                    )
+                    results.append(result)
+                    if rounds > 1:
+                        print(
+                            f"round {number + 1}: accepted {result.rate:.0f} events/s, "
+                            f"pgbench {result.tps:.0f} tps, {result.ratio:.2f}x; "
+                            f"ack p99 {result.posted.p99_ms:.1f} ms; PostgreSQL checkpoints begun "
+                            f"while accepting: {result.checkpoints}"
+                            + (
+                                ""
+                                if result.unwritten_mb is None
+                                else f"; {result.unwritten_mb:.0f} MB written before it"
+                            ),
+                            flush=True,
+                        )
+                assert stack.auth.process is not None
+                rss = {
+                    name: rss_mb(pid)
+                    for name, pid in (("auth", stack.auth.process.pid), *pids.items())
+                }
+            finally:
+                # Also when a round fails: no worker process outlives the bench.
+                if worker is not None:
+                    await asyncio.to_thread(worker.stop)
+                await database.dispose()
 
     _report(results, size, connections, workers, separate_worker, rss)
     return 0 if all(result.posted.failed == 0 for result in results) else 1
@@ -414,6 +467,8 @@ def _report(
     failures = sum(result.posted.failed for result in results)
     redelivered = sum(result.posted.redelivered for result in results)
     print(f"failed acknowledgements: {failures} (and {redelivered} redeliveries at the end)")
+    if middle.unwritten_mb is not None:
+        print(f"data written to disk before the round began: {middle.unwritten_mb:.0f} MB")
     print(f"accepted: {middle.rate:.0f} events/s")
     print(
         f"acknowledgement: p50 {posted.p50_ms:.1f} ms, p99 {posted.p99_ms:.1f} ms, "
@@ -476,6 +531,11 @@ if __name__ == "__main__":
         action="store_true",
         help="never vacuum between rounds, even on a server whose autovacuum is off",
     )
+    parser.add_argument(
+        "--no-settle",
+        action="store_true",
+        help="start each measured phase without first writing the last one's data to disk",
+    )
     arguments = parser.parse_args()
     sys.exit(
         asyncio.run(
@@ -487,6 +547,7 @@ if __name__ == "__main__":
                 arguments.separate_worker,
                 arguments.rounds,
                 arguments.no_vacuum,
+                arguments.no_settle,
             )
         )
     )
