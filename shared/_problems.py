@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import socket
 from typing import TYPE_CHECKING, Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
-from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
 
+from shared._database import is_lost_connection
 from shared._exceptions import ProblemError
 from shared._request_id import REQUEST_ID_HEADER, current_request_id
 
@@ -72,7 +74,30 @@ def _http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Resp
     )
 
 
+UNREACHABLE_RETRY_AFTER_SECONDS = 5
+
+
+def _unreachable(exc: Exception) -> bool:
+    """A connection to the database that could not be made or was lost (refused, reset, timed
+    out, the server shutting down or restarting): the request may succeed in a moment. Any
+    other system error (a file, a permission) is no outage: it stays a 500."""
+    if isinstance(exc, OSError) and not isinstance(exc, ConnectionError | TimeoutError):
+        return isinstance(exc, socket.gaierror)  # the database's host name does not resolve
+    return is_lost_connection(exc)
+
+
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if _unreachable(exc):
+        logger.warning(
+            "database unreachable", extra={"path": request.url.path, "error": type(exc).__name__}
+        )
+        return problem_response(
+            HTTP_503_SERVICE_UNAVAILABLE,
+            "Service Unavailable",
+            "The database cannot be reached right now; retry later.",
+            instance=request.url.path,
+            headers={"Retry-After": str(UNREACHABLE_RETRY_AFTER_SECONDS)},
+        )
     logger.exception("unhandled error", extra={"path": request.url.path})
     return problem_response(
         HTTP_500_INTERNAL_SERVER_ERROR,

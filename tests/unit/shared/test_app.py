@@ -11,6 +11,7 @@ from litestar.handlers import BaseRouteHandler
 from litestar.params import FromPath
 from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
+from sqlalchemy import text
 
 from shared import (
     INTERNAL_TOKEN_HEADER,
@@ -21,6 +22,7 @@ from shared import (
     ServiceUnavailableError,
     create_service_app,
 )
+from tests.support.processes import free_port
 
 
 @get("/things/{thing_id:int}")
@@ -238,3 +240,47 @@ async def test_a_routes_dependencies_are_resolved_in_turn_without_a_task_group(
     assert next(iter(model.dependency_batches[-1])).key == "message"
     assert response.status_code == 200
     assert response.json() == {"caller": "ada", "greeting": "hello", "message": "hello, ada"}
+
+
+def _outage_app(database: Database) -> Litestar:
+    """A service whose one route reads its database, and whose other fails on a missing file."""
+
+    @get("/count")
+    async def count() -> int:
+        async with database.engine.connect() as connection:
+            return int((await connection.execute(text("SELECT 1"))).scalar_one())
+
+    @get("/report")
+    async def report() -> str:
+        raise FileNotFoundError("/nowhere/report.txt")
+
+    return create_service_app(
+        service="test", route_handlers=[count, report], internal_token="t", database=database
+    )
+
+
+async def test_a_database_out_of_reach_is_a_503_problem_with_retry_after(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Nothing listens on the port: every connection is refused, as while the database restarts.
+    database = Database(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/gone")
+    async with AsyncTestClient(_outage_app(database)) as client:  # its lifespan disposes it
+        response = await client.get("/count", headers={INTERNAL_TOKEN_HEADER: "t"})
+
+    assert response.status_code == 503
+    assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
+    assert response.headers["retry-after"] == "5"
+    assert response.json()["detail"] == "The database cannot be reached right now; retry later."
+    assert "unhandled error" not in caplog.text  # an outage, not a bug: no traceback logged
+
+
+async def test_any_other_system_error_stays_a_500(database_url: str) -> None:
+    async with AsyncTestClient(_outage_app(Database(database_url))) as client:
+        reachable = await client.get("/count", headers={INTERNAL_TOKEN_HEADER: "t"})
+        response = await client.get("/report", headers={INTERNAL_TOKEN_HEADER: "t"})
+
+    assert reachable.status_code == 200
+    assert reachable.json() == 1
+    assert response.status_code == 500
+    assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
+    assert "retry-after" not in response.headers
