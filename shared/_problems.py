@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 from typing import TYPE_CHECKING, Any
 
 from litestar import Request, Response
@@ -77,13 +76,22 @@ def _http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Resp
 UNREACHABLE_RETRY_AFTER_SECONDS = 5
 
 
+# System errors of files, not of a connection: a bug or a broken deployment, never an outage.
+_FILE_ERRORS = (
+    FileNotFoundError,
+    FileExistsError,
+    PermissionError,
+    IsADirectoryError,
+    NotADirectoryError,
+)
+
+
 def _unreachable(exc: Exception) -> bool:
-    """A connection to the database that could not be made or was lost (refused, reset, timed
-    out, the server shutting down or restarting): the request may succeed in a moment. Any
-    other system error (a file, a permission) is no outage: it stays a 500."""
-    if isinstance(exc, OSError) and not isinstance(exc, ConnectionError | TimeoutError):
-        return isinstance(exc, socket.gaierror)  # the database's host name does not resolve
-    return is_lost_connection(exc)
+    """A connection to the database that could not be made or was lost (refused, reset, no
+    route to the host, a name that does not resolve, timed out, the server shutting down or
+    restarting): ``shared.is_lost_connection``, the request may succeed in a moment. A file's
+    error is no outage: it stays a 500."""
+    return is_lost_connection(exc) and not isinstance(exc, _FILE_ERRORS)
 
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
