@@ -15,6 +15,7 @@ from facturation_service.models import WebhookEvent, utcnow
 from shared import Database
 
 BACKLOG = 2000
+STALE_BACKLOG = 20_000
 LIMIT = 16
 
 
@@ -40,8 +41,10 @@ async def _journal_backlog(db: Database, count: int) -> None:
         await session.commit()
 
 
-async def _plan(db: Database, *, analyze: bool) -> Any:
-    """The claim's plan, with its parameters bound; an analyzed claim is rolled back."""
+async def _plan(db: Database, *, analyze: bool, statistics: bool = True) -> Any:
+    """The claim's plan, with its parameters bound; an analyzed claim is rolled back. Without
+    ``statistics`` the journal is planned as it is between two runs of autovacuum's ANALYZE
+    (a backlog that grew since, here from nothing)."""
     async with db.engine.connect() as connection:
         compiled = journal._CLAIMS[connection.dialect.name].compile(dialect=connection.dialect)
         now = utcnow()
@@ -49,8 +52,9 @@ async def _plan(db: Database, *, analyze: bool) -> Any:
             {"now": now, "limit": LIMIT, "locked_until": now + timedelta(seconds=30), "token": "t"}
         )
         parameters = tuple(bound[name] for name in compiled.positiontup or ())
-        if connection.dialect.name == "postgresql":
+        if statistics:
             await connection.exec_driver_sql("ANALYZE webhook_events")
+        if connection.dialect.name == "postgresql":
             explain = "EXPLAIN (ANALYZE, FORMAT JSON) " if analyze else "EXPLAIN (FORMAT JSON) "
             result = await connection.exec_driver_sql(explain + str(compiled), parameters)
             plan = result.scalar_one()
@@ -92,6 +96,33 @@ async def test_a_claim_reads_about_as_many_rows_as_it_takes_from_a_large_backlog
         assert len(full_sorts) == 1, steps
         assert steps[steps.index(full_sorts[0]) - 1] == "SCAN candidates", steps
         assert not any(step.startswith("SCAN webhook_events") for step in steps), steps
+
+
+async def test_a_claim_updates_the_rows_it_chose_found_by_their_key_even_unplanned(
+    db: Database,
+) -> None:
+    """Planned with no statistics, the update once read every pending event again (a bitmap
+    scan of the status index, the chosen ids as a filter: 6 ms a claim of 64 in the worker's
+    benchmark): it now names its rows by their key alone."""
+    await _journal_backlog(db, STALE_BACKLOG)
+
+    if db.engine.dialect.name == "postgresql":
+        (explained,) = await _plan(db, analyze=True, statistics=False)
+        update = explained["Plan"]
+        assert update["Node Type"] == "ModifyTable"
+        (scan,) = [
+            node
+            for node in update["Plans"]
+            if node.get("Parent Relationship") != "InitPlan" and node.get("Subplan Name") is None
+        ]
+        keys = [node for node in _nodes(scan) if node.get("Index Name") == "pk_webhook_events"]
+        assert keys, scan
+        assert scan.get("Rows Removed by Filter", 0) == 0, scan
+        assert scan["Actual Rows"] == LIMIT
+    else:
+        steps = await _plan(db, analyze=False, statistics=False)
+        assert steps[0].startswith("SEARCH webhook_events USING"), steps
+        assert steps[0].endswith("INDEX sqlite_autoindex_webhook_events_1 (id=?)"), steps
 
 
 async def test_claims_take_at_most_their_limit_oldest_first_expired_leases_among_them(
