@@ -26,7 +26,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
-    insert,
     literal_column,
     or_,
     select,
@@ -44,7 +43,7 @@ from facturation_service.snapshots import (
     upsert_unless_newer_stored,
     user_of_customer,
 )
-from shared import BadRequestError, NotFoundError
+from shared import BadRequestError, NotFoundError, insert_rows
 
 __all__ = [
     "INVOICE_EVENT_TYPES",
@@ -190,7 +189,6 @@ _UPSERTS = {"postgresql": _build_upsert(postgresql), "sqlite": _build_upsert(sql
 _DELETE_LINES = delete(_LINES).where(
     _LINES.c.invoice_id.in_(bindparam("p_invoices", expanding=True))
 )
-_INSERT_LINES = insert(_LINES)
 
 
 async def apply_invoice_snapshot(
@@ -289,8 +287,7 @@ async def _apply_run(connection: AsyncConnection, run: list[_Prepared]) -> list[
     if replaced:
         await connection.execute(_DELETE_LINES, {"p_invoices": replaced})
     rows = [row for item in run if item.snapshot.id in stored for row in _line_rows(item)]
-    if rows:
-        await connection.execute(_INSERT_LINES, rows)
+    await insert_rows(connection, _LINES, rows)
     return [item.snapshot.id in stored for item in run]
 
 

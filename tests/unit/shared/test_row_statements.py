@@ -13,10 +13,10 @@ from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy import JSON, Column, DateTime, Integer, MetaData, String, Table, select
+from sqlalchemy import JSON, Column, DateTime, Integer, MetaData, String, Table, event, select
 from sqlalchemy.exc import IntegrityError
 
-from shared import Database, is_lost_connection
+from shared import Database, insert_rows, is_lost_connection
 from tests.support.databases import fresh_database, terminate_connections, using_postgres
 
 METADATA = MetaData()
@@ -219,3 +219,41 @@ async def test_row_exists_retries_a_pooled_connection_the_server_dropped(
         assert is_lost_connection(failures[0])
     else:
         assert failures == []
+
+
+async def test_insert_rows_writes_every_row_as_given_in_one_statement(
+    database: Database,
+) -> None:
+    rows = [_row("a"), {**_row("b"), "note": "second", "lines": [], "created_at": None}]
+    statements: list[tuple[str, bool]] = []
+
+    def executed(*arguments: Any) -> None:
+        _connection, _cursor, statement, _parameters, _context, many = arguments
+        statements.append((statement, many))
+
+    event.listen(database.engine.sync_engine, "before_cursor_execute", executed)
+    try:
+        async with database.engine.begin() as connection:
+            await insert_rows(connection, ROWS, rows)
+    finally:
+        event.remove(database.engine.sync_engine, "before_cursor_execute", executed)
+
+    assert await _stored(database) == rows
+    ((statement, many),) = statements
+    if using_postgres():  # one array per column: one execution for all the rows
+        assert "unnest(" in statement
+        assert not many
+
+
+async def test_insert_rows_belong_to_the_callers_transaction(database: Database) -> None:
+    async with database.engine.connect() as connection:
+        transaction = await connection.begin()
+        await insert_rows(connection, ROWS, [_row("a"), _row("b")])
+        await transaction.rollback()
+
+    assert await _stored(database) == []
+
+    async with database.engine.begin() as connection:
+        await insert_rows(connection, ROWS, [])  # nothing to write: no statement
+
+    assert await _stored(database) == []
