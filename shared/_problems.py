@@ -74,6 +74,10 @@ def _http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Resp
 
 
 UNREACHABLE_RETRY_AFTER_SECONDS = 5
+_UNREACHABLE_DETAILS = {
+    "database": "The database cannot be reached right now; retry later.",
+    "dependency": "A service this request needs cannot be reached right now; retry later.",
+}
 
 
 # System errors of files, not of a connection: a bug or a broken deployment, never an outage.
@@ -96,13 +100,16 @@ def _unreachable(exc: Exception) -> bool:
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     if _unreachable(exc):
+        # A service with a database (``create_service_app(database=...)``) names it; the
+        # gateway has none, and what it lost is one of the services behind it.
+        lost = "database" if "database" in request.app.state else "dependency"
         logger.warning(
-            "database unreachable", extra={"path": request.url.path, "error": type(exc).__name__}
+            f"{lost} unreachable", extra={"path": request.url.path, "error": type(exc).__name__}
         )
         return problem_response(
             HTTP_503_SERVICE_UNAVAILABLE,
             "Service Unavailable",
-            "The database cannot be reached right now; retry later.",
+            _UNREACHABLE_DETAILS[lost],
             instance=request.url.path,
             headers={"Retry-After": str(UNREACHABLE_RETRY_AFTER_SECONDS)},
         )

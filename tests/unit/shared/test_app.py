@@ -271,7 +271,30 @@ async def test_a_database_out_of_reach_is_a_503_problem_with_retry_after(
     assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
     assert response.headers["retry-after"] == "5"
     assert response.json()["detail"] == "The database cannot be reached right now; retry later."
+    assert "database unreachable" in caplog.text
     assert "unhandled error" not in caplog.text  # an outage, not a bug: no traceback logged
+
+
+async def test_a_service_without_a_database_names_no_database_when_a_connection_is_lost(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The gateway has no database: a connection it lost is to a service behind it."""
+
+    @get("/relay")
+    async def relay() -> str:
+        raise ConnectionResetError("the peer reset the connection")
+
+    app = create_service_app(service="test", route_handlers=[relay], internal_token="t")
+    async with AsyncTestClient(app) as client:
+        response = await client.get("/relay", headers={INTERNAL_TOKEN_HEADER: "t"})
+
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert response.json()["detail"] == (
+        "A service this request needs cannot be reached right now; retry later."
+    )
+    assert "dependency unreachable" in caplog.text
+    assert "database" not in caplog.text
 
 
 async def test_any_other_system_error_stays_a_500(database_url: str) -> None:
