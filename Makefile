@@ -1,5 +1,9 @@
 # Every target works from a fresh clone: the virtualenv is created and filled on first use.
-PYTHON ?= python3
+# The interpreter the virtualenv is made from: the distribution's Python 3 when there is one, as
+# Debian builds it with profile-guided optimisation and LTO (so is the image's python:3.12); a
+# default source build, such as pyenv's, is not, and ran the same code 5-14 % slower
+# (docs/benchmarks.md). Else python3 on PATH; PYTHON=... picks another.
+PYTHON ?= $(or $(wildcard /usr/bin/python3),python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
