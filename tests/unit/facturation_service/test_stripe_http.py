@@ -107,6 +107,31 @@ async def test_requests_one_after_another_share_one_connection() -> None:
     assert len(accepted) == 1
 
 
+async def test_a_burst_keeps_its_connections_for_the_next_one() -> None:
+    """Every connection a burst of concurrent requests opened is kept (within its idle time):
+    the next burst opens none, where httpx's 20 kept made each burst of 60 open 40 again."""
+    burst = 60
+
+    async def slow_answers(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await read_request(reader)
+            await asyncio.sleep(0.05)  # every request of the burst is in flight at once
+            writer.write(answer(b"{}"))
+            await writer.drain()
+
+    async with serving(slow_answers) as (url, accepted):
+        client = StripeHttpClient(timeout_seconds=5)
+        try:
+            for _ in range(3):
+                answers = await asyncio.gather(
+                    *(client.request_async("post", f"{url}/v1/x", {}, "a=1") for _ in range(burst))
+                )
+                assert [status for _, status, _ in answers] == [200] * burst
+        finally:
+            await client.close_async()
+    assert len(accepted) == burst
+
+
 async def test_a_kept_alive_connection_stripe_closed_is_replaced_without_an_error() -> None:
     async def one_answer_then_close(
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter
