@@ -194,15 +194,23 @@ async def _autocommitted(_connection: asyncpg.Connection) -> None:
 
 
 class _RowInsert:
-    """An ``INSERT`` of given columns of ``table`` in asyncpg's form (names from the table's
-    metadata, quoted as PostgreSQL quotes them), JSON columns encoded as SQLAlchemy's engines
-    encode them. Built once per table and columns (:func:`_row_insert`)."""
+    """``INSERT`` statements of given columns of ``table`` in asyncpg's form (names from the
+    table's metadata, quoted as PostgreSQL quotes them), JSON columns encoded as SQLAlchemy's
+    engines encode them: one row's (``statement``), and many rows' as one array per column,
+    each typed as its column is (``many_statement``, a JSON column's array holding the
+    documents' text). Built once per table and columns (:func:`_row_insert`)."""
 
     def __init__(self, table: Table, columns: tuple[str, ...]) -> None:
         self.columns = columns
-        names = ", ".join(_PG_QUOTE.quote(name) for name in columns)
+        target = _PG_QUOTE.format_table(table)
+        names = ", ".join(_PG_QUOTE.quote(column) for column in columns)
         places = ", ".join(f"${position}" for position in range(1, len(columns) + 1))
-        self.statement = f"INSERT INTO {_PG_QUOTE.format_table(table)} ({names}) VALUES ({places})"  # noqa: S608 (no value in the text)
+        self.statement = f"INSERT INTO {target} ({names}) VALUES ({places})"  # noqa: S608 (no value in the text)
+        arrays = ", ".join(
+            f"${position}::{table.c[column].type.compile(dialect=_PG_QUOTE.dialect)}[]"
+            for position, column in enumerate(columns, 1)
+        )
+        self.many_statement = f"INSERT INTO {target} ({names}) SELECT * FROM unnest({arrays})"  # noqa: S608 (no value in the text)
         self._json = frozenset(name for name in columns if isinstance(table.c[name].type, JSON))
 
     def arguments(self, values: Mapping[str, Any]) -> list[Any]:
@@ -211,24 +219,16 @@ class _RowInsert:
             for name in self.columns
         ]
 
+    def array_arguments(self, rows: Sequence[Mapping[str, Any]]) -> tuple[list[Any], ...]:
+        return tuple(
+            [_json_text(row[name]) for row in rows]
+            if name in self._json
+            else [row[name] for row in rows]
+            for name in self.columns
+        )
+
 
 _row_insert = functools.cache(_RowInsert)
-
-
-@functools.cache
-def _rows_insert(table: Table, columns: tuple[str, ...]) -> str:
-    """``insert_rows``'s statement on PostgreSQL: one array per column, each typed as its
-    column is (a JSON column's array holds the documents' text)."""
-    names = ", ".join(_PG_QUOTE.quote(name) for name in columns)
-    dialect = _PG_QUOTE.dialect
-    arrays = ", ".join(
-        f"${position}::{table.c[name].type.compile(dialect=dialect)}[]"
-        for position, name in enumerate(columns, 1)
-    )
-    return (
-        f"INSERT INTO {_PG_QUOTE.format_table(table)} ({names}) "  # noqa: S608 (no value in the text)
-        f"SELECT * FROM unnest({arrays})"
-    )
 
 
 async def insert_rows(
@@ -245,16 +245,9 @@ async def insert_rows(
     if connection.dialect.name != "postgresql":
         await connection.execute(insert(table), list(rows))
         return
-    columns = tuple(rows[0])
-    json_columns = {name for name in columns if isinstance(table.c[name].type, JSON)}
-    arrays = [
-        [_json_text(row[name]) for row in rows]
-        if name in json_columns
-        else [row[name] for row in rows]
-        for name in columns
-    ]
+    row_insert = _row_insert(table, tuple(rows[0]))
     # Through SQLAlchemy's cursor, which begins the caller's transaction if nothing did yet.
-    await connection.exec_driver_sql(_rows_insert(table, columns), tuple(arrays))
+    await connection.exec_driver_sql(row_insert.many_statement, row_insert.array_arguments(rows))
 
 
 _PG_QUOTE = postgresql.dialect().identifier_preparer  # type: ignore[no-untyped-call]
