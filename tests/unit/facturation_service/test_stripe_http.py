@@ -72,6 +72,16 @@ async def serving(
         await server.wait_closed()
 
 
+@asynccontextmanager
+async def stripe_client(timeout_seconds: float) -> AsyncIterator[StripeHttpClient]:
+    """The client under test, its connections closed after the block."""
+    client = StripeHttpClient(timeout_seconds=timeout_seconds)
+    try:
+        yield client
+    finally:
+        await client.close_async()
+
+
 async def keep_answering(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     while True:
         head, body = await read_request(reader)
@@ -80,14 +90,10 @@ async def keep_answering(reader: asyncio.StreamReader, writer: asyncio.StreamWri
 
 
 async def test_an_answer_comes_back_whole_with_headers_read_in_any_case() -> None:
-    async with serving(keep_answering) as (url, _):
-        client = StripeHttpClient(timeout_seconds=5)
-        try:
-            content, status, headers = await client.request_async(
-                "post", f"{url}/v1/checkout/sessions", {"Idempotency-Key": "k"}, "a=1&b=2"
-            )
-        finally:
-            await client.close_async()
+    async with serving(keep_answering) as (url, _), stripe_client(5) as client:
+        content, status, headers = await client.request_async(
+            "post", f"{url}/v1/checkout/sessions", {"Idempotency-Key": "k"}, "a=1&b=2"
+        )
     assert status == 200
     assert content.endswith(b'"body":"a=1&b=2"}')
     assert headers["request-id"] == headers["Request-Id"] == "req_1"
@@ -96,14 +102,10 @@ async def test_an_answer_comes_back_whole_with_headers_read_in_any_case() -> Non
 
 
 async def test_requests_one_after_another_share_one_connection() -> None:
-    async with serving(keep_answering) as (url, accepted):
-        client = StripeHttpClient(timeout_seconds=5)
-        try:
-            for _ in range(5):
-                _, status, _ = await client.request_async("get", f"{url}/v1/customers/cus_1", {})
-                assert status == 200
-        finally:
-            await client.close_async()
+    async with serving(keep_answering) as (url, accepted), stripe_client(5) as client:
+        for _ in range(5):
+            _, status, _ = await client.request_async("get", f"{url}/v1/customers/cus_1", {})
+            assert status == 200
     assert len(accepted) == 1
 
 
@@ -119,16 +121,12 @@ async def test_a_burst_keeps_its_connections_for_the_next_one() -> None:
             writer.write(answer(b"{}"))
             await writer.drain()
 
-    async with serving(slow_answers) as (url, accepted):
-        client = StripeHttpClient(timeout_seconds=5)
-        try:
-            for _ in range(3):
-                answers = await asyncio.gather(
-                    *(client.request_async("post", f"{url}/v1/x", {}, "a=1") for _ in range(burst))
-                )
-                assert [status for _, status, _ in answers] == [200] * burst
-        finally:
-            await client.close_async()
+    async with serving(slow_answers) as (url, accepted), stripe_client(5) as client:
+        for _ in range(3):
+            answers = await asyncio.gather(
+                *(client.request_async("post", f"{url}/v1/x", {}, "a=1") for _ in range(burst))
+            )
+            assert [status for _, status, _ in answers] == [200] * burst
     assert len(accepted) == burst
 
 
@@ -141,15 +139,11 @@ async def test_a_kept_alive_connection_stripe_closed_is_replaced_without_an_erro
         writer.write(answer(b"{}"))
         await writer.drain()
 
-    async with serving(one_answer_then_close) as (url, accepted):
-        client = StripeHttpClient(timeout_seconds=5)
-        try:
-            for _ in range(3):
-                _, status, _ = await client.request_async("post", f"{url}/v1/x", {}, "a=1")
-                assert status == 200
-                await asyncio.sleep(0.05)
-        finally:
-            await client.close_async()
+    async with serving(one_answer_then_close) as (url, accepted), stripe_client(5) as client:
+        for _ in range(3):
+            _, status, _ = await client.request_async("post", f"{url}/v1/x", {}, "a=1")
+            assert status == 200
+            await asyncio.sleep(0.05)
     assert len(accepted) == 3
 
 
@@ -158,13 +152,9 @@ async def test_no_answer_in_time_is_a_retryable_timeout_the_client_sees_as_504()
         await read_request(reader)
         await asyncio.sleep(5)
 
-    async with serving(silent) as (url, _):
-        client = StripeHttpClient(timeout_seconds=0.2)
-        try:
-            with pytest.raises(stripe.APIConnectionError) as raised:
-                await client.request_async("post", f"{url}/v1/x", {}, "a=1")
-        finally:
-            await client.close_async()
+    async with serving(silent) as (url, _), stripe_client(0.2) as client:
+        with pytest.raises(stripe.APIConnectionError) as raised:
+            await client.request_async("post", f"{url}/v1/x", {}, "a=1")
     assert raised.value.should_retry
     assert isinstance(raised.value.__cause__, UpstreamTimeoutError)
     assert isinstance(problem_from_stripe_error(raised.value), GatewayTimeoutError)
@@ -173,25 +163,18 @@ async def test_no_answer_in_time_is_a_retryable_timeout_the_client_sees_as_504()
 async def test_a_refused_connection_is_a_retryable_error_the_client_sees_as_502() -> None:
     async with serving(keep_answering) as (url, _):
         pass  # closed: nothing listens on its port any more
-    client = StripeHttpClient(timeout_seconds=2)
-    try:
+    async with stripe_client(2) as client:
         with pytest.raises(stripe.APIConnectionError) as raised:
             await client.request_async("get", f"{url}/v1/x", {})
-    finally:
-        await client.close_async()
     assert raised.value.should_retry
     assert isinstance(raised.value.__cause__, UpstreamConnectError)
     assert isinstance(problem_from_stripe_error(raised.value), BadGatewayError)
 
 
 async def test_a_header_value_with_a_line_break_is_never_sent() -> None:
-    async with serving(keep_answering) as (url, accepted):
-        client = StripeHttpClient(timeout_seconds=2)
-        try:
-            with pytest.raises(stripe.APIConnectionError) as raised:
-                await client.request_async("get", f"{url}/v1/x", {"Idempotency-Key": "a\r\nX: 1"})
-        finally:
-            await client.close_async()
+    async with serving(keep_answering) as (url, accepted), stripe_client(2) as client:
+        with pytest.raises(stripe.APIConnectionError) as raised:
+            await client.request_async("get", f"{url}/v1/x", {"Idempotency-Key": "a\r\nX: 1"})
     assert accepted == []
     assert isinstance(raised.value.__cause__, UpstreamError)
 
@@ -291,21 +274,15 @@ async def test_https_is_verified_against_the_sdks_ca_bundle(
     server_tls.load_cert_chain(cert_path, key_path)
     async with serving(keep_answering, server_tls) as (url, accepted):
         # Not in the SDK's bundle: refused.
-        client = StripeHttpClient(timeout_seconds=5)
-        try:
+        async with stripe_client(5) as client:
             with pytest.raises(stripe.APIConnectionError) as raised:
                 await client.request_async("get", f"{url}/v1/x", {})
-        finally:
-            await client.close_async()
         assert isinstance(raised.value.__cause__, UpstreamConnectError)
         # The bundle names it: answered, over one connection.
         monkeypatch.setattr(stripe, "ca_bundle_path", str(cert_path))
-        client = StripeHttpClient(timeout_seconds=5)
-        try:
+        async with stripe_client(5) as client:
             for _ in range(2):
                 content, status, _ = await client.request_async("post", f"{url}/v1/x", {}, "a=1")
                 assert status == 200
                 assert content.endswith(b'"body":"a=1"}')
-        finally:
-            await client.close_async()
     assert len(accepted) == 1  # (the refused handshake never reached the handler)
