@@ -10,7 +10,8 @@ where fresh databases are created. The load generator is wrk (C, like pgbench's 
 events/s, acknowledgement latency percentiles, the time until the worker has processed every
 event, pgbench's TPS, the CPU per event of every process (wrk's too) and how the machine's two
 cores were spent while accepting (idle included). Targets: events/s >= 0.25x pgbench's TPS;
-p99 acknowledgement < 50 ms.
+p99 acknowledgement < 50 ms; applied events/s >= accepted events/s, printed beside the rate at
+which the machine's CPUs can both receive and apply events (the floor under that target).
 
 ``--rounds N`` posts N fresh sets of events through the same stack, each followed by pgbench once
 every event is applied, and prints each round's ratio, then the figures of the median round: on
@@ -481,6 +482,7 @@ def _report(
     )
     applied = measured / middle.processed_in
     print(f"applied: {applied:.0f} events/s (intake {middle.rate:.0f} events/s)")
+    _report_keeping_up(middle, applied)
     for label, spent in (("while accepting", middle.cpu_intake), ("receive + process", middle.cpu)):
         per_event = ", ".join(
             f"{name} {seconds * 1000 / measured:.3f} ms"
@@ -507,6 +509,31 @@ def _report(
     print(f"p99 < 50 ms (every round): {'met' if p99 < 50 else 'MISSED'}")
     print("RSS after the load: " + ", ".join(f"{name} {mb:.0f} MB" for name, mb in rss.items()))
     print(f"every service <= 150 MB: {'met' if max(rss.values()) <= 150 else 'MISSED'}")
+
+
+def _report_keeping_up(middle: Round, applied: float) -> None:
+    """Whether the worker applied events as fast as they were accepted, and the floor under it:
+    the CPU that receiving and applying one event costs the services and PostgreSQL together
+    (the load generator left out) bounds the rate at which this machine's CPUs can do both."""
+    spent = sum(
+        seconds
+        for name, seconds in middle.cpu.items()
+        # (PostgreSQL's backends are part of its total.)
+        if name not in ("wrk", "its pg backends") and not name.startswith("machine ")
+    )
+    per_event = spent / middle.measured
+    cpus = os.cpu_count() or 1
+    target_rate = 0.25 * middle.tps
+    print(
+        f"receiving and applying an event: {per_event * 1000:.3f} ms of CPU (services and"
+        f" PostgreSQL), so {cpus} CPUs receive and apply at most {cpus / per_event:.0f} events/s;"
+        f" intake at the 0.25x target is {target_rate:.0f} events/s"
+    )
+    verdict = "met" if applied >= middle.rate else "MISSED"
+    print(
+        f"applied keeps up with intake: {verdict} ({applied:.0f} against {middle.rate:.0f}"
+        " events/s)"
+    )
 
 
 if __name__ == "__main__":
