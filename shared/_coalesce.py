@@ -18,11 +18,16 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import msgspec
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-__all__ = ["CoalescingHttpToolsProtocol", "CoalescingTransport"]
+from shared._problems import PROBLEM_MEDIA_TYPE, problem_document
+from shared._request_id import accept_request_id
+
+__all__ = ["UNPARSEABLE_DETAIL", "CoalescingHttpToolsProtocol", "CoalescingTransport"]
 
 _FLUSH_AT = 65536
+UNPARSEABLE_DETAIL = "The request could not be parsed as HTTP/1.1."
 
 
 class CoalescingTransport:
@@ -79,7 +84,33 @@ class CoalescingTransport:
 
 
 class CoalescingHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol writing through a :class:`CoalescingTransport`."""
+    """uvicorn's httptools protocol writing through a :class:`CoalescingTransport`, and
+    answering bytes that do not parse as a request with problem+json."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to bytes that do not parse as an HTTP/1.1 request, which it writes
+        as plain text (``msg``, already logged), as every other 4xx here is written: problem+json
+        with a request id. The connection is closed after it, as uvicorn closes it: nothing
+        read after the bad bytes can be trusted to start a request."""
+        request_id = accept_request_id(None)
+        body = msgspec.json.encode(
+            problem_document(400, "Bad Request", UNPARSEABLE_DETAIL, request_id=request_id)
+        )
+        head = [b"HTTP/1.1 400 Bad Request\r\n"]
+        for name, value in self.server_state.default_headers:  # Date
+            head += (name, b": ", value, b"\r\n")
+        head += (
+            b"content-type: ",
+            PROBLEM_MEDIA_TYPE.encode(),
+            b"\r\ncontent-length: ",
+            str(len(body)).encode(),
+            b"\r\nx-request-id: ",
+            request_id.encode(),
+            b"\r\nconnection: close\r\n\r\n",
+            body,
+        )
+        self.transport.write(b"".join(head))
+        self.transport.close()

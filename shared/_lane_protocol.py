@@ -16,9 +16,10 @@ the exchange then offers it :meth:`LaneExchange.answer_whole`, :meth:`LaneExchan
 what still needs a task, and :meth:`LaneExchange.run_in_turn` to give the request back.
 
 Everything at the connection level stays uvicorn's: parsing, pipelining (an exchange is queued
-like any cycle), keep-alive timeouts, flow control, a malformed request's 400, graceful
-shutdown. Every other request (health, metrics, the API document, preflights, what the lane
-leaves to Litestar, ...) takes uvicorn's cycle and the whole Litestar app, as before. With
+like any cycle), keep-alive timeouts, flow control, a malformed request's 400 (written as
+problem+json by ``shared._coalesce``), graceful shutdown. Every other request (health, metrics,
+the API document, preflights, what the lane leaves to Litestar, ...) takes uvicorn's cycle and
+the whole Litestar app, as before. With
 ``FORWARDED_ALLOW_IPS`` set, uvicorn's proxy-headers middleware still decides the client
 address of a request a lane takes (the exchange runs a copy of it on the scope). Should the app
 have no lane, anything else wrap it, or a ``root_path`` or a concurrency limit be configured,

@@ -16,10 +16,37 @@ from shared._request_id import REQUEST_ID_HEADER, current_request_id
 if TYPE_CHECKING:
     from litestar.types import Receive, Scope, Send
 
-__all__ = ["PROBLEM_MEDIA_TYPE", "exception_handlers", "problem_response", "send_problem"]
+__all__ = [
+    "PROBLEM_MEDIA_TYPE",
+    "exception_handlers",
+    "problem_document",
+    "problem_response",
+    "send_problem",
+]
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 logger = logging.getLogger("shared.problems")
+
+
+def problem_document(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    type_: str = "about:blank",
+    instance: str | None = None,
+    request_id: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The body of a problem+json answer."""
+    body: dict[str, Any] = {"type": type_, "title": title, "status": status, "detail": detail}
+    if instance:
+        body["instance"] = instance
+    if request_id:
+        body["request_id"] = request_id
+    if extra:
+        body.update(extra)
+    return body
 
 
 def problem_response(
@@ -32,14 +59,10 @@ def problem_response(
     headers: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Response[dict[str, Any]]:
-    body: dict[str, Any] = {"type": type_, "title": title, "status": status, "detail": detail}
-    if instance:
-        body["instance"] = instance
     request_id = current_request_id()
-    if request_id:
-        body["request_id"] = request_id
-    if extra:
-        body.update(extra)
+    body = problem_document(
+        status, title, detail, type_=type_, instance=instance, request_id=request_id, extra=extra
+    )
     response_headers = dict(headers or {})
     if request_id:
         response_headers[REQUEST_ID_HEADER] = request_id

@@ -391,6 +391,39 @@ async def test_http10_and_connection_close_requests_are_answered_then_closed(
             assert rest == b""
 
 
+async def test_bytes_that_are_no_request_are_a_400_problem_and_the_connection_closes(
+    upstream: Upstream,
+) -> None:
+    async with gateway(upstream) as port:
+        for before, bad in (
+            (b"", b"GET /api/v1/products\x00 HTTP/1.1\r\nHost: gateway.test\r\n\r\n"),
+            (get("/api/v1/products"), b"NOT HTTP AT ALL\r\n\r\n"),  # after a good request
+            (b"", get("/api/v1/products", "Content-Length: 2", "Content-Length: 3")),
+        ):
+            seen = len(upstream.seen)
+            async with connection(port) as (reader, writer):
+                if before:
+                    writer.write(before)
+                    assert (await read_reply(reader)).status == 200
+                writer.write(bad)
+                reply = await read_reply(reader)
+                rest = await asyncio.wait_for(reader.read(), 2)
+            assert reply.status == 400
+            assert reply.headers["content-type"] == PROBLEM_MEDIA_TYPE
+            assert reply.headers["connection"] == "close"
+            assert "date" in reply.headers
+            problem = reply.json()
+            assert problem == {
+                "type": "about:blank",
+                "title": "Bad Request",
+                "status": 400,
+                "detail": "The request could not be parsed as HTTP/1.1.",
+                "request_id": reply.headers["x-request-id"],
+            }
+            assert rest == b""
+            assert len(upstream.seen) == seen + (1 if before else 0)
+
+
 async def test_an_idle_connection_is_closed_after_the_keep_alive_timeout(
     upstream: Upstream,
 ) -> None:
