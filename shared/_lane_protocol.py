@@ -19,11 +19,10 @@ Everything at the connection level stays uvicorn's: parsing, pipelining (an exch
 like any cycle), keep-alive timeouts, flow control, a malformed request's 400 (written as
 problem+json by ``shared._coalesce``), graceful shutdown. Every other request (health, metrics,
 the API document, preflights, what the lane leaves to Litestar, ...) takes uvicorn's cycle and
-the whole Litestar app, as before. With
-``FORWARDED_ALLOW_IPS`` set, uvicorn's proxy-headers middleware still decides the client
-address of a request a lane takes (the exchange runs a copy of it on the scope). Should the app
-have no lane, anything else wrap it, or a ``root_path`` or a concurrency limit be configured,
-every request takes uvicorn's cycle.
+the whole Litestar app, as before. With ``FORWARDED_ALLOW_IPS`` set, uvicorn's proxy-headers
+middleware still decides the client address of a request a lane takes (the exchange runs a copy
+of it on the scope). Should the app have no lane, anything else wrap it, or a ``root_path`` or a
+concurrency limit be configured, every request takes uvicorn's cycle.
 
 What the exchange keeps of the ASGI contract, for the lane: ``receive`` gives the body as it
 arrives (``Expect: 100-continue`` answered on the first read, reading resumed for the body),
