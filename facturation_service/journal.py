@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections import deque
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, cast
@@ -162,6 +163,10 @@ async def record_event(
     return inserted is not None
 
 
+RECENT_DELIVERIES = 64
+"""How many delivery times :class:`JournalWriter` keeps, for the worker's measure of a burst."""
+
+
 class JournalWriter:
     """Group commit for the receiver: the events of concurrent requests are written by one
     multi-row INSERT, and each request is answered once the batch holding its event committed.
@@ -205,8 +210,9 @@ class JournalWriter:
         # Flushers lingering with their connection, each with the future that wakes it.
         self._idle: list[tuple[asyncio.Task[None], asyncio.Future[None]]] = []
         self._closing = False
-        self.last_delivery_at = 0.0
-        """``time.monotonic()`` of the latest delivery, so the worker can give way to intake."""
+        self.recent_deliveries: deque[float] = deque(maxlen=RECENT_DELIVERIES)
+        """``time.monotonic()`` of the latest deliveries, newest last: the worker gives way to a
+        burst of them."""
 
     def record(
         self, envelope: EventEnvelope, payload: str, *, handled: bool
@@ -214,7 +220,7 @@ class JournalWriter:
         """The event into the next batch: the future of :func:`record_event`'s answer (``False``
         when the event id was already journaled), done once its batch committed; or of a
         :class:`JournalWriteError`, when nothing of it was stored."""
-        self.last_delivery_at = time.monotonic()
+        self.recent_deliveries.append(time.monotonic())
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._pending.append((_record_parameters(envelope, payload, handled=handled), future))
         # A new flusher only when every running one is busy writing: the deliveries of one

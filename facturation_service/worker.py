@@ -18,6 +18,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import math
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -116,9 +117,14 @@ class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True):
     batch_size: int = 64
     """Events the loop claims and applies in one transaction."""
     intake_quiet: float = 0.05
-    """While deliveries arrived this recently the loop waits: acknowledging Stripe comes first,"""
+    """The window over which the loop measures how fast deliveries arrive, and its wait while
+    they arrive at ``give_way_rate`` or faster: acknowledging a burst comes first,"""
     max_defer: float = 1.0
     """but never longer than this between two batches, so applying never stops."""
+    give_way_rate: float = 500.0
+    """Deliveries a second from which the loop gives way (0: never). A steadier stream is
+    applied as it comes: giving way to every delivery applied one batch a second, and a stream
+    of 100 deliveries a second fell further behind for as long as it lasted."""
 
 
 def worker_config(settings: FacturationSettings) -> WorkerConfig:
@@ -131,6 +137,7 @@ def worker_config(settings: FacturationSettings) -> WorkerConfig:
         lease=settings.facturation_webhook_lease_seconds,
         concurrency=settings.facturation_webhook_concurrency,
         batch_size=settings.facturation_webhook_batch_size,
+        give_way_rate=settings.facturation_webhook_give_way_rate,
     )
 
 
@@ -212,6 +219,17 @@ def _decode(claimed: ClaimedEvent) -> StripeEvent:
     if not isinstance(obj, dict):
         raise UnprocessableError("event data.object is not an object")
     return StripeEvent(id=claimed.id, type=claimed.type, created=claimed.created, object=obj)
+
+
+def _bursting(arrivals: collections.deque[float], now: float, config: WorkerConfig) -> bool:
+    """Whether deliveries arrive at ``config.give_way_rate`` a second or faster: the latest
+    ``k`` of ``arrivals`` came within ``k / give_way_rate`` seconds, ``k`` being as many as that
+    rate brings in ``intake_quiet`` seconds (or as many as are kept, if fewer)."""
+    rate = config.give_way_rate
+    if rate <= 0:
+        return False
+    latest = min(max(1, math.ceil(rate * config.intake_quiet)), arrivals.maxlen or len(arrivals))
+    return len(arrivals) >= latest and now - arrivals[-latest] <= latest / rate
 
 
 class WebhookWorker:
@@ -420,13 +438,15 @@ class WebhookWorker:
         task.add_done_callback(done)
 
     def _giving_way_to_intake(self) -> bool:
-        """During a burst of deliveries, apply one batch per ``max_defer`` only: the CPU goes to
-        acknowledging Stripe, and the backlog is applied as soon as the burst ends."""
+        """During a burst of deliveries (``give_way_rate`` a second or more), apply one batch
+        per ``max_defer`` only: the CPU goes to acknowledging Stripe, and the backlog is applied
+        as soon as the burst ends."""
         if self.intake is None:
             return False
         now = time.monotonic()
-        burst = now - self.intake.last_delivery_at < self.config.intake_quiet
-        return burst and now - self._last_batch_at < self.config.max_defer
+        return _bursting(self.intake.recent_deliveries, now, self.config) and (
+            now - self._last_batch_at < self.config.max_defer
+        )
 
     async def run(self) -> None:
         """Loop until :meth:`stop`; each replica runs one."""

@@ -32,8 +32,6 @@ APP_NAME = "relay-lane-test"
 class _StalledJournal:
     """A journal whose batches never commit: every delivery waits on it."""
 
-    last_delivery_at = 0.0
-
     def __init__(self, expected: int) -> None:
         self.waiting: list[asyncio.Future[bool]] = []
         self.expected = expected

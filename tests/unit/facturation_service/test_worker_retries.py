@@ -8,12 +8,13 @@ import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
 from facturation_service import journal
-from facturation_service.journal import JournalWriter
+from facturation_service.journal import EventEnvelope, EventStatus, JournalWriter
 from facturation_service.models import WebhookEvent
 from facturation_service.worker import (
     EVENTS_PROCESSED,
@@ -290,12 +291,13 @@ async def test_during_a_burst_of_deliveries_the_loop_defers_applying_until_it_en
 
     burst_over = asyncio.Event()
 
-    async def burst() -> None:
+    async def burst() -> None:  # 2,000 deliveries a second (only their times: none is written)
         while not burst_over.is_set():
-            intake.last_delivery_at = time.monotonic()
+            intake.recent_deliveries.extend([time.monotonic()] * 20)
             await asyncio.sleep(0.01)
 
     bursting = asyncio.create_task(burst())
+    await asyncio.sleep(0.15)  # the burst under way: more than intake_quiet of it
     await journal_event(db, second)
     worker.notify()
     await asyncio.sleep(0.5)
@@ -309,6 +311,45 @@ async def test_during_a_burst_of_deliveries_the_loop_defers_applying_until_it_en
     assert during is not None
     assert during.status == "pending"
     assert after.attempts == 1
+
+
+async def test_a_steady_stream_of_deliveries_below_the_give_way_rate_is_applied_as_it_comes(
+    db: Database,
+) -> None:
+    # About 100 deliveries a second, each recorded by the intake's writer as the receiver
+    # records it. Giving way whenever a delivery had come in the last 50 ms, the loop applied
+    # one batch a second, and ended this stream more than 60 events behind.
+    intake = JournalWriter(db.engine)
+    worker = WebhookWorker(db, WorkerConfig(poll_interval=0.05), intake=intake)
+    loop = asyncio.create_task(worker.run())
+    started = time.monotonic()
+    delivered = 0
+    while time.monotonic() - started < 1.5:
+        body = stripe_events.encode(
+            stripe_events.event("invoice.paid", stripe_events.invoice("paid"))
+        )
+        envelope = msgspec.json.decode(body, type=EventEnvelope)
+        assert await intake.record(envelope, body.decode(), handled=True)
+        worker.notify()
+        delivered += 1
+        await asyncio.sleep(0.01)
+    behind = await _unapplied(db)
+    await worker.stop()
+    await asyncio.wait_for(loop, 5)
+    await intake.drain()
+
+    assert delivered >= 60
+    assert behind <= 15
+
+
+async def _unapplied(db: Database) -> int:
+    async with db.sessionmaker() as session:
+        count = await session.scalar(
+            select(func.count())
+            .select_from(WebhookEvent)
+            .where(WebhookEvent.status.in_([EventStatus.PENDING, EventStatus.PROCESSING]))
+        )
+    return int(count or 0)
 
 
 async def test_the_oldest_pending_age_gauge_follows_the_journal(db: Database) -> None:

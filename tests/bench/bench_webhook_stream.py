@@ -1,0 +1,146 @@
+"""A steady stream of Stripe deliveries rather than a burst: ``--rate`` distinct signed events a
+second, each posted on its schedule through the real gateway to the real facturation service on
+PostgreSQL, for ``--seconds``; the app applies them with its own worker, as deployed.
+
+    .venv/bin/python -m tests.bench.bench_webhook_stream [--rate 200] [--seconds 10]
+
+Prints, second by second, the deliveries acknowledged and the events applied so far, then how
+many were still to apply when the stream ended and how long the worker took to finish them.
+Target (issue 14's "applied keeps up with intake", for a stream this machine can carry): the
+backlog when the stream ends is under one second of deliveries. ``bench_webhooks`` measures the
+other case, the burst as fast as the machine can accept it, where the worker gives way.
+
+Uses TEST_DATABASE_URL (default ``postgresql://postgres@127.0.0.1:5432/test``) as the server
+where fresh databases are created.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from sqlalchemy import func, select
+
+from facturation_service.models import WebhookEvent
+from shared import Database
+from tests.support import stripe_events
+from tests.support.stack import start_stack
+
+DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+async def _applied(database: Database) -> int:
+    async with database.sessionmaker() as session:
+        query = select(func.count()).where(WebhookEvent.status == "processed")
+        return int((await session.execute(query)).scalar_one())
+
+
+async def _stream(
+    client: httpx.AsyncClient,
+    deliveries: list[tuple[bytes, str]],
+    rate: float,
+    database: Database,
+) -> tuple[list[tuple[int, int, int]], int, int, list[float]]:
+    """Post each delivery at its time; every second, (second, acknowledged, applied). Returns
+    those samples, the deliveries acknowledged 200 and those answered anything else, and the
+    acknowledgements' latencies in seconds."""
+    acknowledged = failed = 0
+    latencies: list[float] = []
+
+    async def post(body: bytes, signature: str) -> None:
+        nonlocal acknowledged, failed
+        headers = {"Stripe-Signature": signature, "Content-Type": "application/json"}
+        sent = time.perf_counter()
+        try:
+            response = await client.post("/webhooks/stripe", content=body, headers=headers)
+        except httpx.HTTPError:
+            failed += 1
+            return
+        if response.status_code == 200:
+            acknowledged += 1
+            latencies.append(time.perf_counter() - sent)
+        else:
+            failed += 1
+
+    samples: list[tuple[int, int, int]] = []
+    posting: set[asyncio.Task[None]] = set()
+    start = time.perf_counter()
+    for index, (body, signature) in enumerate(deliveries):
+        due = start + index / rate
+        if (second := int(due - start)) > len(samples):
+            samples.append((second, acknowledged, await _applied(database)))
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        task = asyncio.create_task(post(body, signature))
+        posting.add(task)
+        task.add_done_callback(posting.discard)
+    await asyncio.gather(*posting)
+    return samples, acknowledged, failed, latencies
+
+
+async def main(rate: float, seconds: float) -> int:
+    os.environ.setdefault("TEST_DATABASE_URL", DEFAULT_SERVER)
+    import tests.support.databases as databases
+
+    databases.TEST_DATABASE_URL = os.environ["TEST_DATABASE_URL"]  # read at import time
+    secret = stripe_events.WEBHOOK_SECRET
+    total = int(rate * seconds)
+    deliveries = []
+    for index in range(total):
+        invoice = stripe_events.invoice("paid", customer=f"cus_Stream{index % 200:05d}")
+        body = stripe_events.encode(stripe_events.event("invoice.paid", invoice))
+        deliveries.append((body, stripe_events.sign(body, secret)))
+    with tempfile.TemporaryDirectory() as folder:
+        async with start_stack(
+            Path(folder),
+            facturation_url="start",
+            extra_env={"LOG_LEVEL": "WARNING"},
+            facturation_env={
+                "STRIPE_API_BASE": "http://127.0.0.1:9",
+                "STRIPE_WEBHOOK_SECRET": secret,
+            },
+        ) as stack:
+            assert stack.facturation is not None
+            database = Database(stack.facturation.env["FACTURATION_DATABASE_URL"])
+            limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+            try:
+                async with httpx.AsyncClient(base_url=stack.url, limits=limits) as client:
+                    samples, acknowledged, failed, latencies = await _stream(
+                        client, deliveries, rate, database
+                    )
+                    ended = time.perf_counter()
+                    behind = acknowledged - await _applied(database)
+                    while await _applied(database) < acknowledged:  # noqa: ASYNC110
+                        await asyncio.sleep(0.02)
+                    caught_up = time.perf_counter() - ended
+            finally:
+                await database.dispose()
+    print(f"{total} deliveries at {rate:g} a second for {seconds:g} s, the app's worker applying")
+    print("second  acknowledged  applied")
+    for second, acked, applied in samples:
+        print(f"{second:>6}  {acked:>12}  {applied:>7}")
+    print(f"acknowledged: {acknowledged}; failed: {failed}")
+    if latencies:
+        latencies.sort()
+        p50, p99 = (latencies[int(len(latencies) * q)] * 1000 for q in (0.5, 0.99))
+        print(f"acknowledgement (Python client): p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    print(
+        f"when the stream ended: {behind} still to apply ({behind / rate:.2f} s of deliveries);"
+        f" all applied {caught_up:.2f} s later"
+    )
+    keeps_up = behind < rate
+    print(f"applied keeps up with the stream: {'met' if keeps_up else 'MISSED'} (< {rate:g})")
+    return 0 if failed == 0 and keeps_up else 1
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rate", type=float, default=200.0, help="deliveries a second")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    arguments = parser.parse_args()
+    sys.exit(asyncio.run(main(arguments.rate, arguments.seconds)))
