@@ -125,6 +125,9 @@ class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True):
     """Deliveries a second from which the loop gives way (0: never). A steadier stream is
     applied as it comes: giving way to every delivery applied one batch a second, and a stream
     of 100 deliveries a second fell further behind for as long as it lasted."""
+    give_way_seconds: float = 5.0
+    """The longest the loop gives way to one burst: past it, the burst is a stream, and applying
+    takes its share of the CPU again, so the backlog stops growing."""
 
 
 def worker_config(settings: FacturationSettings) -> WorkerConfig:
@@ -138,6 +141,7 @@ def worker_config(settings: FacturationSettings) -> WorkerConfig:
         concurrency=settings.facturation_webhook_concurrency,
         batch_size=settings.facturation_webhook_batch_size,
         give_way_rate=settings.facturation_webhook_give_way_rate,
+        give_way_seconds=settings.facturation_webhook_give_way_seconds,
     )
 
 
@@ -256,6 +260,8 @@ class WebhookWorker:
         self._last_housekeeping = 0.0
         self._first_sweep = True
         self._last_batch_at = 0.0
+        self._burst_began: float | None = None
+        """``time.monotonic()`` when the burst the loop gives way to was first seen."""
         self._stopping = False
 
     def notify(self) -> None:
@@ -438,14 +444,20 @@ class WebhookWorker:
         task.add_done_callback(done)
 
     def _giving_way_to_intake(self) -> bool:
-        """During a burst of deliveries (``give_way_rate`` a second or more), apply one batch
-        per ``max_defer`` only: the CPU goes to acknowledging Stripe, and the backlog is applied
-        as soon as the burst ends."""
+        """During a burst of deliveries (``give_way_rate`` a second or more), for at most
+        ``give_way_seconds`` of it, apply one batch per ``max_defer`` only: the CPU goes to
+        acknowledging Stripe, and the backlog is applied as soon as the burst ends."""
         if self.intake is None:
             return False
         now = time.monotonic()
-        return _bursting(self.intake.recent_deliveries, now, self.config) and (
-            now - self._last_batch_at < self.config.max_defer
+        if not _bursting(self.intake.recent_deliveries, now, self.config):
+            self._burst_began = None
+            return False
+        if self._burst_began is None:
+            self._burst_began = now
+        return (
+            now - self._burst_began < self.config.give_way_seconds
+            and now - self._last_batch_at < self.config.max_defer
         )
 
     async def run(self) -> None:

@@ -3,12 +3,15 @@ second, each posted on its schedule through the real gateway to the real factura
 PostgreSQL, for ``--seconds``; the app applies them with its own worker, as deployed.
 
     .venv/bin/python -m tests.bench.bench_webhook_stream [--rate 200] [--seconds 10]
+        [--give-way-rate 500]
 
 Prints, second by second, the deliveries acknowledged and the events applied so far, then how
 many were still to apply when the stream ended and how long the worker took to finish them.
 Target (issue 14's "applied keeps up with intake", for a stream this machine can carry): the
 backlog when the stream ends is under one second of deliveries. ``bench_webhooks`` measures the
 other case, the burst as fast as the machine can accept it, where the worker gives way.
+``--give-way-rate`` sets the app's ``FACTURATION_WEBHOOK_GIVE_WAY_RATE``: a stream faster than
+it is a burst the worker gives way to, for ``FACTURATION_WEBHOOK_GIVE_WAY_SECONDS`` (5) at most.
 
 Uses TEST_DATABASE_URL (default ``postgresql://postgres@127.0.0.1:5432/test``) as the server
 where fresh databases are created.
@@ -83,7 +86,7 @@ async def _stream(
     return samples, acknowledged, failed, latencies
 
 
-async def main(rate: float, seconds: float) -> int:
+async def main(rate: float, seconds: float, give_way_rate: float) -> int:
     os.environ.setdefault("TEST_DATABASE_URL", DEFAULT_SERVER)
     import tests.support.databases as databases
 
@@ -103,6 +106,7 @@ async def main(rate: float, seconds: float) -> int:
             facturation_env={
                 "STRIPE_API_BASE": "http://127.0.0.1:9",
                 "STRIPE_WEBHOOK_SECRET": secret,
+                "FACTURATION_WEBHOOK_GIVE_WAY_RATE": str(give_way_rate),
             },
         ) as stack:
             assert stack.facturation is not None
@@ -120,7 +124,10 @@ async def main(rate: float, seconds: float) -> int:
                     caught_up = time.perf_counter() - ended
             finally:
                 await database.dispose()
-    print(f"{total} deliveries at {rate:g} a second for {seconds:g} s, the app's worker applying")
+    print(
+        f"{total} deliveries at {rate:g} a second for {seconds:g} s, the app's worker applying"
+        f" (it gives way from {give_way_rate:g} a second)"
+    )
     print("second  acknowledged  applied")
     for second, acked, applied in samples:
         print(f"{second:>6}  {acked:>12}  {applied:>7}")
@@ -142,5 +149,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=200.0, help="deliveries a second")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--give-way-rate", type=float, default=500.0)
     arguments = parser.parse_args()
-    sys.exit(asyncio.run(main(arguments.rate, arguments.seconds)))
+    sys.exit(asyncio.run(main(arguments.rate, arguments.seconds, arguments.give_way_rate)))

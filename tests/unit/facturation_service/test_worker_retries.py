@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import msgspec
@@ -277,33 +279,50 @@ async def test_a_failing_event_in_a_batch_does_not_hold_back_the_others(
     assert set(statuses.values()) == {("processed", 1)}
 
 
-async def test_during_a_burst_of_deliveries_the_loop_defers_applying_until_it_ends(
-    db: Database,
-) -> None:
-    intake = JournalWriter(db.engine)
-    config = WorkerConfig(poll_interval=0.05, intake_quiet=0.1, max_defer=30.0)
-    worker = WebhookWorker(db, config, intake=intake)
-    first = stripe_events.event("invoice.paid", stripe_events.invoice("paid"))
-    second = stripe_events.event("invoice.paid", stripe_events.invoice("paid"))
-    await journal_event(db, first)
-    loop = asyncio.create_task(worker.run())
-    await wait_until(lambda: get_event(db, first["id"]), status="processed")
+@asynccontextmanager
+async def simulated_burst(intake: JournalWriter) -> AsyncIterator[None]:
+    """2,000 deliveries a second while inside (only their times: none is written), under way
+    for more than the loop's measure (``intake_quiet``, 0.1 s in these tests) on entering."""
+    over = asyncio.Event()
 
-    burst_over = asyncio.Event()
-
-    async def burst() -> None:  # 2,000 deliveries a second (only their times: none is written)
-        while not burst_over.is_set():
+    async def burst() -> None:
+        while not over.is_set():
             intake.recent_deliveries.extend([time.monotonic()] * 20)
             await asyncio.sleep(0.01)
 
     bursting = asyncio.create_task(burst())
-    await asyncio.sleep(0.15)  # the burst under way: more than intake_quiet of it
-    await journal_event(db, second)
-    worker.notify()
-    await asyncio.sleep(0.5)
-    during = await get_event(db, second["id"])
-    burst_over.set()
-    await bursting
+    await asyncio.sleep(0.15)
+    try:
+        yield
+    finally:
+        over.set()
+        await bursting
+
+
+async def _loop_with_a_first_batch(
+    db: Database, config: WorkerConfig
+) -> tuple[WebhookWorker, JournalWriter, asyncio.Task[None]]:
+    """A running loop that has just applied a batch (the time of its last one is known)."""
+    intake = JournalWriter(db.engine)
+    worker = WebhookWorker(db, config, intake=intake)
+    first = stripe_events.event("invoice.paid", stripe_events.invoice("paid"))
+    await journal_event(db, first)
+    loop = asyncio.create_task(worker.run())
+    await wait_until(lambda: get_event(db, first["id"]), status="processed")
+    return worker, intake, loop
+
+
+async def test_during_a_burst_of_deliveries_the_loop_defers_applying_until_it_ends(
+    db: Database,
+) -> None:
+    config = WorkerConfig(poll_interval=0.05, intake_quiet=0.1, max_defer=30.0)
+    worker, intake, loop = await _loop_with_a_first_batch(db, config)
+    second = stripe_events.event("invoice.paid", stripe_events.invoice("paid"))
+    async with simulated_burst(intake):
+        await journal_event(db, second)
+        worker.notify()
+        await asyncio.sleep(0.5)
+        during = await get_event(db, second["id"])
     after = await wait_until(lambda: get_event(db, second["id"]), status="processed")
     await worker.stop()
     await asyncio.wait_for(loop, 5)
@@ -311,6 +330,25 @@ async def test_during_a_burst_of_deliveries_the_loop_defers_applying_until_it_en
     assert during is not None
     assert during.status == "pending"
     assert after.attempts == 1
+
+
+async def test_a_burst_longer_than_the_give_way_seconds_is_applied_while_it_lasts(
+    db: Database,
+) -> None:
+    config = WorkerConfig(
+        poll_interval=0.05, intake_quiet=0.1, max_defer=30.0, give_way_seconds=0.3
+    )
+    worker, intake, loop = await _loop_with_a_first_batch(db, config)
+    second = stripe_events.event("invoice.paid", stripe_events.invoice("paid"))
+    async with simulated_burst(intake):
+        await journal_event(db, second)
+        worker.notify()
+        # Applied while the burst goes on (it would wait for max_defer, 30 s, otherwise).
+        during = await wait_until(lambda: get_event(db, second["id"]), status="processed")
+    await worker.stop()
+    await asyncio.wait_for(loop, 5)
+
+    assert during.attempts == 1
 
 
 async def test_a_steady_stream_of_deliveries_below_the_give_way_rate_is_applied_as_it_comes(
