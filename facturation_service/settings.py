@@ -59,7 +59,7 @@ class FacturationSettings(msgspec.Struct, frozen=True, kw_only=True):
     facturation_webhook_give_way_rate: Annotated[float, msgspec.Meta(ge=0, le=1_000_000)] = 500.0
     """Deliveries a second from which the app's worker loop gives way to acknowledging them
     (0: never); below it, it applies them as they come."""
-    facturation_webhook_give_way_seconds: PositiveSeconds = 5.0
+    facturation_webhook_give_way_seconds: PositiveSeconds = 10.0
     """The longest the app's worker gives way to one burst; past it, it applies at full speed
     again."""
     facturation_webhook_max_attempts: Positive = 8

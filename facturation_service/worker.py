@@ -125,7 +125,7 @@ class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True):
     """Deliveries a second from which the loop gives way (0: never). A steadier stream is
     applied as it comes: giving way to every delivery applied one batch a second, and a stream
     of 100 deliveries a second fell further behind for as long as it lasted."""
-    give_way_seconds: float = 5.0
+    give_way_seconds: float = 10.0
     """The longest the loop gives way to one burst: past it, the burst is a stream, and applying
     takes its share of the CPU again, so the backlog stops growing."""
 

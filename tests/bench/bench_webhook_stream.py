@@ -11,7 +11,7 @@ Target (issue 14's "applied keeps up with intake", for a stream this machine can
 backlog when the stream ends is under one second of deliveries. ``bench_webhooks`` measures the
 other case, the burst as fast as the machine can accept it, where the worker gives way.
 ``--give-way-rate`` sets the app's ``FACTURATION_WEBHOOK_GIVE_WAY_RATE``: a stream faster than
-it is a burst the worker gives way to, for ``FACTURATION_WEBHOOK_GIVE_WAY_SECONDS`` (5) at most.
+it is a burst the worker gives way to, for ``FACTURATION_WEBHOOK_GIVE_WAY_SECONDS`` (10) at most.
 
 Uses TEST_DATABASE_URL (default ``postgresql://postgres@127.0.0.1:5432/test``) as the server
 where fresh databases are created.
