@@ -32,8 +32,8 @@ from sqlalchemy import func, select
 
 from facturation_service.models import WebhookEvent
 from shared import Database
+from tests.bench.deliveries import receiving_stack, signed_invoice_deliveries
 from tests.support import stripe_events
-from tests.support.stack import start_stack
 
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -93,21 +93,10 @@ async def main(rate: float, seconds: float, give_way_rate: float) -> int:
     databases.TEST_DATABASE_URL = os.environ["TEST_DATABASE_URL"]  # read at import time
     secret = stripe_events.WEBHOOK_SECRET
     total = int(rate * seconds)
-    deliveries = []
-    for index in range(total):
-        invoice = stripe_events.invoice("paid", customer=f"cus_Stream{index % 200:05d}")
-        body = stripe_events.encode(stripe_events.event("invoice.paid", invoice))
-        deliveries.append((body, stripe_events.sign(body, secret)))
+    deliveries = signed_invoice_deliveries(total, secret)
     with tempfile.TemporaryDirectory() as folder:
-        async with start_stack(
-            Path(folder),
-            facturation_url="start",
-            extra_env={"LOG_LEVEL": "WARNING"},
-            facturation_env={
-                "STRIPE_API_BASE": "http://127.0.0.1:9",
-                "STRIPE_WEBHOOK_SECRET": secret,
-                "FACTURATION_WEBHOOK_GIVE_WAY_RATE": str(give_way_rate),
-            },
+        async with receiving_stack(
+            Path(folder), secret, {"FACTURATION_WEBHOOK_GIVE_WAY_RATE": str(give_way_rate)}
         ) as stack:
             assert stack.facturation is not None
             database = Database(stack.facturation.env["FACTURATION_DATABASE_URL"])

@@ -53,6 +53,7 @@ from sqlalchemy.engine import make_url
 
 from facturation_service.models import WebhookEvent
 from shared import Database
+from tests.bench.deliveries import receiving_stack, signed_invoice_deliveries
 from tests.bench.processes import (
     cpu_seconds,
     machine_cpu_seconds,
@@ -64,7 +65,6 @@ from tests.bench.rounds import median_round
 from tests.support import stripe_events
 from tests.support.databases import fresh_database
 from tests.support.processes import ServiceProcess
-from tests.support.stack import start_stack
 
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -325,11 +325,7 @@ async def main(
     warmup = min(200, events // 10)
     measured = events - warmup
     print(f"preparing {warmup + measured * rounds} distinct signed invoice events ...", flush=True)
-    requests = []
-    for index in range(warmup + measured * rounds):
-        invoice = stripe_events.invoice("paid", customer=f"cus_Bench{index % 200:05d}")
-        body = stripe_events.encode(stripe_events.event("invoice.paid", invoice))
-        requests.append((body, stripe_events.sign(body, secret)))
+    requests = signed_invoice_deliveries(warmup + measured * rounds, secret)
     size = sum(len(body) for body, _ in requests) // len(requests)
 
     results: list[Round] = []
@@ -337,13 +333,10 @@ async def main(
         tmp = Path(folder)
         async with (
             fresh_database("pgbench", tmp) as bench_url,
-            start_stack(
+            receiving_stack(
                 tmp,
-                facturation_url="start",
-                extra_env={"LOG_LEVEL": "WARNING"},
-                facturation_env={
-                    "STRIPE_API_BASE": "http://127.0.0.1:9",
-                    "STRIPE_WEBHOOK_SECRET": secret,
+                secret,
+                {
                     "WORKERS": str(workers),
                     "FACTURATION_WEBHOOK_CONCURRENCY": "8",
                     "FACTURATION_WEBHOOK_WORKER": "false" if separate_worker else "true",

@@ -1,0 +1,45 @@
+"""What the webhook benches send and where: distinct signed ``invoice.paid`` deliveries, and the
+stack that receives them (the real gateway and facturation service, facturation's Stripe calls
+pointed at a closed port: no event here needs one)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+
+from tests.support import stripe_events
+from tests.support.stack import Stack, start_stack
+
+__all__ = ["receiving_stack", "signed_invoice_deliveries"]
+
+
+def signed_invoice_deliveries(count: int, secret: str) -> list[tuple[bytes, str]]:
+    """``count`` distinct ``invoice.paid`` events of 200 customers: each body and its
+    ``Stripe-Signature``."""
+    deliveries = []
+    for index in range(count):
+        invoice = stripe_events.invoice("paid", customer=f"cus_Bench{index % 200:05d}")
+        body = stripe_events.encode(stripe_events.event("invoice.paid", invoice))
+        deliveries.append((body, stripe_events.sign(body, secret)))
+    return deliveries
+
+
+def receiving_stack(
+    folder: Path,
+    secret: str,
+    facturation_env: Mapping[str, str],
+    gateway_env: Mapping[str, str] | None = None,
+) -> AbstractAsyncContextManager[Stack]:
+    """The gateway and the real facturation service, verifying with ``secret``."""
+    return start_stack(
+        folder,
+        facturation_url="start",
+        extra_env={"LOG_LEVEL": "WARNING"},
+        facturation_env={
+            "STRIPE_API_BASE": "http://127.0.0.1:9",
+            "STRIPE_WEBHOOK_SECRET": secret,
+            **facturation_env,
+        },
+        gateway_env=gateway_env,
+    )
