@@ -26,7 +26,7 @@ from shared._health import ReadinessCheck, health_route_handlers
 from shared._internal import require_internal_token
 from shared._json_policy import MAX_JSON_DEPTH, JsonPolicyMiddleware
 from shared._metrics import MetricsController, metrics_config, metrics_middleware
-from shared._middleware import RequestIdMiddleware, RequireHost
+from shared._middleware import PreflightRefusalProblem, RequestIdMiddleware, RequireHost
 from shared._openapi import ApiDocs, TruthfulJsonRenderPlugin
 from shared._problems import exception_handlers
 
@@ -154,6 +154,8 @@ def create_service_app(
         debug=debug,
     )
     _resolve_dependencies_in_turn(app)
+    if cors_config is not None:
+        app.asgi_handler = PreflightRefusalProblem(app.asgi_handler)
     # Outermost, so 404s, CORS answers and exception responses all carry the request id.
     app.asgi_handler = RequestIdMiddleware(app.asgi_handler)
     if front is not None:

@@ -1,5 +1,6 @@
 """The ASGI middleware every service runs: request id in, request id out, one access log (first);
-and RFC 9112's Host rule (after routing)."""
+a refused CORS preflight as problem+json (where CORS is configured); and RFC 9112's Host rule
+(after routing)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,30 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+import msgspec
 from litestar.enums import ScopeType
 
 from shared._exceptions import BadRequestError
-from shared._request_id import REQUEST_ID_HEADER, accept_request_id, request_id_var
+from shared._problems import PROBLEM_MEDIA_TYPE, problem_document
+from shared._request_id import (
+    REQUEST_ID_HEADER,
+    accept_request_id,
+    current_request_id,
+    request_id_var,
+)
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
 
-__all__ = ["RequestIdMiddleware", "RequireHost", "log_exchange", "with_request_id"]
+__all__ = [
+    "PreflightRefusalProblem",
+    "RequestIdMiddleware",
+    "RequireHost",
+    "log_exchange",
+    "with_request_id",
+]
 
 _HEADER = REQUEST_ID_HEADER.lower().encode()
 access_logger = logging.getLogger("access")
@@ -91,3 +107,69 @@ class RequireHost:
         ):
             raise BadRequestError("An HTTP/1.1 request must carry a Host header.")
         await self.app(scope, receive, send)
+
+
+PREFLIGHT_REFUSED = (
+    "This cross-origin request is not allowed: its origin, method or headers are not among those"
+    " the CORS policy allows."
+)
+
+
+class PreflightRefusalProblem:
+    """A CORS preflight the policy refuses, answered as every other 4xx: problem+json. Litestar's
+    CORS middleware (inside this one) writes that 400 as plain text (``Disallowed CORS
+    Origin``); any other answer passes unchanged."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != ScopeType.HTTP
+            or scope["method"] != "OPTIONS"
+            or not _asks_cors(scope["headers"])
+        ):
+            await self.app(scope, receive, send)
+            return
+        refused: list[tuple[bytes, bytes]] | None = None
+
+        async def send_as_problem(message: Message) -> None:
+            nonlocal refused
+            if message["type"] == "http.response.start" and _plain_refusal(message):
+                refused = list(message.get("headers", ()))
+                return
+            if refused is None:
+                await send(message)
+                return
+            if message.get("more_body", False):
+                return  # the plain text, replaced once it is all sent
+            body = msgspec.json.encode(
+                problem_document(
+                    400,
+                    "Bad Request",
+                    PREFLIGHT_REFUSED,
+                    instance=scope["path"],
+                    request_id=current_request_id(),
+                )
+            )
+            headers = [h for h in refused if h[0] not in (b"content-type", b"content-length")]
+            headers += [
+                (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+                (b"content-length", str(len(body)).encode()),
+            ]
+            await send({"type": "http.response.start", "status": 400, "headers": headers})
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+
+        await self.app(scope, receive, send_as_problem)
+
+
+def _asks_cors(headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    """A preflight, as Litestar's CORS middleware tells one: ``Origin`` and
+    ``Access-Control-Request-Method``."""
+    names = {name for name, _ in headers}
+    return b"origin" in names and b"access-control-request-method" in names
+
+
+def _plain_refusal(start: HTTPResponseStartEvent) -> bool:
+    content_type = dict(start.get("headers", ())).get(b"content-type", b"")
+    return start["status"] == 400 and content_type.startswith(b"text/plain")

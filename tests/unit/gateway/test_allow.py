@@ -8,6 +8,7 @@ from litestar.testing import AsyncTestClient
 
 from gateway.app import create_app
 from shared import PROBLEM_MEDIA_TYPE
+from shared._middleware import PREFLIGHT_REFUSED
 from tests.unit.gateway.test_app import settings
 
 
@@ -75,3 +76,33 @@ async def test_a_cors_preflight_is_still_answered_by_the_cors_policy() -> None:
 
     assert response.status_code == 204
     assert response.headers["access-control-allow-origin"] == "https://shop.example"
+
+
+@pytest.mark.parametrize(
+    "asked",
+    [
+        {"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"},
+        {
+            "Origin": "https://shop.example",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "X-Not-Allowed",
+        },
+    ],
+    ids=["origin", "headers"],
+)
+async def test_a_refused_cors_preflight_is_a_400_problem(asked: dict[str, str]) -> None:
+    app = create_app(settings(cors_origins=["https://shop.example"]))
+    async with AsyncTestClient(app) as client:
+        response = await client.options("/api/v1/billing/invoices", headers=asked)
+
+    assert response.status_code == 400
+    assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
+    assert "access-control-allow-origin" not in response.headers
+    assert response.json() == {
+        "type": "about:blank",
+        "title": "Bad Request",
+        "status": 400,
+        "detail": PREFLIGHT_REFUSED,
+        "instance": "/api/v1/billing/invoices",
+        "request_id": response.headers["x-request-id"],
+    }
