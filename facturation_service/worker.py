@@ -228,11 +228,11 @@ def _decode(claimed: ClaimedEvent) -> StripeEvent:
 def _bursting(arrivals: collections.deque[float], now: float, config: WorkerConfig) -> bool:
     """Whether deliveries arrive at ``config.give_way_rate`` a second or faster: the latest
     ``k`` of ``arrivals`` came within ``k / give_way_rate`` seconds, ``k`` being as many as that
-    rate brings in ``intake_quiet`` seconds (or as many as are kept, if fewer)."""
+    rate brings in ``intake_quiet`` seconds (at most the :data:`journal.RECENT_DELIVERIES` kept)."""
     rate = config.give_way_rate
     if rate <= 0:
         return False
-    latest = min(max(1, math.ceil(rate * config.intake_quiet)), arrivals.maxlen or len(arrivals))
+    latest = min(max(1, math.ceil(rate * config.intake_quiet)), journal.RECENT_DELIVERIES)
     return len(arrivals) >= latest and now - arrivals[-latest] <= latest / rate
 
 

@@ -8,17 +8,11 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-import msgspec
 from litestar.enums import ScopeType
 
 from shared._exceptions import BadRequestError
-from shared._problems import PROBLEM_MEDIA_TYPE, problem_document
-from shared._request_id import (
-    REQUEST_ID_HEADER,
-    accept_request_id,
-    current_request_id,
-    request_id_var,
-)
+from shared._problems import send_problem
+from shared._request_id import REQUEST_ID_HEADER, accept_request_id, request_id_var
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -116,9 +110,9 @@ PREFLIGHT_REFUSED = (
 
 
 class PreflightRefusalProblem:
-    """A CORS preflight the policy refuses, answered as every other 4xx: problem+json. Litestar's
-    CORS middleware (inside this one) writes that 400 as plain text (``Disallowed CORS
-    Origin``); any other answer passes unchanged."""
+    """A CORS preflight the policy refuses, answered as every other 4xx: a 400 by the app's
+    problem handlers (:func:`send_problem`). Litestar's CORS middleware (inside this one) writes
+    it as plain text (``Disallowed CORS Origin``); any other answer passes unchanged."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -131,34 +125,17 @@ class PreflightRefusalProblem:
         ):
             await self.app(scope, receive, send)
             return
-        refused: list[tuple[bytes, bytes]] | None = None
+        refused = False
 
         async def send_as_problem(message: Message) -> None:
             nonlocal refused
             if message["type"] == "http.response.start" and _plain_refusal(message):
-                refused = list(message.get("headers", ()))
+                refused = True
                 return
-            if refused is None:
+            if not refused:
                 await send(message)
-                return
-            if message.get("more_body", False):
-                return  # the plain text, replaced once it is all sent
-            body = msgspec.json.encode(
-                problem_document(
-                    400,
-                    "Bad Request",
-                    PREFLIGHT_REFUSED,
-                    instance=scope["path"],
-                    request_id=current_request_id(),
-                )
-            )
-            headers = [h for h in refused if h[0] not in (b"content-type", b"content-length")]
-            headers += [
-                (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
-                (b"content-length", str(len(body)).encode()),
-            ]
-            await send({"type": "http.response.start", "status": 400, "headers": headers})
-            await send({"type": "http.response.body", "body": body, "more_body": False})
+            elif not message.get("more_body", False):  # the plain text is all sent: replaced
+                await send_problem(scope, receive, send, BadRequestError(PREFLIGHT_REFUSED))
 
         await self.app(scope, receive, send_as_problem)
 
