@@ -24,10 +24,18 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from shared._problems import PROBLEM_MEDIA_TYPE, problem_document
 from shared._request_id import accept_request_id
 
-__all__ = ["UNPARSEABLE_DETAIL", "CoalescingHttpToolsProtocol", "CoalescingTransport"]
+__all__ = [
+    "NO_WEBSOCKET_DETAIL",
+    "UNPARSEABLE_DETAIL",
+    "UPGRADE_WITH_BODY_DETAIL",
+    "CoalescingHttpToolsProtocol",
+    "CoalescingTransport",
+]
 
 _FLUSH_AT = 65536
 UNPARSEABLE_DETAIL = "The request could not be parsed as HTTP/1.1."
+NO_WEBSOCKET_DETAIL = "No WebSocket is served here: send the request without Upgrade: websocket."
+UPGRADE_WITH_BODY_DETAIL = "A request with a body cannot ask for an upgrade: send it without one."
 
 
 class CoalescingTransport:
@@ -84,20 +92,49 @@ class CoalescingTransport:
 
 
 class CoalescingHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol writing through a :class:`CoalescingTransport`, and
-    answering bytes that do not parse as a request with problem+json."""
+    """uvicorn's httptools protocol writing through a :class:`CoalescingTransport`, answering
+    bytes that do not parse as a request, a WebSocket handshake and an upgrade with a body with
+    problem+json, and closing the connection after any other upgrade it does not make."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
+
+    def on_headers_complete(self) -> None:
+        if not self.parser.should_upgrade() or self._should_upgrade():
+            super().on_headers_complete()  # (a WebSocket handshake: handle_websocket_upgrade)
+            return
+        # An upgrade to a protocol no service speaks (``h2c``: curl's ``--http2`` over http://)
+        # is ignored, as HTTP allows, but the parser reads nothing after an upgrade's head: a
+        # body would never arrive (the request waited for it until its deadline), and neither
+        # would the next request on the connection. So one with a body is refused, and one
+        # without is answered as HTTP/1.1, and then the connection closes.
+        if any(
+            (name == b"content-length" and value.strip() != b"0") or name == b"transfer-encoding"
+            for name, value in self.headers
+        ):
+            self._refuse(UPGRADE_WITH_BODY_DETAIL)
+            return
+        super().on_headers_complete()
+        self.cycle.keep_alive = False
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to bytes that do not parse as an HTTP/1.1 request, which it writes
         as plain text (``msg``, already logged), as every other 4xx here is written: problem+json
         with a request id. The connection is closed after it, as uvicorn closes it: nothing
         read after the bad bytes can be trusted to start a request."""
+        self._refuse(UNPARSEABLE_DETAIL)
+
+    def handle_websocket_upgrade(self) -> None:
+        """No service serves a WebSocket: a handshake is refused before any app or WebSocket
+        library sees it (they answered an empty 403, or a plain-text 400 for a handshake
+        without its key), and the connection closes: what follows would be WebSocket frames."""
+        self._refuse(NO_WEBSOCKET_DETAIL)
+
+    def _refuse(self, detail: str) -> None:
+        """400 problem+json with a new request id, then the connection closes."""
         request_id = accept_request_id(None)
         body = msgspec.json.encode(
-            problem_document(400, "Bad Request", UNPARSEABLE_DETAIL, request_id=request_id)
+            problem_document(400, "Bad Request", detail, request_id=request_id)
         )
         head = [b"HTTP/1.1 400 Bad Request\r\n"]
         for name, value in self.server_state.default_headers:  # Date

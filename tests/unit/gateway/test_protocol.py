@@ -21,6 +21,7 @@ from gateway.app import create_app
 from gateway.at_once import ForwardAtOnce, RelayAtOnce
 from gateway.settings import GatewaySettings
 from shared import PROBLEM_MEDIA_TYPE, LaneProtocol
+from shared._coalesce import NO_WEBSOCKET_DETAIL, UPGRADE_WITH_BODY_DETAIL
 from shared._lane_protocol import LaneExchange
 from tests.support.stream_server import listening
 
@@ -422,6 +423,78 @@ async def test_bytes_that_are_no_request_are_a_400_problem_and_the_connection_cl
             }
             assert rest == b""
             assert len(upstream.seen) == seen + (1 if before else 0)
+
+
+WEBSOCKET_HANDSHAKE = (
+    "Connection: Upgrade",
+    "Upgrade: websocket",
+    "Sec-WebSocket-Version: 13",
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+)
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "detail"),
+    [
+        (get("/api/v1/products", *WEBSOCKET_HANDSHAKE), NO_WEBSOCKET_DETAIL),
+        # A route of the app, not of the lane.
+        (get("/health", *WEBSOCKET_HANDSHAKE), NO_WEBSOCKET_DETAIL),
+        (get("/api/v1/products", "Connection: Upgrade", "Upgrade: websocket"), NO_WEBSOCKET_DETAIL),
+        (
+            get(
+                "/webhooks/stripe",
+                "Connection: Upgrade",
+                "Upgrade: h2c",
+                "Content-Type: application/json",
+                "Content-Length: 2",
+                method="POST",
+            )
+            + b"{}",
+            UPGRADE_WITH_BODY_DETAIL,
+        ),
+    ],
+    ids=["websocket", "websocket-to-the-app", "websocket-without-key", "upgrade-with-a-body"],
+)
+async def test_a_websocket_handshake_or_an_upgrade_with_a_body_is_a_400_problem(
+    upstream: Upstream, request_bytes: bytes, detail: str
+) -> None:
+    """No service serves a WebSocket (the app answered an empty 403, the WebSocket library a
+    plain-text 400); and the body of an upgrade request never reached the app (it waited for it
+    until its deadline)."""
+    async with gateway(upstream) as port, connection(port) as (reader, writer):
+        writer.write(request_bytes + get("/api/v1/products"))
+        reply = await asyncio.wait_for(read_reply(reader), 2)
+        rest = await asyncio.wait_for(reader.read(), 2)
+    assert reply.status == 400
+    assert reply.headers["content-type"] == PROBLEM_MEDIA_TYPE
+    assert reply.headers["connection"] == "close"
+    assert reply.json() == {
+        "type": "about:blank",
+        "title": "Bad Request",
+        "status": 400,
+        "detail": detail,
+        "request_id": reply.headers["x-request-id"],
+    }
+    assert rest == b""  # closed: the request behind it is not answered
+    assert upstream.seen == []
+
+
+async def test_an_upgrade_no_service_makes_is_answered_as_http_then_the_connection_closes(
+    upstream: Upstream,
+) -> None:
+    """``curl --http2`` over http:// asks for ``h2c``: the request is answered as HTTP/1.1.
+    The parser reads nothing after an upgrade's head, so a request behind it on the same
+    connection waited forever: the connection now closes after the answer."""
+    upgrade = ("Connection: Upgrade, HTTP2-Settings", "Upgrade: h2c", "HTTP2-Settings: AAMAAABk")
+    async with gateway(upstream) as port, connection(port) as (reader, writer):
+        writer.write(get("/api/v1/products", *upgrade) + get("/api/v1/products"))
+        reply = await asyncio.wait_for(read_reply(reader), 2)
+        rest = await asyncio.wait_for(reader.read(), 2)
+    assert reply.status == 200
+    assert reply.headers["connection"] == "close"
+    assert rest == b""
+    assert [target for _, target, _, _ in upstream.seen] == ["/products"]
+    assert "upgrade" not in upstream.seen[0][2]  # hop-by-hop: never forwarded
 
 
 async def test_an_idle_connection_is_closed_after_the_keep_alive_timeout(
