@@ -45,6 +45,7 @@ from facturation_service import entitlements, subscription_slots
 from facturation_service.bounds import check_int64
 from facturation_service.checkout import allowed_return_url
 from facturation_service.entitlements import FINAL, EntitlementSource, EntitlementStatus
+from facturation_service.invoices import InvoiceSnapshot
 from facturation_service.models import Entitlement, StripeCustomer, Subscription, utcnow
 from facturation_service.snapshots import (
     bound_columns,
@@ -319,33 +320,30 @@ def _datetime(unix: int | None) -> datetime | None:
 # --- paid invoices extend the entitlement ---
 
 
-def paid_invoice_period(raw: dict[str, Any]) -> tuple[str, int] | None:
+def paid_invoice_period(invoice: InvoiceSnapshot) -> tuple[str, int] | None:
     """``(subscription id, period end)`` of a paid subscription invoice, else ``None``."""
-    if raw.get("status") != "paid":
+    if invoice.status != "paid":
         return None
-    parent = raw.get("parent")
+    parent = invoice.parent
     details = parent.get("subscription_details") if isinstance(parent, dict) else None
     subscription = details.get("subscription") if isinstance(details, dict) else None
     if isinstance(subscription, dict):
         subscription = subscription.get("id")
     if not isinstance(subscription, str):
         return None
-    lines = raw.get("lines", {}).get("data", []) if isinstance(raw.get("lines"), dict) else []
     ends = [
-        line["period"]["end"]
-        for line in lines
-        if isinstance(line, dict)
-        and isinstance(line.get("period"), dict)
-        and isinstance(line["period"].get("end"), int)
+        line.period.end
+        for line in invoice.lines.data
+        if line.period is not None and line.period.end is not None
     ]
     if not ends:
         return None
     return subscription, max(ends)
 
 
-async def extend_from_paid_invoice(session: AsyncSession, raw: dict[str, Any]) -> bool:
+async def extend_from_paid_invoice(session: AsyncSession, invoice: InvoiceSnapshot) -> bool:
     """A paid subscription invoice keeps the plan until its period's end (forward only)."""
-    found = paid_invoice_period(raw)
+    found = paid_invoice_period(invoice)
     if found is None:
         return False
     subscription_id, period_end = found

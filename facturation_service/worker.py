@@ -33,6 +33,7 @@ from facturation_service import journal, order_events, refunds, subscription_slo
 from facturation_service.invoices import (
     INVOICE_EVENT_TYPES,
     apply_invoice_snapshots,
+    decode_invoice,
     link_invoices_to_users,
 )
 from facturation_service.journal import ClaimedEvent, EventStatus
@@ -85,11 +86,39 @@ def _oldest_pending_age() -> float:
 OLDEST_PENDING_AGE.set_function(_oldest_pending_age)
 
 
-class StripeEvent(msgspec.Struct, frozen=True):
-    id: str
-    type: str
-    created: int
-    object: dict[str, Any]
+class StripeEvent:
+    """A claimed event: its ``data.object`` as Stripe wrote it (``object_json``), and as a
+    dictionary (``object``, decoded when first read: the invoices' handler reads the JSON
+    itself)."""
+
+    __slots__ = ("_object", "created", "id", "object_json", "type")
+
+    def __init__(self, id: str, type: str, created: int, object_json: bytes) -> None:
+        self.id = id
+        self.type = type
+        self.created = created
+        self.object_json = object_json
+        self._object: dict[str, Any] | None = None
+
+    @property
+    def object(self) -> dict[str, Any]:
+        if self._object is None:
+            self._object = _OBJECT.decode(self.object_json)
+        return self._object
+
+
+class _EventData(msgspec.Struct):
+    object: msgspec.Raw
+
+
+class _EventBody(msgspec.Struct):
+    """What the worker reads of an event's body: ``data.object``, kept as JSON."""
+
+    data: _EventData
+
+
+_EVENT_BODY = msgspec.json.Decoder(_EventBody)
+_OBJECT = msgspec.json.Decoder(dict[str, Any])
 
 
 Handler = Callable[[AsyncSession, StripeEvent], Awaitable[bool]]
@@ -192,16 +221,18 @@ class _InvoiceEvents:
 
     async def apply_many(self, session: AsyncSession, events: list[StripeEvent]) -> list[bool]:
         """Consecutive events of a batch, in order, with one upsert for their invoices."""
-        snapshots = [(event.object, event.created) for event in events]
+        snapshots = [(decode_invoice(event.object_json), event.created) for event in events]
         if self.refetch_from is not None:
-            snapshots = []
-            for event in events:
-                invoice = await self.refetch_from.retrieve_invoice(str(event.object["id"]))
-                snapshots.append((invoice.to_dict(recursive=True, for_json=True), int(time.time())))
+            fetched = []
+            for document, _ in snapshots:
+                invoice = await self.refetch_from.retrieve_invoice(document.snapshot.id)
+                as_json = msgspec.json.encode(invoice.to_dict(recursive=True, for_json=True))
+                fetched.append((decode_invoice(as_json), int(time.time())))
+            snapshots = fetched
         await apply_invoice_snapshots(session, snapshots)
-        for raw, _ in snapshots:
+        for document, _ in snapshots:
             # issue 11: each paid subscription invoice keeps the plan until its period's end.
-            await subscriptions.extend_from_paid_invoice(session, raw)
+            await subscriptions.extend_from_paid_invoice(session, document.snapshot)
         return [True] * len(events)
 
 
@@ -216,13 +247,13 @@ _CHECKOUT_ENDED = frozenset({"checkout.session.expired", "checkout.session.async
 
 def _decode(claimed: ClaimedEvent) -> StripeEvent:
     try:
-        body = msgspec.json.decode(claimed.payload)
-        obj = body["data"]["object"]
-    except (msgspec.DecodeError, KeyError, TypeError) as exc:
+        found = _EVENT_BODY.decode(claimed.payload).data.object
+    except msgspec.DecodeError as exc:  # a ValidationError too: no data.object
         raise UnprocessableError(f"event has no data.object: {exc}") from exc
-    if not isinstance(obj, dict):
+    object_json = bytes(found)
+    if not object_json.startswith(b"{"):  # a Raw holds the value alone, no space before it
         raise UnprocessableError("event data.object is not an object")
-    return StripeEvent(id=claimed.id, type=claimed.type, created=claimed.created, object=obj)
+    return StripeEvent(claimed.id, claimed.type, claimed.created, object_json)
 
 
 def _bursting(arrivals: collections.deque[float], now: float, config: WorkerConfig) -> bool:
@@ -367,7 +398,7 @@ class WebhookWorker:
         if handler is not None:
             try:
                 applied = await handler(session, event)
-            except msgspec.ValidationError as exc:
+            except msgspec.DecodeError as exc:  # a ValidationError too
                 raise UnprocessableError(f"{claimed.type}: {exc}") from exc
         if not applied:
             await journal.finish_event_as(session, claimed.id, EventStatus.IGNORED)
@@ -379,7 +410,7 @@ class WebhookWorker:
         events = [_decode(claimed) for claimed in run]
         try:
             applied = await handler.apply_many(session, events)
-        except msgspec.ValidationError as exc:
+        except msgspec.DecodeError as exc:  # a ValidationError too
             raise UnprocessableError(f"{run[0].type}: {exc}") from exc
         for claimed, was_applied in zip(run, applied, strict=True):
             if not was_applied:

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -20,7 +21,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
 from facturation_service.app import create_app
-from facturation_service.invoices import apply_invoice_snapshot
+from facturation_service.invoices import apply_invoice_snapshot, decode_invoice
 from facturation_service.models import Base, Invoice, InvoiceDocument, StripeCustomer
 from shared import PROBLEM_MEDIA_TYPE, Database
 from tests.support import stripe_events
@@ -67,7 +68,9 @@ async def store(database: Database, invoice: dict[str, Any], *, at: int | None =
     """The invoice as the worker stores it from an event created ``at``."""
     async with database.sessionmaker() as session, session.begin():
         await apply_invoice_snapshot(
-            session, invoice, snapshot_created=at if at is not None else int(time.time())
+            session,
+            decode_invoice(msgspec.json.encode(invoice)),
+            snapshot_created=at if at is not None else int(time.time()),
         )
 
 

@@ -5,14 +5,16 @@ each on its own connections (as two processes are), apply one backlog exactly on
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import random
 import time
 from datetime import timedelta
 from typing import Any
 
+import msgspec
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import String, func, select
 
 from facturation_service import journal
 from facturation_service.invoices import _chunks
@@ -152,3 +154,33 @@ def test_a_run_is_upserted_in_statements_of_a_few_fixed_sizes(count: int) -> Non
     ]
     assert sum(size for _, size in chunks) == count
     assert {size for _, size in chunks} <= {1, 2, 4, 8, 16, 32, 64}
+
+
+async def test_an_invoice_is_stored_as_stripe_wrote_it_less_the_whitespace(db: Database) -> None:
+    """The worker reads the invoice straight from the event's JSON and stores that JSON, not a
+    copy it decoded and encoded again: the invoice's ``raw`` and each line's are Stripe's text
+    (which indents it) without the whitespace, and read back as the event's object."""
+    invoice = stripe_events.invoice(
+        "paid", invoice_id="in_as_sent", lines=[("Pro plan — année", 1500, 1), ("Stickers", 250, 2)]
+    )
+    event = stripe_events.event("invoice.paid", invoice)
+    await journal_event(db, event)
+    await WebhookWorker(db).drain()
+
+    sent = stripe_events.encode(event).decode()
+    assert "\n  " in sent
+    async with db.sessionmaker() as session:
+        stored_raw = await session.scalar(
+            select(func.cast(Invoice.raw, String)).where(Invoice.id == "in_as_sent")
+        )
+        stored_lines = (
+            await session.scalars(
+                select(func.cast(InvoiceLine.raw, String))
+                .where(InvoiceLine.invoice_id == "in_as_sent")
+                .order_by(InvoiceLine.position)
+            )
+        ).all()
+    assert stored_raw == msgspec.json.format(stripe_events.encode(invoice).decode(), indent=-1)
+    assert json.loads(stored_raw) == invoice
+    assert [json.loads(line) for line in stored_lines] == invoice["lines"]["data"]
+    assert all(line == msgspec.json.format(line, indent=-1) for line in stored_lines)

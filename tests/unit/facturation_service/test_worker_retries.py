@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import msgspec
 import pytest
@@ -101,10 +102,29 @@ async def test_an_event_that_keeps_failing_is_marked_failed_with_its_error(
     assert failed_after == failed_before + 1
 
 
+def _with_line_amount(amount: object) -> dict[str, Any]:
+    invoice = stripe_events.invoice("paid", invoice_id="in_broken")
+    invoice["lines"]["data"][0]["amount"] = amount
+    return invoice
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"object": {"id": "in_broken", "object": "invoice"}},  # no currency, no created
+        {"object": {**stripe_events.invoice("paid", invoice_id="in_broken"), "total": "12"}},
+        {"object": _with_line_amount(1.5)},  # a line's amount that is no integer
+        {"object": ["in_broken"]},  # data.object not an object
+        {"object": None},
+        {},  # no data.object
+    ],
+    ids=["no-invoice", "amount-a-string", "line-amount-a-float", "a-list", "null", "no-object"],
+)
 async def test_an_invoice_event_without_an_invoice_fails_at_once_without_retries(
-    db: Database,
+    db: Database, data: dict[str, Any]
 ) -> None:
-    event = stripe_events.event("invoice.paid", {"id": "in_broken", "object": "invoice"})
+    event = stripe_events.event("invoice.paid", {})
+    event["data"] = data
     await journal_event(db, event)
 
     await WebhookWorker(db, FAST).drain()
