@@ -225,7 +225,8 @@ def decode_invoice(document: bytes) -> InvoiceDocument:
 
     Decoded straight from the JSON into what the service reads, and kept as it came: decoding
     the whole event into dictionaries, reading them and encoding the invoice again for its
-    ``raw`` column cost the worker twice as much CPU (``docs/benchmarks.md``).
+    ``raw`` column took nearly twice as long, a sixth of the worker's CPU an event
+    (``docs/benchmarks.md``).
 
     Raises:
         msgspec.DecodeError: the document is not an invoice this service can store (its
