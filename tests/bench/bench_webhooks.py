@@ -53,7 +53,7 @@ from sqlalchemy.engine import make_url
 
 from facturation_service.models import WebhookEvent
 from shared import Database
-from tests.bench.deliveries import receiving_stack, signed_invoice_deliveries
+from tests.bench.deliveries import all_applied, receiving_stack, signed_invoice_deliveries
 from tests.bench.processes import (
     cpu_seconds,
     machine_cpu_seconds,
@@ -184,10 +184,13 @@ def _pgbench(database_url: str, clients: int, seconds: int) -> float:
     return float(match.group(1))
 
 
-async def _count_processed(database: Database) -> int:
+async def _check_processed(database: Database, total: int) -> None:
+    """Once nothing is left to apply: every event so far was processed (none failed)."""
     async with database.sessionmaker() as session:
         query = select(func.count()).where(WebhookEvent.status == "processed")
-        return int((await session.execute(query)).scalar_one())
+        processed = int((await session.execute(query)).scalar_one())
+    if processed != total:
+        raise SystemExit(f"{processed} events processed of {total}: see the journal")
 
 
 async def _checkpoints_begun(database: Database) -> int:
@@ -291,10 +294,11 @@ async def _intake_round(
     cpu_intake = {
         name: marks["finished"][name] - marks["started"][name] for name in marks["started"]
     }
-    while await _count_processed(database) < total:  # noqa: ASYNC110 - another process
+    while not await all_applied(database):  # noqa: ASYNC110 - another process
         await asyncio.sleep(0.05)
     processed_in = time.perf_counter() - posted.first
     done = _counters(pids, database_name)
+    await _check_processed(database, total)
     cpu = {name: done[name] - marks["started"][name] for name in done}
     if vacuum:
         await _vacuum(database)
@@ -363,8 +367,9 @@ async def main(
                 await _post_all(
                     stack.url, _requests_file(stack.url, requests[:warmup], tmp), connections
                 )
-                while await _count_processed(database) < warmup:  # noqa: ASYNC110
+                while not await all_applied(database):  # noqa: ASYNC110
                     await asyncio.sleep(0.05)
+                await _check_processed(database, warmup)
                 # A server with autovacuum off (this machine's CI configuration) never reclaims
                 # the worker's dead rows: every round after the first inserts among them. Unless
                 # told otherwise, the bench does what autovacuum would, between rounds.

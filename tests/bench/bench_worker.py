@@ -27,6 +27,7 @@ from facturation_service.journal import EventEnvelope, JournalWriter
 from facturation_service.models import WebhookEvent
 from facturation_service.worker import WebhookWorker, WorkerConfig
 from shared import Database
+from tests.bench.deliveries import all_applied
 from tests.bench.processes import postgres_cpu_seconds
 from tests.support import stripe_events
 from tests.support.databases import migrated_database, using_postgres
@@ -51,10 +52,15 @@ async def _journal(database: Database, events: int) -> None:
     await writer.drain()
 
 
-async def _processed(database: Database) -> int:
+async def _applied(database: Database, total: int) -> None:
+    """Wait until nothing is left to apply, then check that all ``total`` were processed."""
+    while not await all_applied(database):  # noqa: ASYNC110
+        await asyncio.sleep(0.02)
     async with database.sessionmaker() as session:
         query = select(func.count()).where(WebhookEvent.status == "processed")
-        return int((await session.execute(query)).scalar_one())
+        processed = int((await session.execute(query)).scalar_one())
+    if processed != total:
+        raise SystemExit(f"{processed} events processed of {total}")
 
 
 async def main(events: int, batch_size: int, profile: str | None) -> int:
@@ -66,8 +72,7 @@ async def main(events: int, batch_size: int, profile: str | None) -> int:
                 # Warm-up: statement caches and prepared statements, as in a running service.
                 await _journal(database, 200)
                 async with worker.running():
-                    while await _processed(database) < 200:  # noqa: ASYNC110
-                        await asyncio.sleep(0.02)
+                    await _applied(database, 200)
                 await _journal(database, events)
                 worker = WebhookWorker(database, WorkerConfig(batch_size=batch_size))
                 profiler = cProfile.Profile() if profile else None
@@ -75,13 +80,14 @@ async def main(events: int, batch_size: int, profile: str | None) -> int:
                 if profiler:
                     profiler.enable()
                 async with worker.running():
-                    while await _processed(database) < 200 + events:  # noqa: ASYNC110
+                    while not await all_applied(database):  # noqa: ASYNC110
                         await asyncio.sleep(0.02)
                 elapsed = time.perf_counter() - started
                 if profiler:
                     profiler.disable()
                     profiler.dump_stats(str(profile))
                 (user, system), pg = _own_cpu(), postgres_cpu_seconds() - pg
+                await _applied(database, 200 + events)
                 user, system = user - cpu[0], system - cpu[1]
             finally:
                 await database.dispose()
