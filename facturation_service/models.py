@@ -22,12 +22,14 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared import named_metadata
 
 __all__ = [
+    "UNPROCESSED_EVENTS",
     "Base",
     "Dispute",
     "Entitlement",
@@ -147,6 +149,11 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+UNPROCESSED_EVENTS = "status IN ('pending', 'processing')"
+"""The journal's events still waiting or being applied, as the partial index on them states it:
+a query names them in these very words (no bound parameters), or the planner cannot use it."""
+
+
 class WebhookEvent(Base):
     """One Stripe event as received, stored once by its id: the webhook journal."""
 
@@ -174,6 +181,13 @@ class WebhookEvent(Base):
         Index("ix_webhook_events_status_next_attempt_at", "status", "next_attempt_at"),
         Index("ix_webhook_events_type", "type"),
         Index("ix_webhook_events_received_at", "received_at"),
+        # The backlog alone, for the age of its oldest event (``journal``).
+        Index(
+            "ix_webhook_events_unprocessed_received_at",
+            "received_at",
+            postgresql_where=text(UNPROCESSED_EVENTS),
+            sqlite_where=text(UNPROCESSED_EVENTS),
+        ),
     )
 
 

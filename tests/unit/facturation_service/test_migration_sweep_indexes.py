@@ -1,6 +1,6 @@
-"""Migrations 0008 and 0009: the indexes the worker's housekeeping sweep finds recently mapped
-customers and recently stored orphan refunds and disputes by, there on the way up and gone on
-the way down."""
+"""Migrations 0008, 0009 and 0010: the indexes the worker's housekeeping sweep finds recently
+mapped customers, recently stored orphan refunds and disputes, and the backlog's oldest event
+by, there on the way up and gone on the way down."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ def _indexes_of(table: str) -> Callable[[Connection], set[str]]:
         ("0007", "stripe_customers", "ix_stripe_customers_created_at"),
         ("0008", "refunds", "ix_refunds_updated_at"),
         ("0008", "disputes", "ix_disputes_updated_at"),
+        ("0009", "webhook_events", "ix_webhook_events_unprocessed_received_at"),
     ],
 )
 async def test_a_sweep_index_is_made_on_the_way_up_and_dropped_on_the_way_down(
