@@ -35,6 +35,7 @@ async def _journal(db: Database) -> None:
             "status": EventStatus.PROCESSED if index < HISTORY else EventStatus.PENDING,
             "attempts": 1 if index < HISTORY else 0,
             "next_attempt_at": start,
+            "processed_at": start if index < HISTORY else None,
         }
         for index in range(HISTORY + BACKLOG)
     ]
@@ -68,11 +69,11 @@ async def test_the_oldest_unprocessed_event_is_found_without_reading_the_history
             (explained,) = json.loads(plan) if isinstance(plan, str) else plan
             scans = [node for node in _nodes(explained["Plan"]) if "Scan" in node["Node Type"]]
             assert [node.get("Index Name") for node in scans] == [
-                "ix_webhook_events_unprocessed_received_at"
+                "ix_webhook_events_unfinished_received_at"
             ]
             assert sum(node.get("Rows Removed by Filter", 0) for node in scans) == 0
             assert sum(node["Actual Rows"] for node in scans) <= BACKLOG
         else:
             result = await connection.exec_driver_sql("EXPLAIN QUERY PLAN " + compiled)
             steps = " ".join(str(step) for *_, step in result.all())
-            assert "ix_webhook_events_unprocessed_received_at" in steps
+            assert "ix_webhook_events_unfinished_received_at" in steps

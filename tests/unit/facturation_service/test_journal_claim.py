@@ -98,6 +98,65 @@ async def test_a_claim_reads_about_as_many_rows_as_it_takes_from_a_large_backlog
         assert not any(step.startswith("SCAN webhook_events") for step in steps), steps
 
 
+async def _journal_processed(db: Database, count: int) -> None:
+    """``count`` events applied long ago: the journal as autovacuum's ANALYZE usually finds it."""
+    now = utcnow()
+    rows = [
+        {
+            "id": f"evt_history_{index:05d}",
+            "type": "invoice.paid",
+            "api_version": None,
+            "created": 1_600_000_000 + index,
+            "livemode": False,
+            "payload": "{}",
+            "received_at": now - timedelta(days=1),
+            "status": EventStatus.PROCESSED,
+            "attempts": 1,
+            "next_attempt_at": now - timedelta(days=1, seconds=count - index),
+            "processed_at": now - timedelta(days=1),
+        }
+        for index in range(count)
+    ]
+    async with db.sessionmaker() as session:
+        await session.execute(insert(WebhookEvent), rows)
+        await session.commit()
+
+
+async def test_a_claim_reads_the_rows_it_takes_when_the_statistics_saw_no_backlog(
+    db: Database,
+) -> None:
+    """Statistics taken while every event was processed, then a burst: told that few events
+    were pending, the planner read and sorted all of them on each claim (8 ms a claim of 64
+    behind 20,000, the drain quadratic), through an index that held ``next_attempt_at`` but not
+    the ``created`` after it in the claim's order, or through the backlog-age gauge's partial
+    index when its predicate was the status (migration 0011)."""
+    await _journal_processed(db, BACKLOG)
+    async with db.engine.connect() as connection:
+        await connection.exec_driver_sql("ANALYZE webhook_events")
+        await connection.commit()
+    await _journal_backlog(db, STALE_BACKLOG)
+
+    if db.engine.dialect.name == "postgresql":
+        (explained,) = await _plan(db, analyze=True, statistics=False)
+        nodes = _nodes(explained["Plan"])
+        scans = [
+            node
+            for node in nodes
+            if node.get("Relation Name") == WebhookEvent.__tablename__
+            and node["Node Type"] != "ModifyTable"
+        ]
+        assert max(node["Actual Rows"] * node["Actual Loops"] for node in scans) <= 4 * LIMIT
+        sorts = [node for node in nodes if "Sort" in node["Node Type"]]
+        assert all(node["Actual Rows"] <= 4 * LIMIT for node in sorts), sorts
+        assert explained["Plan"]["Actual Rows"] == LIMIT
+    else:
+        steps = await _plan(db, analyze=False, statistics=False)
+        full_sorts = [step for step in steps if step == "USE TEMP B-TREE FOR ORDER BY"]
+        assert len(full_sorts) == 1, steps
+        assert steps[steps.index(full_sorts[0]) - 1] == "SCAN candidates", steps
+        assert not any(step.startswith("SCAN webhook_events") for step in steps), steps
+
+
 async def test_a_claim_updates_the_rows_it_chose_found_by_their_key_even_unplanned(
     db: Database,
 ) -> None:
