@@ -591,9 +591,8 @@ _OLDEST_UNPROCESSED = select(func.min(WebhookEvent.received_at)).where(text(UNPR
 async def oldest_unprocessed_received_at(session: AsyncSession) -> datetime | None:
     """When the oldest event still waiting (pending or in progress) arrived: the first entry of
     the partial index on the backlog. Through the index on every event's ``received_at``, it
-    walked the whole processed history first, once a second (migration 0010)."""
-    query = _OLDEST_UNPROCESSED
-    value: datetime | None = (await session.execute(query)).scalar_one_or_none()
+    walked the whole processed history first, once a second (migrations 0010 and 0011)."""
+    value: datetime | None = (await session.execute(_OLDEST_UNPROCESSED)).scalar_one_or_none()
     if value is not None and value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value

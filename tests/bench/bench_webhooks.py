@@ -48,12 +48,16 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import msgspec
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from facturation_service.models import WebhookEvent
 from shared import Database
-from tests.bench.deliveries import all_applied, receiving_stack, signed_invoice_deliveries
+from tests.bench.deliveries import (
+    all_applied,
+    check_processed,
+    receiving_stack,
+    signed_invoice_deliveries,
+)
 from tests.bench.processes import (
     cpu_seconds,
     machine_cpu_seconds,
@@ -184,15 +188,6 @@ def _pgbench(database_url: str, clients: int, seconds: int) -> float:
     return float(match.group(1))
 
 
-async def _check_processed(database: Database, total: int) -> None:
-    """Once nothing is left to apply: every event so far was processed (none failed)."""
-    async with database.sessionmaker() as session:
-        query = select(func.count()).where(WebhookEvent.status == "processed")
-        processed = int((await session.execute(query)).scalar_one())
-    if processed != total:
-        raise SystemExit(f"{processed} events processed of {total}: see the journal")
-
-
 async def _checkpoints_begun(database: Database) -> int:
     """PostgreSQL's checkpoints so far, timed or requested (a WAL-size checkpoint under load makes
     each page's first change after it write the whole page to the WAL: the commits behind it
@@ -298,7 +293,7 @@ async def _intake_round(
         await asyncio.sleep(0.05)
     processed_in = time.perf_counter() - posted.first
     done = _counters(pids, database_name)
-    await _check_processed(database, total)
+    await check_processed(database, total)
     cpu = {name: done[name] - marks["started"][name] for name in done}
     if vacuum:
         await _vacuum(database)
@@ -369,7 +364,7 @@ async def main(
                 )
                 while not await all_applied(database):  # noqa: ASYNC110
                     await asyncio.sleep(0.05)
-                await _check_processed(database, warmup)
+                await check_processed(database, warmup)
                 # A server with autovacuum off (this machine's CI configuration) never reclaims
                 # the worker's dead rows: every round after the first inserts among them. Unless
                 # told otherwise, the bench does what autovacuum would, between rounds.

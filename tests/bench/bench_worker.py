@@ -21,13 +21,11 @@ import time
 from pathlib import Path
 
 import msgspec
-from sqlalchemy import func, select
 
 from facturation_service.journal import EventEnvelope, JournalWriter
-from facturation_service.models import WebhookEvent
 from facturation_service.worker import WebhookWorker, WorkerConfig
 from shared import Database
-from tests.bench.deliveries import all_applied
+from tests.bench.deliveries import all_applied, check_processed
 from tests.bench.processes import postgres_cpu_seconds
 from tests.support import stripe_events
 from tests.support.databases import migrated_database, using_postgres
@@ -56,11 +54,7 @@ async def _applied(database: Database, total: int) -> None:
     """Wait until nothing is left to apply, then check that all ``total`` were processed."""
     while not await all_applied(database):  # noqa: ASYNC110
         await asyncio.sleep(0.02)
-    async with database.sessionmaker() as session:
-        query = select(func.count()).where(WebhookEvent.status == "processed")
-        processed = int((await session.execute(query)).scalar_one())
-    if processed != total:
-        raise SystemExit(f"{processed} events processed of {total}")
+    await check_processed(database, total)
 
 
 async def main(events: int, batch_size: int, profile: str | None) -> int:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, func, select
 
 from facturation_service.journal import EventStatus
 from facturation_service.models import WebhookEvent
@@ -16,7 +16,7 @@ from shared import Database
 from tests.support import stripe_events
 from tests.support.stack import Stack, start_stack
 
-__all__ = ["all_applied", "receiving_stack", "signed_invoice_deliveries"]
+__all__ = ["all_applied", "check_processed", "receiving_stack", "signed_invoice_deliveries"]
 
 _WAITING = select(
     exists().where(WebhookEvent.status.in_([EventStatus.PENDING, EventStatus.PROCESSING]))
@@ -31,6 +31,16 @@ async def all_applied(database: Database) -> bool:
     round) was counted as the service's."""
     async with database.sessionmaker() as session:
         return not (await session.execute(_WAITING)).scalar_one()
+
+
+async def check_processed(database: Database, total: int) -> None:
+    """Once nothing is left to apply: every one of the ``total`` events so far was processed
+    (none failed), else the bench stops."""
+    async with database.sessionmaker() as session:
+        query = select(func.count()).where(WebhookEvent.status == EventStatus.PROCESSED)
+        processed = int((await session.execute(query)).scalar_one())
+    if processed != total:
+        raise SystemExit(f"{processed} events processed of {total}: see the journal")
 
 
 def signed_invoice_deliveries(count: int, secret: str) -> list[tuple[bytes, str]]:

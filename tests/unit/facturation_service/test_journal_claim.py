@@ -19,20 +19,24 @@ STALE_BACKLOG = 20_000
 LIMIT = 16
 
 
-async def _journal_backlog(db: Database, count: int) -> None:
+async def _journal_backlog(db: Database, count: int, *, processed: bool = False) -> None:
+    """``count`` due events, oldest first; ``processed``: applied a day ago instead, the journal
+    as autovacuum's ANALYZE usually finds it."""
     now = utcnow()
+    at = now - timedelta(days=1) if processed else now
     rows = [
         {
-            "id": f"evt_backlog_{index:05d}",
+            "id": f"evt_{'history' if processed else 'backlog'}_{index:05d}",
             "type": "invoice.paid",
             "api_version": None,
-            "created": 1_700_000_000 + index,
+            "created": (1_600_000_000 if processed else 1_700_000_000) + index,
             "livemode": False,
             "payload": "{}",
-            "received_at": now,
-            "status": EventStatus.PENDING,
-            "attempts": 0,
-            "next_attempt_at": now - timedelta(seconds=count - index),
+            "received_at": at,
+            "status": EventStatus.PROCESSED if processed else EventStatus.PENDING,
+            "attempts": 1 if processed else 0,
+            "next_attempt_at": at - timedelta(seconds=count - index),
+            "processed_at": at if processed else None,
         }
         for index in range(count)
     ]
@@ -98,30 +102,6 @@ async def test_a_claim_reads_about_as_many_rows_as_it_takes_from_a_large_backlog
         assert not any(step.startswith("SCAN webhook_events") for step in steps), steps
 
 
-async def _journal_processed(db: Database, count: int) -> None:
-    """``count`` events applied long ago: the journal as autovacuum's ANALYZE usually finds it."""
-    now = utcnow()
-    rows = [
-        {
-            "id": f"evt_history_{index:05d}",
-            "type": "invoice.paid",
-            "api_version": None,
-            "created": 1_600_000_000 + index,
-            "livemode": False,
-            "payload": "{}",
-            "received_at": now - timedelta(days=1),
-            "status": EventStatus.PROCESSED,
-            "attempts": 1,
-            "next_attempt_at": now - timedelta(days=1, seconds=count - index),
-            "processed_at": now - timedelta(days=1),
-        }
-        for index in range(count)
-    ]
-    async with db.sessionmaker() as session:
-        await session.execute(insert(WebhookEvent), rows)
-        await session.commit()
-
-
 async def test_a_claim_reads_the_rows_it_takes_when_the_statistics_saw_no_backlog(
     db: Database,
 ) -> None:
@@ -130,7 +110,7 @@ async def test_a_claim_reads_the_rows_it_takes_when_the_statistics_saw_no_backlo
     behind 20,000, the drain quadratic), through an index that held ``next_attempt_at`` but not
     the ``created`` after it in the claim's order, or through the backlog-age gauge's partial
     index when its predicate was the status (migration 0011)."""
-    await _journal_processed(db, BACKLOG)
+    await _journal_backlog(db, BACKLOG, processed=True)
     async with db.engine.connect() as connection:
         await connection.exec_driver_sql("ANALYZE webhook_events")
         await connection.commit()
