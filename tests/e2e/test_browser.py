@@ -12,15 +12,17 @@ import io
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, TypeVar
 
 import httpx
 import pytest
 import pytest_asyncio
 from pypdf import PdfReader
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -100,8 +102,29 @@ class Purchase:
     unit_amount: int
 
 
+T = TypeVar("T")
+
+
+class _Wait(WebDriverWait[WebDriver]):
+    """Selenium's wait, where a check that ran while the page was navigating (the click before it
+    leads to another page) is asked again, as for an element not there yet: Chromedriver
+    answers it "aborted by navigation", which Selenium's wait does not ignore (the test failed
+    on it once under the full suite's load)."""
+
+    def until(self, method: Callable[[WebDriver], Literal[False] | T], message: str = "") -> T:
+        def check(driver: WebDriver) -> Literal[False] | T:
+            try:
+                return method(driver)
+            except WebDriverException as exc:
+                if "aborted by navigation" not in (exc.msg or ""):
+                    raise
+                return False
+
+        return super().until(check, message)
+
+
 def wait(driver: WebDriver) -> WebDriverWait[WebDriver]:
-    return WebDriverWait(driver, WAIT_SECONDS)
+    return _Wait(driver, WAIT_SECONDS)
 
 
 def register(driver: WebDriver, base_url: str) -> None:
