@@ -6,17 +6,23 @@ An event's life: ``pending`` → ``processing`` (claimed, under a lease) → ``p
 ``ignored`` | back to ``pending`` with a later ``next_attempt_at`` after a server-side failure |
 ``failed`` at once for a client error, or once its attempts are spent. An event left
 ``processing`` by a crash is claimed again when its lease has run out.
+
+While the app's worker runs, the writer stores the events it has room for already claimed for
+it (``processing``, under a lease, its first attempt) and hands them over once stored
+(:class:`Handoff`): the worker applies them without claiming them again, which saved the claim's
+``UPDATE`` of each row and its read of the payload back. The others are stored ``pending``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import time
 from collections import deque
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, Protocol, cast
 
 import msgspec
 from sqlalchemy import (
@@ -42,6 +48,7 @@ __all__ = [
     "ClaimedEvent",
     "EventEnvelope",
     "EventStatus",
+    "Handoff",
     "JournalWriteError",
     "JournalWriter",
     "claim_events",
@@ -53,8 +60,11 @@ __all__ = [
     "record_event",
     "record_failure",
     "record_listed_events",
+    "release_events",
     "replay_event",
 ]
+
+logger = logging.getLogger("facturation_service.journal")
 
 _MAX_ERROR_LENGTH = 2000
 
@@ -93,6 +103,24 @@ class ClaimedEvent(msgspec.Struct, frozen=True):
     claim_token: str
 
 
+class Handoff(Protocol):
+    """What takes the events the writer stores claimed: the app's worker, while its loop runs."""
+
+    @property
+    def lease(self) -> timedelta:
+        """How long a claim lasts."""
+        ...
+
+    def room(self) -> int:
+        """How many more events it takes now."""
+        ...
+
+    def take(self, events: list[ClaimedEvent]) -> bool:
+        """The stored events, claimed for it; ``False`` when it no longer runs (the writer then
+        releases them to ``pending``)."""
+        ...
+
+
 _EVENTS = WebhookEvent.__table__
 # Built once per dialect: the receiver's hot path only binds parameters.
 _RECORD_STATEMENTS: dict[str, Any] = {
@@ -116,11 +144,16 @@ _BATCH_COLUMNS = {
     "payload": "text",
     "received_at": "timestamptz",
     "status": "text",
+    "locked_until": "timestamptz",
+    "claim_token": "text",
 }
 _DERIVED_COLUMNS = {
-    "attempts": "0",
+    "attempts": f"CASE WHEN status = '{EventStatus.PROCESSING}' THEN 1 ELSE 0 END",
     "next_attempt_at": "received_at",
-    "processed_at": f"CASE WHEN status = '{EventStatus.PENDING}' THEN NULL ELSE received_at END",
+    "processed_at": (
+        f"CASE WHEN status IN ('{EventStatus.PENDING}', '{EventStatus.PROCESSING}') THEN NULL"
+        " ELSE received_at END"
+    ),
 }
 _PG_BATCH = "".join(
     (
@@ -147,7 +180,48 @@ def _record_parameters(envelope: EventEnvelope, payload: str, *, handled: bool) 
         "attempts": 0,
         "next_attempt_at": now,
         "processed_at": None if handled else now,
+        "locked_until": None,
+        "claim_token": None,
     }
+
+
+def _claim_rows(rows: list[dict[str, Any]], handoff: Handoff) -> None:
+    """Claim for ``handoff`` as many of the pending ``rows`` (to be stored) as it has room for,
+    under one token, as :func:`claim_events` would have once they were stored."""
+    room = handoff.room()
+    if room <= 0:
+        return
+    token = secrets.token_hex(16)
+    locked_until = utcnow() + handoff.lease
+    for row in rows:
+        if room == 0:
+            return
+        if row["status"] == EventStatus.PENDING and row["claim_token"] is None:
+            row.update(
+                status=EventStatus.PROCESSING,
+                attempts=1,
+                locked_until=locked_until,
+                claim_token=token,
+            )
+            room -= 1
+
+
+def _unclaim_rows(rows: list[dict[str, Any]]) -> None:
+    """Rows claimed by :func:`_claim_rows` stored ``pending`` after all."""
+    for row in rows:
+        if row["claim_token"] is not None:
+            row.update(status=EventStatus.PENDING, attempts=0, locked_until=None, claim_token=None)
+
+
+def _claimed(row: dict[str, Any]) -> ClaimedEvent:
+    return ClaimedEvent(
+        id=row["id"],
+        type=row["type"],
+        created=row["created"],
+        payload=row["payload"],
+        attempts=row["attempts"],
+        claim_token=row["claim_token"],
+    )
 
 
 async def record_event(
@@ -214,6 +288,12 @@ class JournalWriter:
         self.recent_deliveries: deque[float] = deque(maxlen=RECENT_DELIVERIES)
         """``time.monotonic()`` of the latest deliveries, newest last: the worker gives way to a
         burst of them."""
+        self.handoff: Handoff | None = None
+        """Set by the app's worker while its loop runs: the events it has room for are stored
+        claimed for it, and handed over."""
+        self.pending_stored = 0
+        """How many events this writer has stored ``pending`` (not handed over): the worker
+        claims from the journal when it grew."""
 
     def record(
         self, envelope: EventEnvelope, payload: str, *, handled: bool
@@ -269,6 +349,10 @@ class JournalWriter:
                     batch = self._pending[: self.max_batch]
                     self._pending = self._pending[self.max_batch :]
                     batch.sort(key=_event_id)
+                    handoff = self.handoff
+                    if handoff is not None:
+                        # A batch written again keeps the claims it was given.
+                        _claim_rows([row for row, _ in batch], handoff)
                     try:
                         if connection is None:
                             connection, kept = await self._connect(), False
@@ -290,12 +374,19 @@ class JournalWriter:
                         await self._failed(batch, exc)
                         continue
                     kept = True
+                    handed: list[ClaimedEvent] = []
                     for parameters, future in batch:
                         # The same event twice in one batch: the first delivery stored it.
                         new = parameters["id"] in inserted
                         inserted.discard(parameters["id"])
+                        if new and parameters["claim_token"] is not None:
+                            handed.append(_claimed(parameters))
+                        elif new and parameters["status"] == EventStatus.PENDING:
+                            self.pending_stored += 1
                         if not future.done():
                             future.set_result(new)
+                    if handed and (handoff is None or not handoff.take(handed)):
+                        await _release_handed(connection, handed)
                 if connection is None:
                     return  # nothing pending, and no await since it was checked
                 if await self._lingered():
@@ -333,7 +424,9 @@ class JournalWriter:
                     future.set_exception(_write_error(exc))
         else:
             # One bad row must not fail its neighbours: the statement stored nothing,
-            # so each event is written again on its own and only the bad one fails.
+            # so each event is written again on its own and only the bad one fails (pending,
+            # for the worker to claim: nothing is handed over on this path).
+            _unclaim_rows([row for row, _ in batch])
             await self._insert_one_by_one(batch)
 
     async def _insert_one_by_one(
@@ -348,6 +441,8 @@ class JournalWriter:
                 if not future.done():
                     future.set_exception(_write_error(exc))
             else:
+                if new and parameters["status"] == EventStatus.PENDING:
+                    self.pending_stored += 1
                 if not future.done():
                     future.set_result(new)
 
@@ -371,6 +466,15 @@ class JournalWriter:
             return {record[0] for record in await driver.fetch(_PG_BATCH, *columns)}
         result = await connection.execute(_RECORD_STATEMENTS[connection.dialect.name], rows)
         return {row.id for row in result}
+
+
+async def _release_handed(connection: AsyncConnection, events: list[ClaimedEvent]) -> None:
+    """Events stored claimed for a worker that stopped meanwhile: back to ``pending`` now, or,
+    if that fails, when their lease runs out."""
+    try:
+        await release_events(connection, events)
+    except DATABASE_ERRORS:
+        logger.warning("could not release handed events", extra={"events": len(events)})
 
 
 def _event_id(item: tuple[dict[str, Any], asyncio.Future[bool]]) -> str:
@@ -505,6 +609,31 @@ async def finish_events(
         parameters = {"ids": ids, "token": token, "status": status, "now": now}
         held.update((await connection.execute(_FINISH, parameters)).scalars())
     return held
+
+
+_RELEASE = (
+    update(_EVENT_TABLE)
+    .where(
+        _EVENTS.c.id.in_(bindparam("ids", expanding=True)),
+        _EVENTS.c.claim_token == bindparam("token", type_=_EVENTS.c.claim_token.type),
+    )
+    .values(
+        status=EventStatus.PENDING,
+        attempts=_EVENTS.c.attempts - 1,
+        locked_until=None,
+        claim_token=None,
+    )
+)
+
+
+async def release_events(connection: AsyncConnection, events: list[ClaimedEvent]) -> None:
+    """Give back claimed events that were never applied (a worker stopping with events handed
+    over to it): ``pending`` again, their attempt not counted, for any worker to take now
+    rather than once their lease runs out. An event claimed anew since is left alone. The
+    caller commits, unless ``connection`` is in autocommit."""
+    for token in {event.claim_token for event in events}:
+        ids = [event.id for event in events if event.claim_token == token]
+        await connection.execute(_RELEASE, {"ids": ids, "token": token})
 
 
 async def finish_event_as(session: AsyncSession, event_id: str, status: EventStatus) -> None:

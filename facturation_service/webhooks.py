@@ -126,7 +126,7 @@ class WebhookIntake:
                 "The event could not be stored; Stripe will retry.", headers={"Retry-After": "5"}
             ) from None
         if stored and admitted.handled:
-            self.worker.notify()
+            self.worker.wake()
         return WebhookAck(id=admitted.envelope.id, duplicate=not stored, handled=admitted.handled)
 
 

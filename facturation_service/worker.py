@@ -10,6 +10,15 @@ once; a ``shared.ServerError`` or any unexpected exception puts it back with an 
 backoff, until its attempts are spent and it is marked ``failed``. The receiver wakes the
 loop when it stores an event; a poll interval catches events stored by other replicas, retries
 that fall due, and events whose lease ran out after a crash.
+
+While the loop runs, the app's journal writer stores up to ``WorkerConfig.handoff`` events at a
+time already claimed for it and hands them over (``journal.Handoff``): the loop applies them
+without claiming them. It claims from the journal only when something there may be due: the
+writer stored events ``pending`` (no room), its last claim was full, or a poll interval passed
+(retries, other replicas' deliveries, leases run out). Then batches of handed events and
+batches claimed take turns, so a stream of deliveries never holds back the backlog. A handed
+event is under a lease like a claimed one: if the process dies, it is claimed again once the
+lease has run out; if the loop stops first, it goes back to ``pending`` at once.
 """
 
 from __future__ import annotations
@@ -157,6 +166,10 @@ class WorkerConfig(msgspec.Struct, frozen=True, kw_only=True):
     give_way_seconds: float = 10.0
     """The longest the loop gives way to one burst: past it, the burst is a stream, and applying
     takes its share of the CPU again, so the backlog stops growing."""
+    handoff: int = 128
+    """Events the intake may hand over claimed that no batch has taken yet (0: none, every event
+    is claimed from the journal). Past it, deliveries are stored ``pending``: a burst waits in
+    the journal, not in memory."""
 
 
 def worker_config(settings: FacturationSettings) -> WorkerConfig:
@@ -294,10 +307,44 @@ class WebhookWorker:
         self._burst_began: float | None = None
         """``time.monotonic()`` when the burst the loop gives way to was first seen."""
         self._stopping = False
+        self._handed: collections.deque[ClaimedEvent] = collections.deque()
+        """Events the intake stored claimed for this loop, that no batch has taken yet."""
+        self._claim_turn = False
+        """The next batch is claimed from the journal, if one is due, though handed events wait."""
+        self._last_claim = -math.inf
+        """``time.monotonic()`` when the loop last claimed from the journal,"""
+        self._last_claim_full = False
+        """whether that claim took a whole batch (more may be due),"""
+        self._pending_seen = 0
+        """and the intake's ``pending_stored`` just before it."""
+        self._journal_news = False
+        """:meth:`notify` was called since the last claim began."""
 
     def notify(self) -> None:
-        """A new event is in the journal: look now instead of at the next poll."""
+        """Events were journaled or queued again outside the intake (a replay, a catch-up pass):
+        claim now instead of at the next poll."""
+        self._journal_news = True
         self._wake.set()
+
+    def wake(self) -> None:
+        """The intake stored an event: handed over, or counted in its ``pending_stored``."""
+        self._wake.set()
+
+    # journal.Handoff, while the loop runs
+
+    @property
+    def lease(self) -> timedelta:
+        return timedelta(seconds=self.config.lease)
+
+    def room(self) -> int:
+        return 0 if self._stopping else max(0, self.config.handoff - len(self._handed))
+
+    def take(self, events: list[ClaimedEvent]) -> bool:
+        if self._stopping:
+            return False
+        self._handed.extend(events)
+        self._wake.set()
+        return True
 
     async def run_once(self, limit: int | None = None) -> int:
         """Claim due events and apply them; returns how many were claimed."""
@@ -491,8 +538,48 @@ class WebhookWorker:
             and now - self._last_batch_at < self.config.max_defer
         )
 
+    async def _next_batch(self) -> list[ClaimedEvent]:
+        """Handed events, or due events claimed from the journal, taking turns while both wait;
+        a claim that finds fewer than a batch is filled up with handed events."""
+        size = self.config.batch_size
+        claim_due = self._claim_due()
+        if self._handed and not (self._claim_turn and claim_due):
+            self._claim_turn = True
+            return self._take_handed(size)
+        self._claim_turn = False
+        if not claim_due:
+            return []
+        pending_seen = self._pending_stored()
+        self._journal_news = False
+        async with self.database.sessionmaker() as session:
+            claimed = await journal.claim_events(session, limit=size, lease=self.lease)
+        self._last_claim = time.monotonic()
+        self._last_claim_full = len(claimed) == size
+        self._pending_seen = pending_seen
+        return claimed + self._take_handed(size - len(claimed))
+
+    def _pending_stored(self) -> int:
+        return 0 if self.intake is None else self.intake.pending_stored
+
+    def _claim_due(self) -> bool:
+        """Whether the journal may hold due events that were not handed over (always, when
+        nothing is: a worker in its own process learns of new events from its polls only)."""
+        return (
+            self.intake is None
+            or self.intake.handoff is not self
+            or self._last_claim_full
+            or self._journal_news
+            or self._pending_seen != self._pending_stored()
+            or time.monotonic() - self._last_claim >= self.config.poll_interval
+        )
+
+    def _take_handed(self, limit: int) -> list[ClaimedEvent]:
+        return [self._handed.popleft() for _ in range(min(limit, len(self._handed)))]
+
     async def run(self) -> None:
         """Loop until :meth:`stop`; each replica runs one."""
+        if self.intake is not None and self.config.handoff > 0:
+            self.intake.handoff = self
         while not self._stopping:
             self._wake.clear()
             try:
@@ -504,12 +591,7 @@ class WebhookWorker:
                 claimed: list[ClaimedEvent] = []
                 # Stopping: claim nothing more, so no batch starts after ``stop`` drained them.
                 if free > 0 and not self._stopping:
-                    async with self.database.sessionmaker() as session:
-                        claimed = await journal.claim_events(
-                            session,
-                            limit=self.config.batch_size,
-                            lease=timedelta(seconds=self.config.lease),
-                        )
+                    claimed = await self._next_batch()
                 if claimed:
                     self._last_batch_at = time.monotonic()
                     self._start(claimed)
@@ -522,6 +604,8 @@ class WebhookWorker:
     async def stop(self, grace: float = 5.0) -> None:
         """Let events in flight finish; whatever does not is taken again after its lease."""
         self._stopping = True
+        if self.intake is not None and self.intake.handoff is self:
+            self.intake.handoff = None
         self._wake.set()
         if self._in_flight:
             await asyncio.wait(set(self._in_flight), timeout=grace)
@@ -531,6 +615,19 @@ class WebhookWorker:
         if leftover:
             # Unwound before the caller closes the engine, so no connection is left checked out.
             await asyncio.wait(leftover)
+        await self._release_handed()
+
+    async def _release_handed(self) -> None:
+        """Handed events no batch took: ``pending`` again, for the next worker to take now."""
+        handed = self._take_handed(len(self._handed))
+        if not handed:
+            return
+        try:
+            async with self.database.sessionmaker() as session, session.begin():
+                await journal.release_events(await session.connection(), handed)
+        except Exception:
+            # Their lease runs out and they are claimed again: nothing is lost.
+            logger.exception("could not release handed events", extra={"events": len(handed)})
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:

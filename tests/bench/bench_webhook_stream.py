@@ -6,7 +6,9 @@ PostgreSQL, for ``--seconds``; the app applies them with its own worker, as depl
         [--give-way-rate 500]
 
 Prints, second by second, the deliveries acknowledged and the events applied so far, then how
-many were still to apply when the stream ended and how long the worker took to finish them.
+many were still to apply when the stream ended and how long the worker took to finish them, and
+the CPU an event cost the gateway, facturation and PostgreSQL from the first delivery until the
+last event was applied (``/proc``: a shared machine's load moves it less than the timings).
 Target (issue 14's "applied keeps up with intake", for a stream this machine can carry): the
 backlog when the stream ends is under one second of deliveries. ``bench_webhooks`` measures the
 other case, the burst as fast as the machine can accept it, where the worker gives way.
@@ -33,6 +35,7 @@ from sqlalchemy import func, select
 from facturation_service.models import WebhookEvent
 from shared import Database
 from tests.bench.deliveries import receiving_stack, signed_invoice_deliveries
+from tests.bench.processes import cpu_seconds, postgres_cpu_seconds
 from tests.support import stripe_events
 
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/test"
@@ -99,10 +102,24 @@ async def main(rate: float, seconds: float, give_way_rate: float) -> int:
             Path(folder), secret, {"FACTURATION_WEBHOOK_GIVE_WAY_RATE": str(give_way_rate)}
         ) as stack:
             assert stack.facturation is not None
-            database = Database(stack.facturation.env["FACTURATION_DATABASE_URL"])
+            url = stack.facturation.env["FACTURATION_DATABASE_URL"]
+            database = Database(url)
+            assert stack.gateway.process is not None
+            assert stack.facturation.process is not None
+            pids = {
+                "gateway": stack.gateway.process.pid,
+                "facturation": stack.facturation.process.pid,
+            }
+
+            def cpu() -> dict[str, float]:
+                spent = {name: cpu_seconds([pid]) for name, pid in pids.items()}
+                spent["PostgreSQL"] = postgres_cpu_seconds(database.engine.url.database)
+                return spent
+
             limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
             try:
                 async with httpx.AsyncClient(base_url=stack.url, limits=limits) as client:
+                    before = cpu()
                     samples, acknowledged, failed, latencies = await _stream(
                         client, deliveries, rate, database
                     )
@@ -111,6 +128,7 @@ async def main(rate: float, seconds: float, give_way_rate: float) -> int:
                     while await _applied(database) < acknowledged:  # noqa: ASYNC110
                         await asyncio.sleep(0.02)
                     caught_up = time.perf_counter() - ended
+                    after = cpu()
             finally:
                 await database.dispose()
     print(
@@ -128,6 +146,12 @@ async def main(rate: float, seconds: float, give_way_rate: float) -> int:
     print(
         f"when the stream ended: {behind} still to apply ({behind / rate:.2f} s of deliveries);"
         f" all applied {caught_up:.2f} s later"
+    )
+    per_event = {name: (after[name] - before[name]) / total * 1000 for name in before}
+    print(
+        "CPU per event, first delivery to last applied: "
+        + ", ".join(f"{name} {ms:.3f} ms" for name, ms in per_event.items())
+        + f"; {sum(per_event.values()):.3f} ms in all"
     )
     keeps_up = behind < rate
     print(f"applied keeps up with the stream: {'met' if keeps_up else 'MISSED'} (< {rate:g})")
