@@ -22,7 +22,7 @@ from litestar.datastructures import State
 from sqlalchemy import JSON, MetaData, Table, event, insert, literal, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DisconnectionError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -259,6 +259,45 @@ def _json_text(value: Any) -> str:
     return msgspec.json.encode(value).decode()
 
 
+_PING_AFTER_IDLE = 0.5
+"""Seconds a pooled connection may sit unused before a checkout pings it (HikariCP's
+``aliveBypassWindowMs`` is the same 500 ms)."""
+
+
+def _ping_on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """The pool's liveness check on PostgreSQL: ``SELECT 1`` as a simple query on asyncpg's
+    connection, one round trip, when the connection has been unused for ``_PING_AFTER_IDLE``
+    seconds or more. A connection that fails it (a database restart closed it) is dropped, and
+    the pool checks out a fresh one (SQLAlchemy takes ``DisconnectionError`` from a checkout
+    handler so).
+
+    SQLAlchemy's own ``pool_pre_ping`` on asyncpg wraps a prepared ``;`` in BEGIN and ROLLBACK
+    (for PgBouncer's transaction mode: a simple query prepares nothing, so it is as safe there)
+    before every session's first statement: three round trips, and at a steady stream of
+    webhooks a session of one event each. A connection handed back less than half a second ago
+    is used without one: if the server closed it meanwhile, its first statement fails and
+    SQLAlchemy drops every connection of the pool that was open then, as a ping would have
+    found them (a restart is down longer than that anyway)."""
+    used = record.info.get(_USED_AT)
+    if used is not None and time.monotonic() - used < _PING_AFTER_IDLE:
+        return
+    try:
+        dbapi_connection.run_async(_empty_query)
+    except Exception as exc:
+        raise DisconnectionError(f"pooled connection lost: {type(exc).__name__}") from exc
+
+
+_USED_AT = "shared.used_at"
+
+
+def _handed_back(_dbapi_connection: Any, record: Any) -> None:
+    record.info[_USED_AT] = time.monotonic()
+
+
+async def _empty_query(connection: asyncpg.Connection) -> None:
+    await connection.execute("SELECT 1")
+
+
 class Database:
     """The engine and session factory of one service."""
 
@@ -269,7 +308,7 @@ class Database:
         _create_sqlite_folder(url)
         self.url = async_database_url(url)
         self._sqlite = is_sqlite(self.url)
-        kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        kwargs: dict[str, Any] = {}
         if self._sqlite:
             _put_sqlite_file_in_wal(self.url)
             kwargs = {"connect_args": {"timeout": _SQLITE_BUSY_SECONDS}}
@@ -279,6 +318,9 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         if self._sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        else:
+            event.listen(self.engine.sync_engine, "checkout", _ping_on_checkout)
+            event.listen(self.engine.sync_engine, "checkin", _handed_back)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         self._row_pool: asyncpg.Pool | None = None
 

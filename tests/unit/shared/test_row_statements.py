@@ -165,6 +165,8 @@ async def test_a_pooled_connection_the_server_dropped_is_retried_on_a_fresh_one(
 
     await database.insert_row(ROWS, _row("b"))
 
+    # Read on a fresh connection: the main pool's, used just now, was closed too.
+    await database.engine.dispose()
     assert [row["id"] for row in await _stored(database)] == ["a", "b"]
     if using_postgres():
         assert len(failures) == 1, failures
