@@ -549,20 +549,17 @@ def _build_claim(dialect: str) -> Any:
 
 
 _CLAIMS = {name: _build_claim(name) for name in ("postgresql", "sqlite")}
-_FINISH = (
-    update(_EVENT_TABLE)
-    .where(
-        _EVENTS.c.id.in_(bindparam("ids", expanding=True)),
-        _EVENTS.c.claim_token == bindparam("token", type_=_EVENTS.c.claim_token.type),
-    )
-    .values(
-        status=bindparam("status", type_=_EVENTS.c.status.type),
-        processed_at=bindparam("now", type_=_EVENTS.c.processed_at.type),
-        locked_until=None,
-        claim_token=None,
-    )
-    .returning(_EVENTS.c.id)
+# The events of ``ids`` still held by the claim ``token`` (bound by :func:`_by_claim`).
+_HELD = update(_EVENT_TABLE).where(
+    _EVENTS.c.id.in_(bindparam("ids", expanding=True)),
+    _EVENTS.c.claim_token == bindparam("token", type_=_EVENTS.c.claim_token.type),
 )
+_FINISH = _HELD.values(
+    status=bindparam("status", type_=_EVENTS.c.status.type),
+    processed_at=bindparam("now", type_=_EVENTS.c.processed_at.type),
+    locked_until=None,
+    claim_token=None,
+).returning(_EVENTS.c.id)
 
 
 async def claim_events(
@@ -604,25 +601,25 @@ async def finish_events(
     now = utcnow()
     connection = await session.connection()
     held: set[str] = set()
-    for token in {event.claim_token for event in events}:
-        ids = [event.id for event in events if event.claim_token == token]
-        parameters = {"ids": ids, "token": token, "status": status, "now": now}
+    for claim in _by_claim(events):
+        parameters = {**claim, "status": status, "now": now}
         held.update((await connection.execute(_FINISH, parameters)).scalars())
     return held
 
 
-_RELEASE = (
-    update(_EVENT_TABLE)
-    .where(
-        _EVENTS.c.id.in_(bindparam("ids", expanding=True)),
-        _EVENTS.c.claim_token == bindparam("token", type_=_EVENTS.c.claim_token.type),
-    )
-    .values(
-        status=EventStatus.PENDING,
-        attempts=_EVENTS.c.attempts - 1,
-        locked_until=None,
-        claim_token=None,
-    )
+def _by_claim(events: list[ClaimedEvent]) -> list[dict[str, Any]]:
+    """The parameters of ``_HELD`` for each claim among ``events``: its token and its ids."""
+    return [
+        {"ids": [event.id for event in events if event.claim_token == token], "token": token}
+        for token in {event.claim_token for event in events}
+    ]
+
+
+_RELEASE = _HELD.values(
+    status=EventStatus.PENDING,
+    attempts=_EVENTS.c.attempts - 1,
+    locked_until=None,
+    claim_token=None,
 )
 
 
@@ -631,9 +628,8 @@ async def release_events(connection: AsyncConnection, events: list[ClaimedEvent]
     over to it): ``pending`` again, their attempt not counted, for any worker to take now
     rather than once their lease runs out. An event claimed anew since is left alone. The
     caller commits, unless ``connection`` is in autocommit."""
-    for token in {event.claim_token for event in events}:
-        ids = [event.id for event in events if event.claim_token == token]
-        await connection.execute(_RELEASE, {"ids": ids, "token": token})
+    for claim in _by_claim(events):
+        await connection.execute(_RELEASE, claim)
 
 
 async def finish_event_as(session: AsyncSession, event_id: str, status: EventStatus) -> None:
