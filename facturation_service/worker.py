@@ -313,17 +313,16 @@ class WebhookWorker:
         """The next batch is claimed from the journal, if one is due, though handed events wait."""
         self._last_claim = -math.inf
         """``time.monotonic()`` when the loop last claimed from the journal,"""
-        self._last_claim_full = False
-        """whether that claim took a whole batch (more may be due),"""
         self._pending_seen = 0
         """and the intake's ``pending_stored`` just before it."""
-        self._journal_news = False
-        """:meth:`notify` was called since the last claim began."""
+        self._claim_wanted = False
+        """The journal may hold more: the last claim took a whole batch, or :meth:`notify` was
+        called since it began."""
 
     def notify(self) -> None:
         """Events were journaled or queued again outside the intake (a replay, a catch-up pass):
         claim now instead of at the next poll."""
-        self._journal_news = True
+        self._claim_wanted = True
         self._wake.set()
 
     def wake(self) -> None:
@@ -550,11 +549,11 @@ class WebhookWorker:
         if not claim_due:
             return []
         pending_seen = self._pending_stored()
-        self._journal_news = False
+        self._claim_wanted = False
         async with self.database.sessionmaker() as session:
             claimed = await journal.claim_events(session, limit=size, lease=self.lease)
         self._last_claim = time.monotonic()
-        self._last_claim_full = len(claimed) == size
+        self._claim_wanted = self._claim_wanted or len(claimed) == size
         self._pending_seen = pending_seen
         return claimed + self._take_handed(size - len(claimed))
 
@@ -567,8 +566,7 @@ class WebhookWorker:
         return (
             self.intake is None
             or self.intake.handoff is not self
-            or self._last_claim_full
-            or self._journal_news
+            or self._claim_wanted
             or self._pending_seen != self._pending_stored()
             or time.monotonic() - self._last_claim >= self.config.poll_interval
         )

@@ -8,19 +8,17 @@ from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import func, select, text
 
 from facturation_service.journal import EventStatus
-from facturation_service.models import WebhookEvent
+from facturation_service.models import UNPROCESSED_EVENTS, WebhookEvent
 from shared import Database
 from tests.support import stripe_events
 from tests.support.stack import Stack, start_stack
 
 __all__ = ["all_applied", "check_processed", "receiving_stack", "signed_invoice_deliveries"]
 
-_WAITING = select(
-    exists().where(WebhookEvent.status.in_([EventStatus.PENDING, EventStatus.PROCESSING]))
-)
+_WAITING = select(select(WebhookEvent.id).where(text(UNPROCESSED_EVENTS)).exists())
 
 
 async def all_applied(database: Database) -> bool:
